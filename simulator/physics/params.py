@@ -1,0 +1,118 @@
+"""Coefficients of the timing and power models, loaded from a calibration file.
+
+The file (``calibration/h100.yaml`` by default) is written by ``fleetsim calibrate`` from
+measured data; every coefficient records where it came from and how well it fits. This module
+only reads it: the models in :mod:`simulator.physics.timing` and :mod:`.power` are pure
+functions of an iteration's shape and these coefficients.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from simulator.errors import ScenarioError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CALIBRATION = REPO_ROOT / "calibration" / "h100.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _finite(cls, v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
+class RooflineOp(_Strict):
+    """Time of one kernel: ``overhead_s + max(flops / (peak * eta_c(m)), bytes / (bw * eta_m))``.
+
+    ``eta_c(m) = eta_compute_max * m / (m + m_half_tokens)`` where ``m`` is the number of rows
+    (tokens or sequences) the kernel processes: small GEMMs cannot fill the tensor cores.
+    """
+
+    eta_compute_max: float = Field(1.0, gt=0, le=1, description="compute efficiency at large m")
+    m_half_tokens: float = Field(0.0, ge=0, description="rows at which eta_c is half its max")
+    eta_memory: float = Field(1.0, gt=0, le=1, description="fraction of HBM bandwidth reached")
+    overhead_s: float = Field(0.0, ge=0, description="fixed launch/latency cost per kernel, s")
+
+
+class AllReduceFit(_Strict):
+    """NCCL all-reduce time: ``alpha_s + bytes * beta_s_per_byte`` for a group size."""
+
+    alpha_s: float = Field(ge=0)
+    beta_s_per_byte: float = Field(ge=0)
+
+
+class TimingParams(_Strict):
+    """Per-op roofline efficiencies and fixed costs (see :mod:`simulator.physics.timing`)."""
+
+    gemm: dict[str, RooflineOp] = Field(
+        default_factory=dict,
+        description="per-GEMM op (qkv, o, up, down, lm_head) efficiencies; key 'default' applies"
+        " to ops without their own entry",
+    )
+    elementwise: dict[str, RooflineOp] = Field(
+        default_factory=dict,
+        description="memory-bound ops (norm, rope, act, add, emb); key 'default' as above",
+    )
+    attn_prefill: RooflineOp = RooflineOp()
+    attn_decode: RooflineOp = RooflineOp()
+    all_reduce: dict[int, AllReduceFit] = Field(default_factory=dict, description="by TP degree")
+    iteration_fixed_s: float = Field(0.0, ge=0, description="per-iteration CPU cost, s")
+    per_seq_s: float = Field(0.0, ge=0, description="per-sequence scheduling/sampling cost, s")
+
+    def gemm_op(self, name: str) -> RooflineOp:
+        return self.gemm.get(name) or self.gemm.get("default") or RooflineOp()
+
+    def elementwise_op(self, name: str) -> RooflineOp:
+        return self.elementwise.get(name) or self.elementwise.get("default") or RooflineOp()
+
+
+class PowerParams(_Strict):
+    """Per-GPU power: ``P = p_busy_w + e_flop_j * FLOP/s + e_byte_j * byte/s`` while busy."""
+
+    idle_w: float = Field(70.0, gt=0, description="GPU power with no work, W")
+    p_busy_w: float = Field(100.0, gt=0, description="power of a busy GPU at zero throughput, W")
+    e_flop_j: float = Field(0.0, ge=0, description="energy per tensor FLOP, J")
+    e_byte_j: float = Field(0.0, ge=0, description="energy per HBM byte moved, J")
+
+
+class Calibration(_Strict):
+    """A calibration file: versioned coefficients plus their provenance and fit errors."""
+
+    version: str = "0"
+    description: str = ""
+    timing: TimingParams = TimingParams()
+    power: PowerParams = PowerParams()
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    errors: dict[str, Any] = Field(default_factory=dict, description="fit error report (MAPE, ...)")
+    residuals: dict[str, list[float]] = Field(
+        default_factory=dict,
+        description="relative residuals (predicted/measured - 1) per quantity, for Monte Carlo",
+    )
+
+
+def load_calibration(path: str | Path | None = None) -> Calibration:
+    """Read and validate a calibration file (default: ``calibration/h100.yaml``)."""
+    p = Path(path) if path is not None else DEFAULT_CALIBRATION
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise ScenarioError(f"cannot read calibration file: {e.strerror}", file=str(p)) from None
+    except yaml.YAMLError as e:
+        raise ScenarioError(f"malformed YAML: {e}", file=str(p)) from None
+    try:
+        return Calibration.model_validate(raw or {})
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise ScenarioError(err["msg"], file=str(p), field=loc) from None

@@ -1,0 +1,193 @@
+"""Iteration time of a tensor-parallel replica: a pure function of the iteration's shape.
+
+Per layer and per GPU of a TP group (shapes sharded Megatron-style):
+
+* GEMMs ``qkv``, ``o``, ``up`` (gate+up when gated), ``down``: roofline of their FLOPs and bytes
+  (weights plus activations) with fitted efficiencies, see :class:`RooflineOp`;
+* memory-bound element-wise ops ``norm`` (x2), ``rope``, ``act``, ``add`` (x2);
+* attention: prefill from causal-pair FLOPs, decode from KV-cache bytes read;
+* two all-reduces of the activations when TP > 1 (fitted NCCL model);
+
+plus the embedding gather and the LM head (on sampled rows only) once per iteration, and a
+fixed CPU cost per iteration and per sequence. Units: seconds, FLOPs, bytes, all per GPU.
+
+Postcondition: :meth:`TimingModel.iteration_s` is > 0 for any shape with work, so the clock
+always advances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from simulator.catalog import ModelShape
+from simulator.hardware import BYTES_PER_ELEMENT, H100, GPUSpec
+from simulator.physics.params import RooflineOp, TimingParams
+from simulator.physics.shapes import IterationShape
+
+ACT_BYTES = 2.0  # activations are bf16 in both precisions (FP8 is weight/GEMM precision)
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """Time and work of an iteration (or a part of it), per GPU."""
+
+    time_s: float
+    flops: float
+    hbm_bytes: float
+
+
+def roofline_s(op: RooflineOp, m: float, flops: float, nbytes: float, peak_flops: float,
+               bw_bytes_per_s: float) -> float:
+    """Time of one kernel in seconds under the fitted roofline (see :class:`RooflineOp`)."""
+    eta_c = op.eta_compute_max * (m / (m + op.m_half_tokens) if op.m_half_tokens > 0 else 1.0)
+    return op.overhead_s + max(flops / (peak_flops * eta_c), nbytes / (bw_bytes_per_s * op.eta_memory))
+
+
+@dataclass(frozen=True)
+class DecodeLine:
+    """A decode-only iteration of fixed batch size n is linear in its total context c:
+
+    ``time_s = t0_s + t1_s * c``, ``flops = f0 + f1 * c``, ``hbm_bytes = b0 + b1 * c``.
+    """
+
+    n_seqs: int
+    t0_s: float
+    t1_s: float
+    f0: float
+    f1: float
+    b0: float
+    b1: float
+
+
+class TimingModel:
+    """Timing of one replica (``tp`` GPUs) serving ``model`` in ``precision``.
+
+    Pure: holds only constants derived from its arguments; results are cached by shape.
+    """
+
+    def __init__(self, model: ModelShape, tp: int, precision: str, params: TimingParams,
+                 kv_precision: str = "bf16", gpu: GPUSpec = H100):
+        self.model, self.tp, self.params, self.gpu = model, tp, params, gpu
+        self.w_bytes = BYTES_PER_ELEMENT[precision]
+        self.kv_bytes = BYTES_PER_ELEMENT[kv_precision]
+        self.peak = gpu.peak_flops(precision)
+        self.bw = gpu.hbm_bw_bytes_per_s
+        m = model
+        self.heads_gpu = m.heads / tp
+        self.kv_heads_gpu = max(m.kv_heads / tp, 1.0)  # KV heads are replicated when kv_heads < tp
+        qkv_n = (self.heads_gpu + 2 * self.kv_heads_gpu) * m.head_dim
+        up_n = (2 if m.gated_mlp else 1) * m.ffn_size / tp
+        # (name, K, N) of the per-layer GEMMs on one GPU
+        self.gemms = [("qkv", m.hidden_size, qkv_n), ("o", m.q_size / tp, m.hidden_size),
+                      ("up", m.hidden_size, up_n), ("down", m.ffn_size / tp, m.hidden_size)]
+        # element-wise ops: (name, count per layer, bytes moved per token)
+        d, f = m.hidden_size, m.ffn_size / tp
+        self.elementwise = [
+            ("norm", 2, 2 * d * ACT_BYTES),
+            ("rope", 1, 2 * (self.heads_gpu + self.kv_heads_gpu) * m.head_dim * ACT_BYTES),
+            ("act", 1, ((3 if m.gated_mlp else 2) * f) * ACT_BYTES),
+            ("add", 2, 3 * d * ACT_BYTES),
+        ]
+        # KV-cache bytes of one context token in one layer on one GPU (K and V)
+        self.kv_bytes_token_layer = 2 * self.kv_heads_gpu * m.head_dim * self.kv_bytes
+        self.attn_flops_pair_layer = 4.0 * self.heads_gpu * m.head_dim  # QK^T and PV, 2 FLOP/MAC
+        self._linear_cached = lru_cache(maxsize=8192)(self._linear)
+        self._decode_lines: dict[int, DecodeLine] = {}
+
+    # ----------------------------------------------------------------- pieces
+    def gemm(self, name: str, m_rows: float, k: float, n: float) -> Work:
+        """One GEMM of ``m_rows`` x ``k`` by ``k`` x ``n`` weights, on one GPU."""
+        flops = 2.0 * m_rows * k * n
+        nbytes = k * n * self.w_bytes + m_rows * (k + n) * ACT_BYTES
+        t = roofline_s(self.params.gemm_op(name), m_rows, flops, nbytes, self.peak, self.bw)
+        return Work(t, flops, nbytes)
+
+    def elementwise_op(self, name: str, m_rows: float, bytes_per_row: float) -> Work:
+        nbytes = m_rows * bytes_per_row
+        t = roofline_s(self.params.elementwise_op(name), m_rows, 0.0, nbytes, self.peak, self.bw)
+        return Work(t, 0.0, nbytes)
+
+    def all_reduce_s(self, m_rows: float) -> float:
+        """One all-reduce of the ``m_rows x hidden`` activations across the TP group."""
+        if self.tp == 1:
+            return 0.0
+        fit = self.params.all_reduce.get(self.tp)
+        if fit is None:  # pure bandwidth bound over NVLink (ring: 2(p-1)/p of the data)
+            nbytes = m_rows * self.model.hidden_size * ACT_BYTES
+            return 2 * (self.tp - 1) / self.tp * nbytes / (self.gpu.nvlink_bw_bytes_per_s / 2)
+        return fit.alpha_s + fit.beta_s_per_byte * m_rows * self.model.hidden_size * ACT_BYTES
+
+    def layer_linear(self, m_rows: int) -> Work:
+        """All non-attention work of one layer for ``m_rows`` tokens (GEMMs, elementwise, AR)."""
+        t = fl = by = 0.0
+        for name, k, n in self.gemms:
+            w = self.gemm(name, m_rows, k, n)
+            t, fl, by = t + w.time_s, fl + w.flops, by + w.hbm_bytes
+        for name, count, bpr in self.elementwise:
+            w = self.elementwise_op(name, m_rows, bpr)
+            t, by = t + count * w.time_s, by + count * w.hbm_bytes
+        t += 2 * self.all_reduce_s(m_rows)
+        return Work(t, fl, by)
+
+    def _linear(self, m_rows: int, sampled: int) -> Work:
+        """Whole-model non-attention work: layers + embedding + LM head + CPU costs."""
+        lay = self.layer_linear(m_rows)
+        emb = self.elementwise_op("emb", m_rows, self.model.hidden_size * ACT_BYTES)
+        head = (self.gemm("lm_head", sampled, self.model.hidden_size, self.model.vocab_size / self.tp)
+                if sampled else Work(0.0, 0.0, 0.0))
+        L = self.model.layers
+        p = self.params
+        t = L * lay.time_s + emb.time_s + head.time_s + p.iteration_fixed_s + p.per_seq_s * sampled
+        return Work(t, L * lay.flops + head.flops, L * lay.hbm_bytes + emb.hbm_bytes + head.hbm_bytes)
+
+    def attention(self, s: IterationShape) -> Work:
+        """Attention of all sequences of the iteration, all layers."""
+        L, p = self.model.layers, self.params
+        t = fl = by = 0.0
+        if s.prefill_tokens:
+            flops = self.attn_flops_pair_layer * s.prefill_attn_pairs
+            nbytes = ((s.prefill_tokens + s.prefill_prefix_tokens) * self.kv_bytes_token_layer
+                      + 2 * s.prefill_tokens * self.heads_gpu * self.model.head_dim * ACT_BYTES)
+            t += L * roofline_s(p.attn_prefill, s.prefill_tokens, flops, nbytes, self.peak, self.bw)
+            fl, by = L * flops, L * nbytes
+        if s.decode_seqs:
+            line = self.decode_attention(s.decode_seqs)
+            t += line[0] + line[1] * s.decode_ctx_tokens
+            fl += line[2] * s.decode_ctx_tokens
+            by += line[3] * s.decode_ctx_tokens
+        return Work(t, fl, by)
+
+    def decode_attention(self, n_seqs: int) -> tuple[float, float, float, float]:
+        """(t0_s, t1_s per context token, FLOPs and bytes per context token) of decode attention.
+
+        Roofline of a kernel whose FLOPs and bytes are both proportional to the context: the
+        binding side does not change with the context, so time is exactly linear in it.
+        """
+        L, op = self.model.layers, self.params.attn_decode
+        eta_c = op.eta_compute_max * (n_seqs / (n_seqs + op.m_half_tokens) if op.m_half_tokens else 1.0)
+        f1 = self.attn_flops_pair_layer
+        b1 = self.kv_bytes_token_layer
+        t1 = max(f1 / (self.peak * eta_c), b1 / (self.bw * op.eta_memory))
+        return L * op.overhead_s, L * t1, L * f1, L * b1
+
+    # ------------------------------------------------------------------- API
+    def work(self, s: IterationShape) -> Work:
+        """Time, FLOPs and HBM bytes of one iteration, per GPU of the replica."""
+        lin = self._linear_cached(s.tokens, s.sampled_seqs)
+        att = self.attention(s)
+        return Work(lin.time_s + att.time_s, lin.flops + att.flops, lin.hbm_bytes + att.hbm_bytes)
+
+    def iteration_s(self, s: IterationShape) -> float:
+        """Uncapped duration of one iteration in seconds."""
+        return self.work(s).time_s
+
+    def decode_line(self, n_seqs: int) -> DecodeLine:
+        """Linear coefficients of a decode-only iteration of ``n_seqs`` sequences."""
+        line = self._decode_lines.get(n_seqs)
+        if line is None:
+            lin = self._linear_cached(n_seqs, n_seqs)
+            a0, a1, f1, b1 = self.decode_attention(n_seqs)
+            line = DecodeLine(n_seqs, lin.time_s + a0, a1, lin.flops, f1, lin.hbm_bytes, b1)
+            self._decode_lines[n_seqs] = line
+        return line
