@@ -1,0 +1,139 @@
+"""Command line: ``fleetsim run|validate|reference|calibrate|profile``.
+
+User errors (bad scenario, bad data) print one line to stderr and exit with code 2; nothing
+half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from simulator.errors import FleetsimError
+
+
+def _fail(e: Exception) -> None:
+    click.echo(f"error: {e}", err=True)
+    sys.exit(2)
+
+
+class Group(click.Group):
+    """Turns FleetsimError into one line and exit code 2 for every subcommand."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FleetsimError as e:
+            _fail(e)
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="fleetsim")
+def main() -> None:
+    """fleetsim: simulate LLM serving on H100 fleets (latency, power, energy)."""
+
+
+def _load(scenario: str, overrides: tuple[str, ...]):
+    from simulator.scenario.load import load_scenario
+    from simulator.engine.fleet import check_memory
+
+    sc = load_scenario(scenario, overrides)
+    check_memory(sc)
+    return sc
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="override a scenario field by dotted path (repeatable)")
+def validate(scenario: str, overrides: tuple[str, ...]) -> None:
+    """Check SCENARIO (schema, references, memory fit) without running it."""
+    sc = _load(scenario, overrides)
+    click.echo(f"{scenario}: ok ({sc.model_shape().name}, {sc.deployment.nodes} node(s),"
+               f" tp={sc.deployment.tp}, {sc.replicas_per_node} replica(s)/node)")
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="output folder (replaced atomically)")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="override a scenario field by dotted path (repeatable)")
+@click.option("--csv", is_flag=True, help="also write requests.csv")
+@click.option("--quiet", is_flag=True, help="no progress bar or summary")
+def run(scenario: str, out_dir: str, overrides: tuple[str, ...], csv: bool, quiet: bool) -> None:
+    """Simulate SCENARIO and write results to OUT."""
+    from tqdm import tqdm
+
+    from simulator.engine.run import simulate
+    from simulator.output import write_run
+
+    sc = _load(scenario, overrides)
+    total = sc.simulation.requests
+    bar = None if quiet else tqdm(total=total, unit="req", desc="simulating", file=sys.stderr,
+                                  mininterval=0.5, leave=False)
+    try:
+        res = simulate(sc, progress=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    write_run(res, out_dir, csv=csv)
+    if not quiet:
+        click.echo(format_summary(res.summary, out_dir))
+
+
+def format_summary(s: dict, out_dir: str) -> str:
+    """The one-screen summary printed after a run."""
+    def f(x, scale=1.0, fmt=".3g"):
+        return "n/a" if x is None or x != x else format(x * scale, fmt)
+    lines = [
+        f"{s['scenario']}: {s['model']} on {s['nodes']} node(s) / {s['gpus']} GPUs (tp={s['tp']},"
+        f" {s['replicas']} replicas), {f(s['simulated_time_s'])} s simulated",
+        f"  requests   completed {s['requests_completed']}  dropped {s['requests_dropped']}"
+        f"  in flight {s['requests_in_flight']}  preemptions {s['preemptions']}",
+        f"  throughput {f(s['throughput_requests_per_s'])} req/s  "
+        f"{f(s['throughput_output_tokens_per_s'])} output tok/s  mean batch {f(s['mean_batch_size'])}",
+        f"  latency    TTFT p50 {f(s['ttft_s_p50'], 1e3)} ms  p99 {f(s['ttft_s_p99'], 1e3)} ms |"
+        f" TPOT p50 {f(s['tpot_s_p50'], 1e3)} ms  p99 {f(s['tpot_s_p99'], 1e3)} ms |"
+        f" ITL p50 {f(s['itl_s_p50'], 1e3)} ms | E2E p50 {f(s['e2e_s_p50'])} s  p99 {f(s['e2e_s_p99'])} s",
+        f"  power      GPU mean {f(s['gpu_power_w_mean'])} W  node mean {f(s['node_power_w_mean'])} W"
+        f"  node peak {f(s['node_power_w_peak'])} W",
+        f"  energy     facility {f(s['energy_facility_j'], 1 / 3.6e6)} kWh  GPU {f(s['energy_gpu_j'], 1 / 3.6e6)} kWh"
+        f"  | {f(s['energy_per_query_wh_mean'])} Wh/query (facility)"
+        f"  {f(s['energy_per_output_token_j'])} J/output token (GPU)",
+        "  SLO        " + "  ".join(f"{k} {f(v, 100, '.1f')} %" for k, v in s["slo_attainment"].items()),
+        f"  wrote {out_dir}/summary.json, requests.parquet, power/, scenario.resolved.yaml",
+    ]
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False),
+              help="write the markdown here instead of stdout")
+def reference(out_path: str | None) -> None:
+    """Print the scenario reference (every field, type, unit, default), generated from the schema."""
+    from simulator.scenario.reference import render_reference
+
+    text = render_reference()
+    if out_path:
+        Path(out_path).write_text(text)
+    else:
+        click.echo(text)
+
+
+def _register_optional() -> None:
+    """Commands that live in their own packages (calibration)."""
+    try:
+        from simulator.calibration.cli import calibrate_cmd, profile_cmd
+    except ImportError:  # pragma: no cover - during development only
+        return
+    main.add_command(calibrate_cmd, "calibrate")
+    main.add_command(profile_cmd, "profile")
+
+
+_register_optional()
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,341 @@
+"""A replica: one tensor-parallel group of GPUs running continuous batching, as a SimPy process.
+
+The process loop asks the batching policy for the next iteration, asks the physics for its
+time and energy, and advances the clock. When only decodes run and nothing can join, it jumps
+over ``k`` decode iterations in one event (closed form, :class:`DecodeSpan`) up to the next
+membership change: the first request to finish or the KV cache filling up. An arrival during a
+jump interrupts it; the jump then ends at the first iteration boundary after the arrival, where
+the stepped engine would also have admitted it.
+
+Energy ledger (per replica, all GPUs of the group): every busy interval is recorded with its
+exact energy; idle time is filled in later at idle power. Each iteration's energy (GPUs plus
+the host share of a busy GPU) is shared by the tokens it processed: prefill chunks by their
+tokens, decodes one share each (a per-slot cumulative counter makes this O(1) per request).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from collections.abc import Callable
+
+import simpy
+
+from simulator.engine.batching import BatchLimits, plan_iteration
+from simulator.engine.request import DECODE, DONE, PREFILL, QUEUED, Request
+from simulator.physics.params import PowerParams
+from simulator.physics.power import DecodeSpan, iteration_cost
+from simulator.physics.shapes import IterationShape
+from simulator.physics.timing import TimingModel
+
+
+class Recorder:
+    """Struct-of-lists of busy intervals and inter-token-latency pieces of one replica.
+
+    Interval i: ``[t0_s[i], t1_s[i])`` with replica GPU energy ``energy_j[i]`` (sum over its
+    GPUs), peak per-GPU power ``peak_w[i]``, mean sequences ``batch[i]``, tokens emitted
+    ``tokens_out[i]``, prefill energy share ``prefill_j[i]``, mean KV tokens ``kv_tokens[i]``.
+    ITL piece p: ``k`` iterations whose durations are ``a + b j`` (j < k), each giving ``w``
+    tokens that inter-token latency; starting at ``itl_t_s``.
+    """
+
+    __slots__ = ("t0_s", "t1_s", "energy_j", "peak_w", "batch", "tokens_out", "prefill_j",
+                 "kv_tokens", "itl_t_s", "itl_a", "itl_b", "itl_k", "itl_w")
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, [])
+
+    def itl(self, t_s: float, a: float, b: float, k: int, w: int) -> None:
+        if w > 0 and k > 0:
+            self.itl_t_s.append(t_s)
+            self.itl_a.append(a)
+            self.itl_b.append(b)
+            self.itl_k.append(k)
+            self.itl_w.append(w)
+
+
+class Replica:
+    """One replica's scheduler state and SimPy process."""
+
+    def __init__(self, env: simpy.Environment, index: int, node: int, tp: int,
+                 timing: TimingModel, power: PowerParams, cap_w: float, limits: BatchLimits,
+                 host_busy_w_per_gpu: float, on_finish: Callable[[Request], None],
+                 stepped: bool = False):
+        self.env, self.index, self.node, self.tp = env, index, node, tp
+        self.timing, self.power, self.cap_w, self.limits = timing, power, cap_w, limits
+        self.host_busy_w = host_busy_w_per_gpu * tp  # host share drawn while this group is busy
+        self.on_finish = on_finish
+        self.stepped = stepped
+        self.rec = Recorder()
+        # queues
+        self.waiting: deque[Request] = deque()
+        self.prefilling: list[Request] = []
+        self.heap: list[tuple[int, int, int, Request]] = []  # (finish_it, rid, version, req)
+        self.n_dec = 0
+        self.ctx_sum = 0          # sum over decoders of the context of their next step
+        self.kv_reserved = 0      # KV tokens held by sequences still in prefill
+        self.it = 0               # decode steps executed
+        self.slot_j = 0.0         # cumulative energy per decode slot
+        self.admit_counter = 0
+        self.admitted_order: list[Request] = []  # for LIFO preemption (lazy cleanup)
+        self.stall_s = 0.0        # prefill-only time since the last decode step (no chunking)
+        self.n_stalled = 0
+        # router view
+        self.outstanding = 0
+        self.outstanding_tokens = 0
+        # counters
+        self.preemptions = 0
+        self.busy_s = 0.0
+        self.gpu_energy_busy_j = 0.0
+        # interrupt handling
+        self.interruptible = False
+        self.wake: simpy.Event | None = None
+        self.process = env.process(self.run())
+        self._spans: dict[int, DecodeSpan] = {}
+
+    # ------------------------------------------------------------ arrivals
+    def submit(self, r: Request) -> None:
+        """Receive a routed request at the current time."""
+        r.replica = self.index
+        self.waiting.append(r)
+        self.outstanding += 1
+        self.outstanding_tokens += r.input_tokens + r.output_tokens
+        if self.wake is not None:
+            wake, self.wake = self.wake, None
+            wake.succeed()
+        elif self.interruptible:
+            self.interruptible = False
+            self.process.interrupt()
+
+    # ------------------------------------------------------------ helpers
+    def _span(self, n: int) -> DecodeSpan:
+        s = self._spans.get(n)
+        if s is None:
+            s = DecodeSpan.of(self.timing.decode_line(n), self.power, self.cap_w)
+            self._spans[n] = s
+        return s
+
+    def _kv_steps_possible(self) -> int:
+        """Decode steps that fit the KV cache before someone must be preempted."""
+        lim = self.limits
+        n_running = self.n_dec + len(self.prefilling)
+        free = lim.kv_capacity_tokens - self.kv_reserved - n_running * (lim.block_tokens - 1) - self.ctx_sum
+        return math.floor(free / self.n_dec) + 1 if free >= 0 else 0
+
+    def _preempt_one(self) -> None:
+        """Evict the most recently admitted running sequence (recompute later), vLLM's LIFO."""
+        order = self.admitted_order
+        while order:
+            r = order.pop()
+            if r.state == DECODE:
+                g = r.join_gen + (self.it - r.join_it)
+                self.ctx_sum -= r.input_tokens + g
+                self.n_dec -= 1
+                r.energy_j += self.slot_j - r.slot_mark_j
+                r.generated_tokens = g
+                r.heap_ver += 1  # its heap entry is now stale
+            elif r.state == PREFILL:
+                self.prefilling.remove(r)
+                self.kv_reserved -= r.prompt_tokens + 1
+            else:
+                continue
+            r.state = QUEUED
+            r.prompt_tokens = r.input_tokens + r.generated_tokens
+            r.prefilled_tokens = 0
+            r.preemptions += 1
+            self.preemptions += 1
+            self.waiting.appendleft(r)
+            return
+        raise RuntimeError("KV cache cannot hold a single sequence")  # excluded at load time
+
+    def _join_decode(self, r: Request) -> None:
+        r.state = DECODE
+        r.join_it = self.it
+        r.join_gen = r.generated_tokens
+        r.slot_mark_j = self.slot_j
+        self.ctx_sum += r.input_tokens + r.generated_tokens
+        self.n_dec += 1
+        r.heap_ver += 1
+        heapq.heappush(self.heap, (self.it + r.output_tokens - r.generated_tokens, r.rid, r.heap_ver, r))
+
+    def _finish(self, r: Request, now: float) -> None:
+        r.state = DONE
+        r.finish_s = now
+        r.generated_tokens = r.output_tokens
+        self.outstanding -= 1
+        self.outstanding_tokens -= r.input_tokens + r.output_tokens
+        self.on_finish(r)
+
+    def _pop_finished(self, now: float) -> None:
+        heap = self.heap
+        while heap and heap[0][0] <= self.it:
+            _, _, ver, r = heapq.heappop(heap)
+            if r.state != DECODE or ver != r.heap_ver:
+                continue
+            self.ctx_sum -= r.input_tokens + r.output_tokens  # context after its last step
+            self.n_dec -= 1
+            r.energy_j += self.slot_j - r.slot_mark_j
+            self._finish(r, now)
+
+    def _next_finish_steps(self) -> int:
+        heap = self.heap
+        while heap:
+            fin, _, ver, r = heap[0]
+            if r.state == DECODE and ver == r.heap_ver:
+                return fin - self.it
+            heapq.heappop(heap)
+        return 1 << 40
+
+    # ------------------------------------------------------------ process
+    def run(self):
+        env, rec, tp = self.env, self.rec, self.tp
+        while True:
+            if not self.waiting and not self.prefilling and self.n_dec == 0:
+                self.wake = env.event()
+                yield self.wake
+                continue
+            if self.n_dec and self._kv_steps_possible() < 1:
+                self._preempt_one()
+                continue
+            plan = plan_iteration(self.limits, self.waiting, self.prefilling,
+                                  self.n_dec, self.kv_reserved + self.ctx_sum)
+            t_start = env.now
+            if not plan.chunks:
+                # ---------------- decode-only: one coalesced jump (or one step)
+                n = self.n_dec
+                if n == 0:
+                    raise RuntimeError("replica has waiting work it can never schedule")
+                span = self._span(n)
+                c0 = self.ctx_sum
+                k = min(self._next_finish_steps(), self._kv_steps_possible())
+                if self.stepped or self.stall_s > 0.0:
+                    k = 1
+                dur = span.duration_s(c0, k)
+                if k > 1:
+                    self.interruptible = True
+                    try:
+                        yield env.timeout(dur)
+                    except simpy.Interrupt:
+                        elapsed = env.now - t_start
+                        kd = span.iterations_within(c0, elapsed, k)
+                        if span.duration_s(c0, kd) < elapsed or kd == 0:
+                            kd += 1  # the iteration in progress completes first
+                        k = min(kd, k)
+                        dur = span.duration_s(c0, k)
+                        rest = t_start + dur - env.now
+                        if rest > 0:
+                            yield env.timeout(rest)
+                    self.interruptible = False
+                else:
+                    yield env.timeout(dur)
+                energy_gpu = span.energy_j(c0, k)
+                self._account_decode(span, c0, k, n, t_start, dur, energy_gpu)
+                self._pop_finished(env.now)
+                continue
+            # ---------------- an iteration with prefill chunks (and decodes unless disabled)
+            for r in plan.admitted:
+                self.waiting.popleft()
+                r.state = PREFILL
+                if r.first_sched_s != r.first_sched_s:  # NaN: first time scheduled
+                    r.first_sched_s = t_start
+                self.prefilling.append(r)
+                self.kv_reserved += r.prompt_tokens + 1
+                self.admit_counter += 1
+                r.admit_seq = self.admit_counter
+                self.admitted_order.append(r)
+            n = self.n_dec if plan.decode else 0
+            p_tok = pairs = prefix = done = 0
+            for r, c in plan.chunks:
+                p_tok += c
+                pairs += IterationShape.causal_pairs(c, r.prefilled_tokens)
+                prefix += r.prefilled_tokens
+                if r.prefilled_tokens + c == r.prompt_tokens:
+                    done += 1
+            shape = IterationShape(p_tok, pairs, prefix, len(plan.chunks), n + done, n,
+                                   self.ctx_sum if n else 0)
+            cost = iteration_cost(self.power, self.timing.work(shape), self.cap_w)
+            dur = cost.time_s
+            yield env.timeout(dur)
+            now = env.now
+            e_total = cost.energy_j * tp + self.host_busy_w * dur
+            share = e_total / (p_tok + n)
+            # decodes
+            if n:
+                self.slot_j += share
+                if self.stall_s > 0.0:
+                    rec.itl(t_start, dur + self.stall_s, 0.0, 1, self.n_stalled)
+                    rec.itl(t_start, dur, 0.0, 1, n - self.n_stalled)
+                    self.stall_s, self.n_stalled = 0.0, 0
+                else:
+                    rec.itl(t_start, dur, 0.0, 1, n)
+                self.it += 1
+                self.ctx_sum += n
+            elif self.n_dec:
+                if self.stall_s == 0.0:
+                    self.n_stalled = self.n_dec
+                self.stall_s += dur
+            # prefill chunks
+            for r, c in plan.chunks:
+                r.energy_j += share * c
+                r.prefilled_tokens += c
+                if r.prefilled_tokens == r.prompt_tokens:
+                    self.prefilling.remove(r)
+                    self.kv_reserved -= r.prompt_tokens + 1
+                    r.generated_tokens += 1
+                    if r.first_token_s != r.first_token_s:
+                        r.first_token_s = now
+                    if r.generated_tokens >= r.output_tokens:
+                        self._finish(r, now)
+                    else:
+                        self._join_decode(r)
+            self._record(t_start, now, cost.energy_j * tp, cost.power_w, n + len(plan.chunks),
+                         n + done, cost.energy_j * tp * p_tok / (p_tok + n),
+                         self.kv_reserved + self.ctx_sum)
+            self._pop_finished(now)
+
+    def _account_decode(self, span: DecodeSpan, c0: int, k: int, n: int, t_start: float,
+                        dur: float, energy_gpu: float) -> None:
+        rec = self.rec
+        tp = self.tp
+        e_total = energy_gpu * tp + self.host_busy_w * dur
+        self.slot_j += e_total / n
+        # ITL pieces: per-iteration time is max(a1 + b1 j, a2 + b2 j); split at the crossing
+        if self.stall_s > 0.0:  # k == 1 here
+            rec.itl(t_start, dur + self.stall_s, 0.0, 1, self.n_stalled)
+            rec.itl(t_start, dur, 0.0, 1, n - self.n_stalled)
+            self.stall_s, self.n_stalled = 0.0, 0
+        elif k == 1:
+            rec.itl(t_start, dur, 0.0, 1, n)
+        else:
+            a1, b1, a2, b2 = span._lines(c0)
+            js, capped_first = span._crossing(c0)
+            (fa, fb), (sa, sb) = ((a2, b2), (a1, b1)) if capped_first else ((a1, b1), (a2, b2))
+            k1 = min(k, js)
+            rec.itl(t_start, fa, fb, k1, n)
+            if k > k1:
+                rec.itl(t_start, sa + sb * k1, sb, k - k1, n)
+        p_first = span.one(c0).power_w
+        p_last = span.one(c0 + n * (k - 1)).power_w if k > 1 else p_first
+        self.it += k
+        self.ctx_sum += n * k
+        self._record(t_start, t_start + dur, energy_gpu * tp, max(p_first, p_last), n, n * k,
+                     0.0, self.kv_reserved + self.ctx_sum - n * (k + 1) / 2.0)
+
+    def _record(self, t0: float, t1: float, energy_j: float, peak_w: float, batch: float,
+                tokens_out: int, prefill_j: float, kv_tokens: float) -> None:
+        rec = self.rec
+        rec.t0_s.append(t0)
+        rec.t1_s.append(t1)
+        rec.energy_j.append(energy_j)
+        rec.peak_w.append(peak_w)
+        rec.batch.append(batch)
+        rec.tokens_out.append(tokens_out)
+        rec.prefill_j.append(prefill_j)
+        rec.kv_tokens.append(kv_tokens)
+
+
+def heap_finish(r: Request) -> int:
+    """Decode step index at which a decoding request emits its last token."""
+    return r.join_it + r.output_tokens - r.join_gen

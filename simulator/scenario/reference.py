@@ -1,0 +1,80 @@
+"""Generate the scenario reference (markdown) from the pydantic schema, so it cannot drift."""
+
+from __future__ import annotations
+
+import typing
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from simulator.scenario.schema import Scenario
+
+
+def _type_name(ann: Any) -> str:
+    origin = get_origin(ann)
+    if origin is typing.Literal:
+        return " \\| ".join(repr(a) for a in get_args(ann))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return " or ".join(_type_name(a) for a in get_args(ann))
+    if origin is not None:
+        args = ", ".join(_type_name(a) for a in get_args(ann))
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    if ann is type(None):
+        return "null"
+    return getattr(ann, "__name__", str(ann))
+
+
+def _models_in(ann: Any) -> list[type[BaseModel]]:
+    out = []
+    for a in [ann, *get_args(ann)]:
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            out.append(a)
+        elif get_origin(a) is not None:
+            out += _models_in(a)
+    return out
+
+
+def _default(field) -> str:
+    if field.default is not PydanticUndefined:
+        d = field.default
+        if isinstance(d, BaseModel):
+            return "(section defaults)"
+        return f"`{d!r}`"
+    if field.default_factory is not None:
+        return "(see section)"
+    return "**required**"
+
+
+def _constraints(field) -> str:
+    parts = []
+    for m in field.metadata:
+        for attr, sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            v = getattr(m, attr, None)
+            if v is not None:
+                parts.append(f"{sym} {v}")
+    return ", ".join(parts)
+
+
+def render_reference() -> str:
+    lines = ["# Scenario reference", "",
+             "Generated from `simulator/scenario/schema.py` by `fleetsim reference`; do not edit.",
+             "Units are SI and appear in field names (`_s`, `_w`, `_tokens`, `_gib`).", ""]
+    seen: set[type] = set()
+    queue: list[tuple[str, type[BaseModel]]] = [("(top level)", Scenario)]
+    while queue:
+        path, model = queue.pop(0)
+        if model in seen:
+            continue
+        seen.add(model)
+        lines += [f"## `{path}` — {model.__name__}", "", (model.__doc__ or "").strip().split("\n")[0], "",
+                  "| field | type | default | range | description |", "|---|---|---|---|---|"]
+        for name, f in model.model_fields.items():
+            desc = (f.description or "").replace("|", "\\|")
+            lines.append(f"| `{name}` | {_type_name(f.annotation)} | {_default(f)} |"
+                         f" {_constraints(f)} | {desc} |")
+            sub = "" if path == "(top level)" else path + "."
+            for m in _models_in(f.annotation):
+                queue.append((f"{sub}{name}", m))
+        lines.append("")
+    return "\n".join(lines)
