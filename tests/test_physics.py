@@ -1,0 +1,144 @@
+"""Unit tests of the pure physics: timing, power, closed-form decode spans, memory."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.catalog import CATALOG
+from simulator.hardware import H100
+from simulator.physics.memory import plan_memory
+from simulator.physics.params import PowerParams, RooflineOp, TimingParams, load_calibration
+from simulator.physics.power import Cost, DecodeSpan, capped, iteration_cost
+from simulator.physics.shapes import IterationShape, decode_shape
+from simulator.physics.timing import TimingModel, roofline_s
+
+CAL = load_calibration()
+M70 = CATALOG["Llama-3.1-70B"]
+
+
+def tm(model=M70, tp=8, precision="bf16"):
+    return TimingModel(model, tp, precision, CAL.timing)
+
+
+def test_roofline_hand_computed():
+    op = RooflineOp(eta_compute_max=0.5, m_half_tokens=0, eta_memory=0.5, overhead_s=1e-6)
+    # compute-bound: 1e12 FLOP at 0.5 * 1e15 = 2 ms
+    assert roofline_s(op, 1000, 1e12, 1e3, 1e15, 1e12) == pytest.approx(2e-3 + 1e-6)
+    # memory-bound: 1e9 bytes at 0.5 * 1e12 = 2 ms
+    assert roofline_s(op, 1, 1.0, 1e9, 1e15, 1e12) == pytest.approx(2e-3 + 1e-6)
+
+
+def test_gemm_flops_and_bytes_are_exact():
+    t = tm(tp=1)
+    w = t.gemm("down", 10, 4096, 8192)
+    assert w.flops == 2 * 10 * 4096 * 8192
+    assert w.hbm_bytes == 4096 * 8192 * 2 + 10 * (4096 + 8192) * 2
+
+
+def test_fp8_halves_weight_bytes_and_speeds_memory_bound_decode():
+    b, f = tm(precision="bf16"), tm(precision="fp8")
+    assert f.gemm("up", 1, 8192, 1000).hbm_bytes < b.gemm("up", 1, 8192, 1000).hbm_bytes
+    assert f.iteration_s(decode_shape(8, 8000)) < b.iteration_s(decode_shape(8, 8000))
+
+
+def test_decode_time_is_linear_in_context_and_matches_line():
+    t = tm()
+    line = t.decode_line(16)
+    for ctx in (16, 1000, 50_000):
+        assert t.iteration_s(decode_shape(16, ctx)) == pytest.approx(line.t0_s + line.t1_s * ctx, rel=1e-12)
+
+
+@given(n=st.integers(1, 256), c1=st.integers(1, 10**5), c2=st.integers(1, 10**5))
+@settings(max_examples=50, deadline=None)
+def test_more_work_never_faster(n, c1, c2):
+    t = tm()
+    lo, hi = sorted((c1, c2))
+    assert t.iteration_s(decode_shape(n, lo)) <= t.iteration_s(decode_shape(n, hi))
+    assert t.iteration_s(decode_shape(n, lo)) <= t.iteration_s(decode_shape(n + 1, lo + 1))
+
+
+def test_tp_shards_the_work():
+    s = IterationShape(prefill_tokens=2048, prefill_attn_pairs=IterationShape.causal_pairs(2048, 0),
+                       prefill_seqs=1, sampled_seqs=1)
+    w1, w8 = tm(tp=1).work(s), tm(tp=8).work(s)
+    assert w8.flops == pytest.approx(w1.flops / 8, rel=0.01)
+
+
+def test_kv_heads_replicate_when_tp_exceeds_them():
+    m = CATALOG["Llama-3.1-8B"]  # 8 KV heads
+    assert TimingModel(m, 8, "bf16", CAL.timing).kv_heads_gpu == 1.0
+    assert TimingModel(m, 1, "bf16", CAL.timing).kv_heads_gpu == 8.0
+
+
+def test_cap_never_exceeded_and_never_faster():
+    p = PowerParams(idle_w=70, p_busy_w=100, e_flop_j=1e-12, e_byte_j=1e-10)
+    s = IterationShape(prefill_tokens=4096, prefill_attn_pairs=IterationShape.causal_pairs(4096, 0),
+                       prefill_seqs=1, sampled_seqs=1)
+    w = tm().work(s)
+    free = iteration_cost(p, w, 700.0)
+    for cap in (200.0, 350.0, 500.0, 700.0):
+        c = iteration_cost(p, w, cap)
+        assert c.power_w <= cap * (1 + 1e-12)
+        assert c.time_s >= free.time_s * (1 - 1e-12)
+    assert capped(1.0, 100.0, 700.0) == Cost(1.0, 100.0)  # cap above demand changes nothing
+
+
+def _step_sum(span: DecodeSpan, c0: int, k: int) -> tuple[float, float]:
+    t = e = 0.0
+    for j in range(k):
+        c = span.one(c0 + span.n_seqs * j)
+        t += c.time_s
+        e += c.energy_j
+    return t, e
+
+
+@given(n=st.integers(1, 300), c0=st.integers(1, 200_000), k=st.integers(1, 400),
+       cap=st.floats(200, 700))
+@settings(max_examples=100, deadline=None)
+def test_decode_span_closed_form_equals_stepping(n, c0, k, cap):
+    # steep power so that the cap binds for some spans
+    p = PowerParams(idle_w=70, p_busy_w=150, e_flop_j=2e-12, e_byte_j=2.5e-10)
+    span = DecodeSpan.of(tm().decode_line(n), p, cap)
+    t, e = _step_sum(span, c0, k)
+    assert span.duration_s(c0, k) == pytest.approx(t, rel=1e-9)
+    assert span.energy_j(c0, k) == pytest.approx(e, rel=1e-9)
+
+
+@given(n=st.integers(1, 64), c0=st.integers(1, 50_000), k=st.integers(1, 300),
+       frac=st.floats(0, 1))
+@settings(max_examples=100, deadline=None)
+def test_iterations_within_inverts_duration(n, c0, k, frac):
+    span = DecodeSpan.of(tm().decode_line(n), CAL.power, 700.0)
+    total = span.duration_s(c0, k)
+    elapsed = frac * total
+    kd = span.iterations_within(c0, elapsed, k)
+    assert span.duration_s(c0, kd) <= elapsed + 1e-15
+    if kd < k:
+        assert span.duration_s(c0, kd + 1) > elapsed
+
+
+def test_memory_405b_bf16_does_not_fit_but_fp8_does():
+    m = CATALOG["Llama-3.1-405B"]
+    bf16 = plan_memory(m, 8, "bf16", "bf16", 0.9, 8192, 16, 2.0)
+    fp8 = plan_memory(m, 8, "fp8", "bf16", 0.9, 8192, 16, 2.0)
+    assert bf16.kv_blocks == 0
+    assert fp8.kv_tokens > 32_768
+
+
+def test_memory_weights_per_gpu():
+    m = CATALOG["Llama-3.1-70B"]
+    plan = plan_memory(m, 8, "bf16", "bf16", 0.9, 8192, 16, 2.0)
+    assert plan.weight_bytes == pytest.approx(m.params_total * 2 / 8)
+    assert 69e9 < m.params_total < 72e9  # Llama-3.1-70B has 70.6 B parameters
+    assert plan.usable_bytes == pytest.approx(0.9 * H100.hbm_bytes)
+
+
+@pytest.mark.parametrize("name,params_b", [("Llama-2-7B", 6.74), ("Llama-2-70B", 69.0),
+                                           ("Llama-3.1-8B", 8.03), ("Llama-3.1-405B", 405.9),
+                                           ("Qwen3-32B", 32.8), ("CodeLlama-34B", 33.7)])
+def test_catalog_parameter_counts_match_published(name, params_b):
+    assert CATALOG[name].params_total / 1e9 == pytest.approx(params_b, rel=0.02)
