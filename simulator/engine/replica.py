@@ -1,11 +1,12 @@
-"""A replica: one tensor-parallel group of GPUs running continuous batching, as a SimPy process.
+"""A replica: one tensor-parallel group of GPUs running continuous batching on SimPy events.
 
-The process loop asks the batching policy for the next iteration, asks the physics for its
+At each iteration boundary the replica asks the batching policy for the next iteration, asks the physics for its
 time and energy, and advances the clock. When only decodes run and nothing can join, it jumps
 over ``k`` decode iterations in one event (closed form, :class:`DecodeSpan`) up to the next
 membership change: the first request to finish or the KV cache filling up. An arrival during a
-jump interrupts it; the jump then ends at the first iteration boundary after the arrival, where
-the stepped engine would also have admitted it.
+jump cuts it short: the jump then ends at the first iteration boundary after the arrival, where
+the stepped engine (``simulation.engine: stepped``, one event per iteration) would also have
+admitted it.
 
 Energy ledger (per replica, all GPUs of the group): every busy interval is recorded with its
 exact energy; idle time is filled in later at idle power. Each iteration's energy (GPUs plus
@@ -78,7 +79,6 @@ class Replica:
         self.kv_reserved = 0      # KV tokens held by sequences still in prefill
         self.it = 0               # decode steps executed
         self.slot_j = 0.0         # cumulative energy per decode slot
-        self.admit_counter = 0
         self.admitted_order: list[Request] = []  # for LIFO preemption (lazy cleanup)
         self.stall_s = 0.0        # prefill-only time since the last decode step (no chunking)
         self.n_stalled = 0
@@ -89,10 +89,13 @@ class Replica:
         self.preemptions = 0
         self.busy_s = 0.0
         self.gpu_energy_busy_j = 0.0
-        # interrupt handling
-        self.interruptible = False
-        self.wake: simpy.Event | None = None
-        self.process = env.process(self.run())
+        # clock state
+        self.busy = False
+        self._in_jump = False
+        self._timer = None
+        self._on_end = None
+        self._jump = None
+        self._mixed = None
         self._spans: dict[int, DecodeSpan] = {}
 
     # ------------------------------------------------------------ arrivals
@@ -102,21 +105,12 @@ class Replica:
         self.waiting.append(r)
         self.outstanding += 1
         self.outstanding_tokens += r.input_tokens + r.output_tokens
-        if self.wake is not None:
-            wake, self.wake = self.wake, None
-            wake.succeed()
-        elif self.interruptible:
-            self.interruptible = False
-            self.process.interrupt()
+        if not self.busy:
+            self._next()
+        elif self._in_jump:
+            self._cut_jump()
 
     # ------------------------------------------------------------ helpers
-    def _span(self, n: int) -> DecodeSpan:
-        s = self._spans.get(n)
-        if s is None:
-            s = DecodeSpan.of(self.timing.decode_line(n), self.power, self.cap_w)
-            self._spans[n] = s
-        return s
-
     def _kv_steps_possible(self) -> int:
         """Decode steps that fit the KV cache before someone must be preempted."""
         lim = self.limits
@@ -188,112 +182,136 @@ class Replica:
             heapq.heappop(heap)
         return 1 << 40
 
-    # ------------------------------------------------------------ process
-    def run(self):
-        env, rec, tp = self.env, self.rec, self.tp
+    # ------------------------------------------------------------ the replica's clock
+    # The replica is a small state machine on SimPy events: each iteration (or coalesced
+    # jump) is one Timeout whose callback ends it and starts the next. A jump cut short by an
+    # arrival gets a new, earlier Timeout; the stale one is ignored when it fires.
+
+    def _arm(self, delay_s: float, on_end) -> None:
+        ev = self.env.timeout(delay_s)
+        self._timer = ev
+        self._on_end = on_end
+        ev.callbacks.append(self._fire)
+
+    def _fire(self, ev) -> None:
+        if ev is self._timer:
+            self._timer = None
+            self._on_end()
+
+    def _cut_jump(self) -> None:
+        """An arrival during a coalesced jump: end the jump at the next iteration boundary."""
+        t_start, span, c0, k, n = self._jump
+        elapsed = self.env.now - t_start
+        kd = span.iterations_within(c0, elapsed, k)
+        if kd == 0 or span.duration_s(c0, kd) < elapsed:
+            kd += 1  # the iteration in progress completes first
+        if kd >= k:
+            return
+        self._jump = (t_start, span, c0, kd, n)
+        self._arm(max(0.0, t_start + span.duration_s(c0, kd) - self.env.now), self._end_decode)
+
+    def _next(self) -> None:
+        """At an iteration boundary: choose and start the next iteration, or go idle."""
+        env = self.env
         while True:
             if not self.waiting and not self.prefilling and self.n_dec == 0:
-                self.wake = env.event()
-                yield self.wake
-                continue
+                self.busy = False
+                return
             if self.n_dec and self._kv_steps_possible() < 1:
                 self._preempt_one()
                 continue
-            plan = plan_iteration(self.limits, self.waiting, self.prefilling,
-                                  self.n_dec, self.kv_reserved + self.ctx_sum)
-            t_start = env.now
-            if not plan.chunks:
-                # ---------------- decode-only: one coalesced jump (or one step)
-                n = self.n_dec
-                if n == 0:
-                    raise RuntimeError("replica has waiting work it can never schedule")
-                span = self._span(n)
-                c0 = self.ctx_sum
-                k = min(self._next_finish_steps(), self._kv_steps_possible())
-                if self.stepped or self.stall_s > 0.0:
-                    k = 1
-                dur = span.duration_s(c0, k)
-                if k > 1:
-                    self.interruptible = True
-                    try:
-                        yield env.timeout(dur)
-                    except simpy.Interrupt:
-                        elapsed = env.now - t_start
-                        kd = span.iterations_within(c0, elapsed, k)
-                        if span.duration_s(c0, kd) < elapsed or kd == 0:
-                            kd += 1  # the iteration in progress completes first
-                        k = min(kd, k)
-                        dur = span.duration_s(c0, k)
-                        rest = t_start + dur - env.now
-                        if rest > 0:
-                            yield env.timeout(rest)
-                    self.interruptible = False
+            break
+        self.busy = True
+        plan = plan_iteration(self.limits, self.waiting, self.prefilling,
+                              self.n_dec, self.kv_reserved + self.ctx_sum)
+        t_start = env.now
+        if not plan.chunks:
+            # decode-only: one coalesced jump up to the next membership change (or one step)
+            n = self.n_dec
+            if n == 0:
+                raise RuntimeError("replica has waiting work it can never schedule")
+            span = self._spans.get(n)
+            if span is None:
+                span = self._spans[n] = DecodeSpan.of(self.timing.decode_line(n), self.power, self.cap_w)
+            c0 = self.ctx_sum
+            k = 1 if (self.stepped or self.stall_s > 0.0) else min(
+                self._next_finish_steps(), self._kv_steps_possible())
+            self._jump = (t_start, span, c0, k, n)
+            self._in_jump = k > 1
+            self._arm(span.duration_s(c0, k), self._end_decode)
+            return
+        for r in plan.admitted:
+            self.waiting.popleft()
+            r.state = PREFILL
+            if r.first_sched_s != r.first_sched_s:  # NaN: first time scheduled
+                r.first_sched_s = t_start
+            self.prefilling.append(r)
+            self.kv_reserved += r.prompt_tokens + 1
+            self.admitted_order.append(r)
+        n = self.n_dec if plan.decode else 0
+        p_tok = prefix = done = 0
+        pairs = 0.0
+        for r, c in plan.chunks:
+            p_tok += c
+            pre = r.prefilled_tokens
+            pairs += c * pre + c * (c + 1) / 2.0
+            prefix += pre
+            if pre + c == r.prompt_tokens:
+                done += 1
+        shape = IterationShape(p_tok, pairs, prefix, len(plan.chunks), n + done, n,
+                               self.ctx_sum if n else 0)
+        cost = iteration_cost(self.power, self.timing.work(shape), self.cap_w)
+        self._mixed = (plan, cost, t_start, n, p_tok, done)
+        self._in_jump = False
+        self._arm(cost.time_s, self._end_mixed)
+
+    def _end_decode(self) -> None:
+        t_start, span, c0, k, n = self._jump
+        self._in_jump = False
+        dur = self.env.now - t_start
+        self._account_decode(span, c0, k, n, t_start, dur, span.energy_j(c0, k))
+        self._pop_finished(self.env.now)
+        self._next()
+
+    def _end_mixed(self) -> None:
+        plan, cost, t_start, n, p_tok, done = self._mixed
+        rec, tp = self.rec, self.tp
+        now = self.env.now
+        dur = cost.time_s
+        e_gpu = cost.energy_j * tp
+        e_total = e_gpu + self.host_busy_w * dur
+        share = e_total / (p_tok + n)
+        if n:
+            self.slot_j += share
+            if self.stall_s > 0.0:
+                rec.itl(t_start, dur + self.stall_s, 0.0, 1, self.n_stalled)
+                rec.itl(t_start, dur, 0.0, 1, n - self.n_stalled)
+                self.stall_s, self.n_stalled = 0.0, 0
+            else:
+                rec.itl(t_start, dur, 0.0, 1, n)
+            self.it += 1
+            self.ctx_sum += n
+        elif self.n_dec:
+            if self.stall_s == 0.0:
+                self.n_stalled = self.n_dec
+            self.stall_s += dur
+        for r, c in plan.chunks:
+            r.energy_j += share * c
+            r.prefilled_tokens += c
+            if r.prefilled_tokens == r.prompt_tokens:
+                self.prefilling.remove(r)
+                self.kv_reserved -= r.prompt_tokens + 1
+                r.generated_tokens += 1
+                if r.first_token_s != r.first_token_s:
+                    r.first_token_s = now
+                if r.generated_tokens >= r.output_tokens:
+                    self._finish(r, now)
                 else:
-                    yield env.timeout(dur)
-                energy_gpu = span.energy_j(c0, k)
-                self._account_decode(span, c0, k, n, t_start, dur, energy_gpu)
-                self._pop_finished(env.now)
-                continue
-            # ---------------- an iteration with prefill chunks (and decodes unless disabled)
-            for r in plan.admitted:
-                self.waiting.popleft()
-                r.state = PREFILL
-                if r.first_sched_s != r.first_sched_s:  # NaN: first time scheduled
-                    r.first_sched_s = t_start
-                self.prefilling.append(r)
-                self.kv_reserved += r.prompt_tokens + 1
-                self.admit_counter += 1
-                r.admit_seq = self.admit_counter
-                self.admitted_order.append(r)
-            n = self.n_dec if plan.decode else 0
-            p_tok = pairs = prefix = done = 0
-            for r, c in plan.chunks:
-                p_tok += c
-                pairs += IterationShape.causal_pairs(c, r.prefilled_tokens)
-                prefix += r.prefilled_tokens
-                if r.prefilled_tokens + c == r.prompt_tokens:
-                    done += 1
-            shape = IterationShape(p_tok, pairs, prefix, len(plan.chunks), n + done, n,
-                                   self.ctx_sum if n else 0)
-            cost = iteration_cost(self.power, self.timing.work(shape), self.cap_w)
-            dur = cost.time_s
-            yield env.timeout(dur)
-            now = env.now
-            e_total = cost.energy_j * tp + self.host_busy_w * dur
-            share = e_total / (p_tok + n)
-            # decodes
-            if n:
-                self.slot_j += share
-                if self.stall_s > 0.0:
-                    rec.itl(t_start, dur + self.stall_s, 0.0, 1, self.n_stalled)
-                    rec.itl(t_start, dur, 0.0, 1, n - self.n_stalled)
-                    self.stall_s, self.n_stalled = 0.0, 0
-                else:
-                    rec.itl(t_start, dur, 0.0, 1, n)
-                self.it += 1
-                self.ctx_sum += n
-            elif self.n_dec:
-                if self.stall_s == 0.0:
-                    self.n_stalled = self.n_dec
-                self.stall_s += dur
-            # prefill chunks
-            for r, c in plan.chunks:
-                r.energy_j += share * c
-                r.prefilled_tokens += c
-                if r.prefilled_tokens == r.prompt_tokens:
-                    self.prefilling.remove(r)
-                    self.kv_reserved -= r.prompt_tokens + 1
-                    r.generated_tokens += 1
-                    if r.first_token_s != r.first_token_s:
-                        r.first_token_s = now
-                    if r.generated_tokens >= r.output_tokens:
-                        self._finish(r, now)
-                    else:
-                        self._join_decode(r)
-            self._record(t_start, now, cost.energy_j * tp, cost.power_w, n + len(plan.chunks),
-                         n + done, cost.energy_j * tp * p_tok / (p_tok + n),
-                         self.kv_reserved + self.ctx_sum)
-            self._pop_finished(now)
+                    self._join_decode(r)
+        self._record(t_start, now, e_gpu, cost.power_w, n + len(plan.chunks), n + done,
+                     e_gpu * p_tok / (p_tok + n), self.kv_reserved + self.ctx_sum)
+        self._pop_finished(now)
+        self._next()
 
     def _account_decode(self, span: DecodeSpan, c0: int, k: int, n: int, t_start: float,
                         dur: float, energy_gpu: float) -> None:
@@ -309,15 +327,10 @@ class Replica:
         elif k == 1:
             rec.itl(t_start, dur, 0.0, 1, n)
         else:
-            a1, b1, a2, b2 = span._lines(c0)
-            js, capped_first = span._crossing(c0)
-            (fa, fb), (sa, sb) = ((a2, b2), (a1, b1)) if capped_first else ((a1, b1), (a2, b2))
-            k1 = min(k, js)
-            rec.itl(t_start, fa, fb, k1, n)
-            if k > k1:
-                rec.itl(t_start, sa + sb * k1, sb, k - k1, n)
+            for a, b, m in span.pieces(c0, k):
+                rec.itl(t_start, a, b, m, n)
         p_first = span.one(c0).power_w
-        p_last = span.one(c0 + n * (k - 1)).power_w if k > 1 else p_first
+        p_last = span.one(c0 + n * (k - 1)).power_w
         self.it += k
         self.ctx_sum += n * k
         self._record(t_start, t_start + dur, energy_gpu * tp, max(p_first, p_last), n, n * k,
@@ -334,8 +347,3 @@ class Replica:
         rec.tokens_out.append(tokens_out)
         rec.prefill_j.append(prefill_j)
         rec.kv_tokens.append(kv_tokens)
-
-
-def heap_finish(r: Request) -> int:
-    """Decode step index at which a decoding request emits its last token."""
-    return r.join_it + r.output_tokens - r.join_gen

@@ -79,20 +79,36 @@ class Simulation:
         if self.progress is not None and self.n_done % 1000 == 0:
             self.progress(1000)
 
-    def _open_loop(self):
+    def _open_loop(self) -> None:
+        """Arrivals as a chain of Timeout callbacks, one event per request."""
         sim = self.sc.simulation
-        env = self.env
         end = sim.duration_s if sim.duration_s is not None else math.inf
-        for blk in self.workload.open_blocks(end_s=end, max_requests=sim.requests):
-            ts = blk.t_s.tolist()
-            cl = blk.class_idx.tolist()
-            ins = blk.input_tokens.tolist()
-            outs = blk.output_tokens.tolist()
-            for i in range(len(ts)):
-                dt = ts[i] - env.now
-                if dt > 0:
-                    yield env.timeout(dt)
-                self._new_request(cl[i], ts[i], ins[i], outs[i])
+        self._blocks = self.workload.open_blocks(end_s=end, max_requests=sim.requests)
+        self._blk: tuple[list, list, list, list] = ([], [], [], [])
+        self._pos = 0
+        self._arrive_next()
+
+    def _arrive_next(self) -> None:
+        ts = self._blk[0]
+        if self._pos >= len(ts):
+            blk = next(self._blocks, None)
+            if blk is None:
+                return
+            self._blk = (blk.t_s.tolist(), blk.class_idx.tolist(), blk.input_tokens.tolist(),
+                         blk.output_tokens.tolist())
+            self._pos = 0
+            ts = self._blk[0]
+            if not ts:
+                return
+        ev = self.env.timeout(max(0.0, ts[self._pos] - self.env.now))
+        ev.callbacks.append(self._arrive)
+
+    def _arrive(self, _ev) -> None:
+        i = self._pos
+        ts, cl, ins, outs = self._blk
+        self._pos = i + 1
+        self._new_request(cl[i], ts[i], ins[i], outs[i])
+        self._arrive_next()
 
     def _sample_closed(self) -> tuple[int, int, int]:
         if self._closed_pool is None or self._closed_pos >= len(self._closed_pool[0]):
@@ -138,7 +154,7 @@ class Simulation:
             for c in range(self.workload.clients):
                 self._issue(c)
         else:
-            env.process(self._open_loop())
+            self._open_loop()
         if sim.drain:
             env.run()
         else:

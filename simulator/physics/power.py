@@ -53,21 +53,24 @@ def iteration_cost(p: PowerParams, w: Work, cap_w: float) -> Cost:
     return capped(w.time_s, demanded_energy_j(p, w), cap_w)
 
 
-@dataclass(frozen=True)
 class DecodeSpan:
     """Closed-form cost of k consecutive decode-only iterations of a fixed batch.
 
     Iteration j (0-based) of a batch of n sequences whose contexts sum to ``c0`` at j = 0 has
-    context ``c0 + n j``; time and energy are linear in it (:class:`DecodeLine`), and the cap
-    makes time the max of two lines, so sums and their inverse have closed forms.
+    context ``c = c0 + n j``. Uncapped time ``t0_s + t1_s c`` and per-GPU energy
+    ``e0_j + e1_j c`` are linear in it (:class:`DecodeLine`); the cap binds where
+    ``e(c) > cap * t(c)``, a linear condition, and then time is ``e(c) / cap``. So each span is
+    at most two arithmetic progressions, and sums and their inverse have closed forms.
     """
 
-    n_seqs: int
-    t0_s: float   # uncapped time = t0_s + t1_s * c
-    t1_s: float
-    e0_j: float   # energy per GPU = e0_j + e1_j * c
-    e1_j: float
-    cap_w: float
+    __slots__ = ("n_seqs", "t0_s", "t1_s", "e0_j", "e1_j", "cap_w", "g0", "g1")
+
+    def __init__(self, n_seqs: int, t0_s: float, t1_s: float, e0_j: float, e1_j: float,
+                 cap_w: float):
+        self.n_seqs, self.t0_s, self.t1_s = n_seqs, t0_s, t1_s
+        self.e0_j, self.e1_j, self.cap_w = e0_j, e1_j, cap_w
+        # the cap binds where g(c) = g0 + g1 c > 0
+        self.g0, self.g1 = e0_j - cap_w * t0_s, e1_j - cap_w * t1_s
 
     @staticmethod
     def of(line: DecodeLine, p: PowerParams, cap_w: float) -> "DecodeSpan":
@@ -79,60 +82,65 @@ class DecodeSpan:
         """Cost of a single iteration at total context ``c`` (identical to stepping)."""
         return capped(self.t0_s + self.t1_s * c, self.e0_j + self.e1_j * c, self.cap_w)
 
-    def _lines(self, c0: float) -> tuple[float, float, float, float]:
-        """Per-iteration time as max(a1 + b1 j, a2 + b2 j) in the iteration index j."""
-        n = self.n_seqs
-        a1, b1 = self.t0_s + self.t1_s * c0, self.t1_s * n
-        a2, b2 = (self.e0_j + self.e1_j * c0) / self.cap_w, self.e1_j * n / self.cap_w
-        return a1, b1, a2, b2
+    def binds(self, c: float) -> bool:
+        return self.g0 + self.g1 * c > 0.0
 
-    def _crossing(self, c0: float) -> tuple[int, bool]:
-        """(j*, capped_first): iterations j < j* use one line, j >= j* the other."""
-        a1, b1, a2, b2 = self._lines(c0)
-        capped_first = a2 > a1
-        db = b2 - b1
-        if db == 0:
-            return (1 << 62), capped_first
-        jx = (a1 - a2) / db  # lines are equal at jx
-        j = max(0, math.floor(jx) + 1) if jx >= 0 else 0
-        if (capped_first and db > 0) or (not capped_first and db < 0):
-            return (1 << 62), capped_first  # never crosses for j >= 0
-        return j, capped_first
+    def pieces(self, c0: float, k: int) -> list[tuple[float, float, int]]:
+        """The span as arithmetic progressions ``(first, step, count)`` of iteration times."""
+        n = self.n_seqs
+        free = (self.t0_s + self.t1_s * c0, self.t1_s * n)
+        cap = ((self.e0_j + self.e1_j * c0) / self.cap_w, self.e1_j * n / self.cap_w)
+        b_first, b_last = self.binds(c0), self.binds(c0 + n * (k - 1))
+        if b_first == b_last:
+            a, b = cap if b_first else free
+            return [(a, b, k)]
+        # g changes sign once: find the first j whose binding state differs from j = 0
+        jx = -(self.g0 + self.g1 * c0) / (self.g1 * n)
+        j = max(1, min(k - 1, math.floor(jx)))
+        while j > 1 and self.binds(c0 + n * (j - 1)) != b_first:
+            j -= 1
+        while j < k and self.binds(c0 + n * j) == b_first:
+            j += 1
+        (fa, fb), (sa, sb) = (cap, free) if b_first else (free, cap)
+        return [(fa, fb, j), (sa + sb * j, sb, k - j)]
 
     def duration_s(self, c0: float, k: int) -> float:
         """Total time of iterations 0..k-1."""
         if k <= 0:
             return 0.0
-        a1, b1, a2, b2 = self._lines(c0)
-        js, capped_first = self._crossing(c0)
-        (fa, fb), (sa, sb) = ((a2, b2), (a1, b1)) if capped_first else ((a1, b1), (a2, b2))
-        k1 = min(k, js)
-        total = k1 * fa + fb * k1 * (k1 - 1) / 2.0
-        if k > js:
-            k2 = k - js
-            total += k2 * (sa + sb * js) + sb * k2 * (k2 - 1) / 2.0
-        return total
+        n = self.n_seqs
+        if self.g0 + self.g1 * c0 <= 0.0 and self.g0 + self.g1 * (c0 + n * (k - 1)) <= 0.0:
+            return k * (self.t0_s + self.t1_s * c0) + self.t1_s * n * (k * (k - 1) / 2.0)
+        return sum(a * m + b * (m * (m - 1) / 2.0) for a, b, m in self.pieces(c0, k))
 
     def energy_j(self, c0: float, k: int) -> float:
         """Total per-GPU energy of iterations 0..k-1."""
         if k <= 0:
             return 0.0
-        return k * (self.e0_j + self.e1_j * c0) + self.e1_j * self.n_seqs * k * (k - 1) / 2.0
+        return k * (self.e0_j + self.e1_j * c0) + self.e1_j * self.n_seqs * (k * (k - 1) / 2.0)
 
     def iterations_within(self, c0: float, elapsed_s: float, k_max: int) -> int:
         """Largest k <= k_max whose iterations all end within ``elapsed_s``."""
         if k_max <= 0 or elapsed_s <= 0:
             return 0
-        if self.duration_s(c0, k_max) <= elapsed_s:
-            return k_max
-        # the average step is at least the first iteration's time: estimate, then correct
-        lo, hi = 0, k_max  # invariant: duration(lo) <= elapsed < duration(hi)
         first = self.one(c0).time_s
-        guess = min(k_max - 1, max(0, int(elapsed_s / first)))
-        if self.duration_s(c0, guess) <= elapsed_s:
-            lo = guess
-        else:
-            hi = guess
+        # iteration times grow with j, so elapsed / first bounds k from above
+        hi = min(k_max, int(elapsed_s / first) + 1)
+        if self.duration_s(c0, hi) <= elapsed_s:
+            return hi
+        # quadratic estimate on the uncapped line, then correct by bisection
+        lo = 0
+        a, b = first, self.t1_s * self.n_seqs
+        if b > 0:
+            disc = (a - b / 2) ** 2 + 2 * b * elapsed_s
+            est = int((-(a - b / 2) + math.sqrt(disc)) / b)
+            est = max(0, min(hi - 1, est))
+            if self.duration_s(c0, est) <= elapsed_s:
+                lo = est
+                if est + 1 < hi and self.duration_s(c0, est + 1) > elapsed_s:
+                    return est
+            else:
+                hi = est
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if self.duration_s(c0, mid) <= elapsed_s:

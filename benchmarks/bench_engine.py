@@ -1,0 +1,52 @@
+"""Engine speed benchmark (issue 2): simulated requests per wall-second on one core.
+
+One node of 8 H100 serving Llama-3.1-70B at TP8 under Poisson chat load (500 input tokens,
+output exponential with median 300) at about 70 % of its capacity, 100,000 requests.
+The capacity is measured first with a short saturated closed-loop run, so "70 %" follows the
+calibration in use. Last line: ``requests_per_s=<number>``.
+
+    python benchmarks/bench_engine.py [--requests N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from simulator.engine.run import simulate
+from simulator.scenario.load import scenario_from_dict
+
+CHAT = {"input_tokens": {"dist": "fixed", "value": 500},
+        "output_tokens": {"dist": "exponential", "median": 300}}
+
+
+def scenario(workload: dict, requests: int) -> dict:
+    return {"name": "bench", "model": "Llama-3.1-70B",
+            "deployment": {"nodes": 1, "tp": 8, "precision": "bf16"},
+            "workload": {**workload, "classes": {"chat": CHAT}},
+            "simulation": {"requests": requests, "warmup_requests": requests // 10, "seed": 1}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=100_000)
+    ap.add_argument("--load", type=float, default=0.7)
+    a = ap.parse_args()
+    sat = simulate(scenario_from_dict(scenario({"arrival": "closed_loop", "clients": 256}, 4000)))
+    capacity = sat.summary["throughput_requests_per_s"]
+    rate = a.load * capacity
+    sc = scenario_from_dict(scenario({"arrival": "poisson", "rate_per_s": rate}, a.requests))
+    t0 = time.perf_counter()
+    res = simulate(sc)
+    wall = time.perf_counter() - t0
+    s = res.summary
+    print(f"capacity_requests_per_s={capacity:.3f} (closed loop, 256 clients)")
+    print(f"rate_per_s={rate:.3f} load={a.load}")
+    print(f"simulated_time_s={s['simulated_time_s']:.1f} mean_batch={s['mean_batch_size']:.1f}"
+          f" ttft_p50_s={s['ttft_s_p50']:.3f} tpot_p50_s={s['tpot_s_p50']:.4f}")
+    print(f"wall_s={wall:.2f} requests={a.requests}")
+    print(f"requests_per_s={a.requests / wall:.0f}")
+
+
+if __name__ == "__main__":
+    main()
