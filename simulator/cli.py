@@ -50,7 +50,10 @@ def _load(scenario: str, overrides: tuple[str, ...]):
               help="override a scenario field by dotted path (repeatable)")
 def validate(scenario: str, overrides: tuple[str, ...]) -> None:
     """Check SCENARIO (schema, references, memory fit) without running it."""
+    from simulator.engine.run import Simulation
+
     sc = _load(scenario, overrides)
+    Simulation(sc)  # builds the workload (reads traces) and the fleet, runs nothing
     click.echo(f"{scenario}: ok ({sc.model_shape().name}, {sc.deployment.nodes} node(s),"
                f" tp={sc.deployment.tp}, {sc.replicas_per_node} replica(s)/node)")
 
@@ -67,15 +70,17 @@ def run(scenario: str, out_dir: str, overrides: tuple[str, ...], csv: bool, quie
     """Simulate SCENARIO and write results to OUT."""
     from tqdm import tqdm
 
-    from simulator.engine.run import simulate
+    from simulator.engine.run import Simulation
     from simulator.output import write_run
 
     sc = _load(scenario, overrides)
+    sim = Simulation(sc)  # reads traces and builds the fleet: input errors surface here
     total = sc.simulation.requests
     bar = None if quiet else tqdm(total=total, unit="req", desc="simulating", file=sys.stderr,
                                   mininterval=0.5, leave=False)
+    sim.progress = bar.update if bar is not None else None
     try:
-        res = simulate(sc, progress=bar.update if bar is not None else None)
+        res = sim.run()
     finally:
         if bar is not None:
             bar.close()

@@ -327,8 +327,10 @@ class Replica:
         elif k == 1:
             rec.itl(t_start, dur, 0.0, 1, n)
         else:
+            t = t_start
             for a, b, m in span.pieces(c0, k):
-                rec.itl(t_start, a, b, m, n)
+                rec.itl(t, a, b, m, n)
+                t += a * m + b * (m * (m - 1) / 2.0)
         p_first = span.one(c0).power_w
         p_last = span.one(c0 + n * (k - 1)).power_w
         self.it += k

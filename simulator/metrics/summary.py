@@ -88,7 +88,25 @@ def weighted_itl_quantiles(rec_list, t_from_s: float, qs: list[float]) -> list[f
     k = np.concatenate([np.asarray(r.itl_k, dtype=np.float64) for r in rec_list])
     w = np.concatenate([np.asarray(r.itl_w, dtype=np.float64) for r in rec_list])
     t = np.concatenate([np.asarray(r.itl_t_s) for r in rec_list])
-    keep = t >= t_from_s
+    # keep the iterations that start at or after t_from_s: in piece (t, a, b, k), iteration j
+    # starts at t + j a + b j (j - 1) / 2
+    gap = t_from_s - t
+    j0 = np.zeros_like(a)
+    part = gap > 0
+    if part.any():
+        ap, bp, gp = a[part], b[part], gap[part]
+        lin = np.ceil(gp / np.maximum(ap, 1e-300))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            h = ap - bp / 2.0
+            root = (-h + np.sqrt(h * h + 2.0 * bp * gp)) / bp
+        jj = np.where(bp > 0, np.ceil(root), lin)
+        start = lambda j: j * ap + bp * j * (j - 1) / 2.0  # noqa: E731
+        jj = np.where(start(jj - 1) >= gp, jj - 1, jj)  # correct rounding either way
+        jj = np.where(start(jj) < gp, jj + 1, jj)
+        j0[part] = jj
+    k = k - j0
+    a = a + b * j0
+    keep = k > 0
     a, b, k, w = a[keep], b[keep], k[keep], w[keep]
     if a.size == 0:
         return [float("nan")] * len(qs)

@@ -13,6 +13,8 @@ from simulator.scenario.schema import Scenario
 
 def _type_name(ann: Any) -> str:
     origin = get_origin(ann)
+    if origin is typing.Annotated:
+        return _type_name(get_args(ann)[0])
     if origin is typing.Literal:
         return " \\| ".join(repr(a) for a in get_args(ann))
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
@@ -26,12 +28,12 @@ def _type_name(ann: Any) -> str:
 
 
 def _models_in(ann: Any) -> list[type[BaseModel]]:
-    out = []
-    for a in [ann, *get_args(ann)]:
-        if isinstance(a, type) and issubclass(a, BaseModel):
-            out.append(a)
-        elif get_origin(a) is not None:
-            out += _models_in(a)
+    """Pydantic models named anywhere inside a type annotation."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return [ann]
+    out: list[type[BaseModel]] = []
+    for a in get_args(ann):
+        out += _models_in(a)
     return out
 
 

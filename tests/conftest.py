@@ -1,0 +1,38 @@
+"""Shared helpers: small scenarios as dicts."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from simulator.scenario.load import scenario_from_dict
+
+CHAT = {"input_tokens": {"dist": "fixed", "value": 500},
+        "output_tokens": {"dist": "exponential", "median": 300},
+        "slo": {"ttft_s": 2.0, "tpot_s": 0.1}}
+
+
+def small(**over) -> dict:
+    """A small, fast scenario: Llama-3.1-8B on one node, TP 2 (4 replicas), Poisson chat."""
+    d = {
+        "name": "test",
+        "model": "Llama-3.1-8B",
+        "deployment": {"nodes": 1, "tp": 2},
+        "workload": {"arrival": "poisson", "rate_per_s": 20.0, "classes": {"chat": copy.deepcopy(CHAT)}},
+        "simulation": {"requests": 400, "warmup_requests": 40, "seed": 3},
+    }
+    for path, value in over.items():
+        cur = d
+        keys = path.split("__")
+        for k in keys[:-1]:
+            cur = cur.setdefault(k, {})
+        cur[keys[-1]] = value
+    return d
+
+
+@pytest.fixture
+def make():
+    def _make(**over):
+        return scenario_from_dict(small(**over))
+    return _make
