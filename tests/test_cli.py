@@ -135,3 +135,10 @@ def test_malformed_trace_row(tmp_path):
 def test_missing_scenario_file(tmp_path):
     r = fleetsim("run", str(tmp_path / "nope.yaml"), "-o", str(tmp_path / "out"))
     assert r.returncode == 2 and "nope.yaml" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_scenario_reference_doc_is_current():
+    from simulator.scenario.reference import render_reference
+
+    assert (REPO / "docs" / "scenario-reference.md").read_text() == render_reference(), \
+        "regenerate with: fleetsim reference -o docs/scenario-reference.md"
