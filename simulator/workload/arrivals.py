@@ -19,6 +19,12 @@ poisson/gamma do not depend on the classes at all. Values are drawn in fixed int
 :data:`CHUNK` candidates, so the sequence of requests does not depend on ``block_size``; each
 call of :meth:`Workload.open_blocks` restarts the same sequence.
 
+Hourly curves (poisson and gamma) use thinning (Lewis-Shedler): candidates are generated at
+the peak rate ``rate_per_s * max(m)`` and each is kept with probability ``m[hour] / max(m)``.
+For gamma this thinned process no longer has exactly the requested CV (it tends towards 1 as
+more candidates are rejected); that is accepted. Gamma's first arrival is one ordinary gap after
+time 0 (not the stationary residual gap): use a warm-up.
+
 Invariants (tested in ``tests/workload``): times are non-decreasing and ``< end_s``; lengths
 are int64 ``>= 1``; class indices are in range; exactly ``max_requests`` are produced when the
 process has that many before ``end_s``; the same seed gives identical blocks.

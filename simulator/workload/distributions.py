@@ -218,4 +218,8 @@ def build_length_sampler(spec: object, base_dir: Path, field: str) -> LengthSamp
     Raises:
         DataError: the empirical trace cannot be read or has a bad row.
     """
-    return LENGTH_SAMPLERS[spec.dist](spec, base_dir, field)  # type: ignore[attr-defined]
+    dist = getattr(spec, "dist", None)
+    builder = LENGTH_SAMPLERS.get(dist)  # type: ignore[arg-type]
+    if builder is None:
+        raise ValueError(f"unknown length distribution {dist!r}; valid: {', '.join(LENGTH_SAMPLERS)}")
+    return builder(spec, base_dir, field)

@@ -42,9 +42,9 @@ def _share(v: Any) -> float | str:
     if v == "rest":
         return "rest"
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValueError(f"a share must be a number in [0, 1] or 'rest' (got {v!r})")
+        raise ValueError("a share must be a number in [0, 1] or 'rest'")
     if not (math.isfinite(v) and 0.0 <= v <= 1.0):
-        raise ValueError(f"a share must be a number in [0, 1] (got {v!r})")
+        raise ValueError("a share must be a finite number in [0, 1]")
     return float(v)
 
 
@@ -100,7 +100,10 @@ class ExponentialLength(_LengthBase):
 
     dist: Literal["exponential"] = Field(description="distribution name: 'exponential'")
     median: float | None = Field(
-        None, gt=0, description="median length, tokens (give this or mean, not both)"
+        None,
+        gt=0,
+        description="median length, tokens (give this or mean, not both); draws are rounded to"
+        " the nearest integer, >= 1",
     )
     mean: float | None = Field(
         None, gt=0, description="mean length, tokens (give this or median, not both)"
@@ -122,7 +125,9 @@ class LognormalLength(_LengthBase):
     """Log-normal length: ``exp(N(ln median, sigma^2))``, then ``max(1, round(x))`` tokens."""
 
     dist: Literal["lognormal"] = Field(description="distribution name: 'lognormal'")
-    median: float = Field(gt=0, description="median length, tokens")
+    median: float = Field(
+        gt=0, description="median length, tokens (draws are rounded to the nearest integer, >= 1)"
+    )
     sigma: float = Field(
         ge=0, description="standard deviation of ln(length), dimensionless (0 = fixed length)"
     )
@@ -240,7 +245,8 @@ class WorkloadSpec(_Strict):
         None,
         description="24 non-negative factors, dimensionless, one per hour of the day: the rate"
         " at simulated time t is rate_per_s * m[floor(start_hour + t/3600) % 24] (repeats"
-        " daily); poisson and gamma only",
+        " daily); poisson and gamma only. Implemented by thinning arrivals generated at the"
+        " peak rate, which for gamma also changes the CV of the gaps (accepted)",
     )
     start_hour: float = Field(
         0.0, ge=0, lt=24, description="hour of day at simulated time 0, h (for hourly_multipliers)"
