@@ -1,0 +1,45 @@
+"""``fleetsim plot`` and ``fleetsim report``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+_SCALE = click.option("--fleet-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
+                      show_default=True,
+                      help="copies of the simulated fleet for GWh/day charts (at the simulated load)")
+_SLO = click.option("--slo-target", type=click.FloatRange(0, 1), default=0.99, show_default=True,
+                    help="SLO attainment (fraction, worst class) a configuration must reach")
+
+
+@click.command("plot")
+@click.argument("results", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="folder for the charts (default RESULTS/charts)")
+@_SCALE
+@_SLO
+def plot_cmd(results: str, out_dir: str | None, fleet_scale: float, slo_target: float) -> None:
+    """Draw every chart that the sweep (or run) folder RESULTS supports, as PNG and SVG."""
+    from simulator.charts.draw import plot_all
+
+    out = Path(out_dir) if out_dir else Path(results) / "charts"
+    made, skipped = plot_all(results, out, fleet_scale=fleet_scale, slo_target=slo_target)
+    for chart in made:
+        click.echo(f"drew {chart.name}: {', '.join(str(p) for p in chart.paths)}")
+    for name, why in skipped:
+        click.echo(f"skipped {name}: {why}")
+
+
+@click.command("report")
+@click.argument("results", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None,
+              help="HTML file (default RESULTS/report.html)")
+@_SCALE
+@_SLO
+def report_cmd(results: str, out_path: str | None, fleet_scale: float, slo_target: float) -> None:
+    """Write one self-contained HTML report (charts inlined, results table) for RESULTS."""
+    from simulator.charts.report import write_report
+
+    path = write_report(results, out_path, fleet_scale=fleet_scale, slo_target=slo_target)
+    click.echo(f"wrote {path}")

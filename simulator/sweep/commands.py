@@ -1,0 +1,31 @@
+"""What runs at each sweep point: ``COMMANDS[name](scenario, out_dir) -> summary``.
+
+A command receives a validated :class:`~simulator.scenario.schema.Scenario` and a folder path
+that does not exist yet; it writes its output there (``summary.json`` at least) and returns the
+summary dict (flat numeric keys, plus nested dicts that the results table flattens with dots).
+A new command (for example ``project``) is one more entry in this dict; it must be a top-level
+function so that worker processes and Dask can pickle it by reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from simulator.scenario.schema import Scenario
+
+
+def run_command(sc: Scenario, out_dir: Path) -> dict[str, Any]:
+    """``fleetsim run``: simulate and write the run folder (summary, requests, power)."""
+    from simulator.engine.run import simulate
+    from simulator.output import write_run
+
+    res = simulate(sc)
+    write_run(res, out_dir)
+    return res.summary
+
+
+COMMANDS: dict[str, Callable[[Scenario, Path], dict[str, Any]]] = {
+    "run": run_command,
+}

@@ -1,0 +1,196 @@
+"""Run a sweep's points: serially, on local processes, or on a Dask cluster; resumable.
+
+Each point runs in a staging folder ``OUT/points/.<id>.staging`` that is renamed to
+``OUT/points/<id>`` only when the command has finished and ``point.json`` is written, so a
+killed sweep leaves either a complete point folder or a staging folder (removed on the next
+run). A rerun skips every point whose folder holds a ``summary.json`` computed from the same
+scenario and command (``point.json``'s ``scenario_sha``); a point whose scenario changed is run
+again. The table is rebuilt from the point folders after every run.
+
+Parallelism uses an existing engine, never a home-made scheduler:
+``concurrent.futures.ProcessPoolExecutor`` locally, ``dask.distributed.Client`` with a cluster
+(the workers must see ``OUT`` on a shared filesystem).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from simulator.errors import FleetsimError
+from simulator.sweep.results import collect_results, write_table
+from simulator.sweep.spec import Sweep
+
+
+@dataclass(frozen=True)
+class PointTask:
+    """Everything a worker needs to run one point (picklable; no engine objects)."""
+
+    id: str
+    overrides: dict[str, Any]
+    data: dict[str, Any]
+    file: str
+    base_dir: str
+    command: str
+    scenario_sha: str
+    out_dir: str  # the sweep's OUT
+
+
+@dataclass(frozen=True)
+class PointOutcome:
+    id: str
+    error: str | None = None
+
+
+def run_point(task: PointTask) -> PointOutcome:
+    """Run one point into ``OUT/points/<id>`` atomically. Top-level: pickled by reference."""
+    from simulator.output import write_json
+    from simulator.scenario.load import scenario_from_dict
+    from simulator.sweep.commands import COMMANDS
+
+    points = Path(task.out_dir) / "points"
+    final = points / task.id
+    staging = points / f".{task.id}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        sc = scenario_from_dict(task.data, file=task.file)
+        sc._base_dir = Path(task.base_dir)  # type: ignore[attr-defined]
+        sc._file = task.file  # type: ignore[attr-defined]
+        summary = COMMANDS[task.command](sc, staging)
+        staging.mkdir(parents=True, exist_ok=True)
+        if not (staging / "summary.json").exists():
+            write_json(staging / "summary.json", summary)
+        write_json(staging / "point.json", {"id": task.id, "command": task.command,
+                                            "overrides": task.overrides,
+                                            "scenario_sha": task.scenario_sha})
+    except FleetsimError as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        return PointOutcome(task.id, str(e))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if final.exists():
+        old = points / f".{task.id}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(staging, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, final)
+    return PointOutcome(task.id)
+
+
+def is_finished(out_dir: Path, pid: str, sha: str) -> bool:
+    """A point is finished when its folder has summary.json and point.json with this sha."""
+    d = out_dir / "points" / pid
+    try:
+        meta = json.loads((d / "point.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (d / "summary.json").exists() and meta.get("scenario_sha") == sha
+
+
+def _serial(tasks: list[PointTask]) -> Iterator[PointOutcome]:
+    for t in tasks:
+        yield run_point(t)
+
+
+def _processes(tasks: list[PointTask], workers: int) -> Iterator[PointOutcome]:
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(run_point, t) for t in tasks]
+        try:
+            for f in as_completed(futures):
+                yield f.result()
+        finally:
+            for f in futures:
+                f.cancel()
+
+
+def _dask(tasks: list[PointTask], cluster: Any) -> Iterator[PointOutcome]:
+    try:
+        from dask.distributed import Client, as_completed as dask_completed
+    except ImportError:
+        raise FleetsimError("--cluster needs dask: pip install 'dask[distributed]'") from None
+    own = not isinstance(cluster, Client)
+    try:
+        client = Client(cluster) if own else cluster
+    except (OSError, TimeoutError, ValueError) as e:
+        raise FleetsimError(f"cannot connect to Dask cluster {cluster!r}: {e}") from None
+    try:
+        futures = client.map(run_point, tasks, pure=False, key=[f"point-{t.id}" for t in tasks])
+        try:
+            for f in dask_completed(futures):
+                yield f.result()
+        finally:
+            client.cancel(futures)
+    finally:
+        if own:
+            client.close()
+
+
+def run_sweep(sweep: Sweep, out_dir: str | Path, workers: int | None = None, cluster: Any = None,
+              progress: bool = True,
+              on_point_done: Callable[[PointOutcome], None] | None = None) -> dict[str, Any]:
+    """Run the unfinished points of ``sweep`` into ``out_dir`` and rebuild the results table.
+
+    ``workers``: local processes (1 runs in this process; default: CPU count, at most the number
+    of points to run). ``cluster``: a Dask scheduler address or ``Client``; overrides workers.
+    ``on_point_done`` is called after each point (tests use it to interrupt a sweep).
+    Returns ``{"ran": n, "skipped": n, "failed": [(id, error)], "table": DataFrame}``; raises
+    :class:`FleetsimError` after writing the table when any point failed.
+    """
+    out = Path(out_dir)
+    (out / "points").mkdir(parents=True, exist_ok=True)
+    for stale in (out / "points").glob(".*.staging"):  # left by a killed sweep
+        shutil.rmtree(stale, ignore_errors=True)
+    manifest = {"scenario": sweep.file, "command": sweep.command, "set": sweep.base_overrides,
+                "points": [{"id": p.id, "overrides": p.overrides} for p in sweep.points]}
+    from simulator.output import write_json
+
+    tmp = out / ".sweep.json.tmp"
+    write_json(tmp, manifest)
+    os.replace(tmp, out / "sweep.json")
+    todo = [p for p in sweep.points if not is_finished(out, p.id, p.scenario_sha)]
+    tasks = [PointTask(p.id, p.overrides, p.data, sweep.file, str(sweep.base_dir), sweep.command,
+                       p.scenario_sha, str(out.resolve())) for p in todo]
+    skipped = len(sweep.points) - len(todo)
+    failed: list[tuple[str, str]] = []
+    if cluster is not None:
+        stream = _dask(tasks, cluster)
+    else:
+        n = workers if workers is not None else (os.cpu_count() or 1)
+        n = max(1, min(n, len(tasks)))
+        stream = _serial(tasks) if n == 1 else _processes(tasks, n)
+    bar = None
+    if progress and tasks:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(sweep.points), initial=skipped, unit="point", desc="sweep",
+                   file=sys.stderr, dynamic_ncols=True)
+    try:
+        for outcome in stream:
+            if outcome.error:
+                failed.append((outcome.id, outcome.error))
+            if bar is not None:
+                bar.update(1)
+            if on_point_done is not None:
+                on_point_done(outcome)
+    finally:
+        if bar is not None:
+            bar.close()
+        if hasattr(stream, "close"):
+            stream.close()
+        table = collect_results(out, [(p.id, p.overrides) for p in sweep.points])
+        write_table(table, out)
+    if failed:
+        pid, err = failed[0]
+        raise FleetsimError(f"{len(failed)} of {len(sweep.points)} sweep points failed (the others"
+                            f" are in {out}/results.parquet); first: point {pid}: {err}")
+    return {"ran": len(tasks), "skipped": skipped, "failed": failed, "table": table}

@@ -1,0 +1,262 @@
+"""What a sweep runs: the ``sweep:`` section of a scenario (or the CLI flags), expanded into
+points, each validated as a complete scenario before anything runs.
+
+A point is a mapping ``{dotted.path: value}`` of overrides applied on top of the base scenario
+(after its ``--set`` overrides). The points of a sweep are the union, in this order and without
+duplicates, of
+
+* ``grid``: the cartesian product of ``{path: [values]}`` (first path varies slowest);
+* ``points``: an explicit list of mappings (``{}`` is the base scenario itself, useful as the
+  baseline of a one-at-a-time sensitivity study);
+* ``sample``: ``n`` points drawn uniformly from ``ranges`` ``{path: [low, high]}`` with ``seed``
+  (integers when both bounds are integers, else floats).
+
+A point's id is a hash of its overrides only (stable across runs, machines and point order); its
+results live in ``OUT/points/<id>/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from simulator.errors import ScenarioError
+from simulator.scenario.load import (format_validation_error, parse_override, read_yaml,
+                                     scenario_from_dict, set_path)
+from simulator.scenario.schema import Scenario
+
+
+class SampleSpec(BaseModel):
+    """Random points: ``n`` draws, uniform in each range, reproducible from ``seed``."""
+
+    model_config = ConfigDict(extra="forbid")
+    n: int = Field(gt=0, description="number of random points")
+    seed: int = Field(0, ge=0, description="seed of the draws")
+    ranges: dict[str, tuple[int | float, int | float]] = Field(
+        description="{dotted.path: [low, high]}; integers when both bounds are integers")
+
+
+class SweepSpec(BaseModel):
+    """The ``sweep:`` section of a scenario file."""
+
+    model_config = ConfigDict(extra="forbid")
+    command: str = Field("run", description="what runs at each point (see COMMANDS)")
+    grid: dict[str, list[Any]] | None = Field(None, description="{dotted.path: [values]}: every combination")
+    points: list[dict[str, Any]] | None = Field(None, description="explicit points [{dotted.path: value}]")
+    sample: SampleSpec | None = Field(None, description="random points")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of a sweep: its id, its overrides and its validated scenario data."""
+
+    id: str
+    overrides: dict[str, Any]
+    data: dict[str, Any] = field(repr=False, compare=False)
+    scenario_sha: str = field(compare=False)
+
+
+def point_id(overrides: dict[str, Any]) -> str:
+    """Stable id of a point: the first 12 hex digits of the SHA-256 of its sorted overrides."""
+    text = json.dumps(overrides, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def scenario_sha(sc: Scenario, command: str) -> str:
+    """Fingerprint of what a point computes (resolved scenario and command)."""
+    text = json.dumps({"command": command, "scenario": sc.model_dump(mode="json")},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_sweep_section(raw: Any, file: str | None) -> SweepSpec:
+    if not isinstance(raw, dict):
+        raise ScenarioError("must be a mapping with grid, points and/or sample", file=file, field="sweep")
+    try:
+        return SweepSpec.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        if err["type"] == "extra_forbidden":
+            from simulator.errors import did_you_mean
+
+            key = str(err["loc"][-1])
+            parent = SampleSpec if len(err["loc"]) > 1 and err["loc"][0] == "sample" else SweepSpec
+            path = ".".join(str(x) for x in ("sweep", *err["loc"]))
+            raise ScenarioError(f"unknown field{did_you_mean(key, parent.model_fields)}",
+                                file=file, field=path) from None
+        raise format_validation_error(e, file, prefix=("sweep",)) from None
+
+
+def parse_grid_option(text: str) -> tuple[str, list[Any]]:
+    """``"a.b=1,2,{x: 1}"`` -> ``("a.b", [1, 2, {"x": 1}])`` (values parsed as a YAML flow list)."""
+    path, value = parse_override(text)
+    raw = text.partition("=")[2].strip()
+    if not raw:
+        return path, []
+    try:
+        values = yaml.safe_load(f"[{raw}]")
+    except yaml.YAMLError:
+        values = [v.strip() for v in raw.split(",")]
+    return path, [v for v in values]
+
+
+def parse_range_option(text: str) -> tuple[str, tuple[Any, Any]]:
+    """``"facility.pue=1.1:1.5"`` -> ``("facility.pue", (1.1, 1.5))``."""
+    path, _ = parse_override(text)
+    raw = text.partition("=")[2]
+    lo, sep, hi = raw.partition(":")
+    if not sep:
+        raise ScenarioError(f"range {text!r} must look like path=low:high", field="--range")
+    return path, (yaml.safe_load(lo), yaml.safe_load(hi))
+
+
+def spec_from_options(grid: tuple[str, ...], points_file: str | None, sample_n: int | None,
+                      sample_seed: int, ranges: tuple[str, ...], command: str | None) -> SweepSpec | None:
+    """The sweep given by CLI flags, or None when no flag defines points."""
+    if not grid and not points_file and sample_n is None:
+        if ranges:
+            raise ScenarioError("--range needs --sample N", field="--range")
+        return None
+    raw: dict[str, Any] = {}
+    if command:
+        raw["command"] = command
+    if grid:
+        g: dict[str, list[Any]] = {}
+        for text in grid:
+            path, values = parse_grid_option(text)
+            g[path] = values
+        raw["grid"] = g
+    if points_file:
+        pts = read_yaml_any(points_file)
+        if isinstance(pts, dict) and "points" in pts:
+            pts = pts["points"]
+        raw["points"] = pts
+    if sample_n is not None:
+        raw["sample"] = {"n": sample_n, "seed": sample_seed,
+                         "ranges": dict(parse_range_option(r) for r in ranges)}
+    return parse_sweep_section(raw, points_file if points_file and not grid else None)
+
+
+def read_yaml_any(path: str) -> Any:
+    p = Path(path)
+    try:
+        return yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise ScenarioError(f"cannot read points: {e.strerror or e}", file=str(p)) from None
+    except yaml.YAMLError as e:
+        raise ScenarioError(f"malformed YAML: {getattr(e, 'problem', None) or e}", file=str(p)) from None
+
+
+def expand(spec: SweepSpec, file: str | None = None) -> list[dict[str, Any]]:
+    """The override mappings of every point, in order, duplicates removed."""
+    out: list[dict[str, Any]] = []
+    if spec.grid is not None:
+        if not spec.grid:
+            raise ScenarioError("grid is empty; give at least one path with values", file=file,
+                                field="sweep.grid")
+        for path, values in spec.grid.items():
+            if not values:
+                raise ScenarioError("grid has no values for this path (give path=v1,v2,...)",
+                                    file=file, field=f"sweep.grid.{path}")
+        paths = list(spec.grid)
+        for combo in itertools.product(*(spec.grid[p] for p in paths)):
+            out.append(dict(zip(paths, combo)))
+    if spec.points is not None:
+        if not spec.points:
+            raise ScenarioError("points is an empty list", file=file, field="sweep.points")
+        out.extend(dict(p) for p in spec.points)
+    if spec.sample is not None:
+        s = spec.sample
+        if not s.ranges:
+            raise ScenarioError("sample needs at least one range (path: [low, high])", file=file,
+                                field="sweep.sample.ranges")
+        rng = np.random.default_rng(s.seed)
+        cols: dict[str, list[Any]] = {}
+        for path, (lo, hi) in s.ranges.items():
+            if hi < lo:
+                raise ScenarioError(f"range needs low <= high (got {lo}, {hi})", file=file,
+                                    field=f"sweep.sample.ranges.{path}")
+            if isinstance(lo, int) and isinstance(hi, int):
+                cols[path] = [int(x) for x in rng.integers(int(lo), int(hi) + 1, size=s.n)]
+            else:
+                cols[path] = [float(x) for x in rng.uniform(lo, hi, size=s.n)]
+        for i in range(s.n):
+            out.append({p: cols[p][i] for p in cols})
+    if not out:
+        raise ScenarioError("nothing to sweep: give grid, points or sample", file=file, field="sweep")
+    seen: set[str] = set()
+    unique = []
+    for o in out:
+        pid = point_id(o)
+        if pid not in seen:
+            seen.add(pid)
+            unique.append(o)
+    return unique
+
+
+@dataclass
+class Sweep:
+    """A validated sweep: base scenario, command and points (nothing has run)."""
+
+    file: str
+    command: str
+    base_overrides: list[str]
+    points: list[Point]
+    base_dir: Path
+
+
+def build_sweep(path: str, overrides: list[str] | tuple[str, ...] = (), cli_spec: SweepSpec | None = None,
+                command: str | None = None) -> Sweep:
+    """Read the scenario, expand the sweep, and validate every point's scenario up front.
+
+    Raises :class:`ScenarioError` (one line naming the file, the field path and the point) on a
+    bad path, a value of the wrong type, an empty grid, or a point that does not fit memory.
+    """
+    from simulator.engine.fleet import check_memory
+    from simulator.sweep.commands import COMMANDS
+
+    data = read_yaml(path)
+    section = data.pop("sweep", None)
+    spec = cli_spec
+    if spec is None:
+        if section is None:
+            raise ScenarioError("no sweep: give --grid, --points or --sample, or a sweep: section",
+                                file=path, field="sweep")
+        spec = parse_sweep_section(section, path)
+    cmd = command or spec.command
+    if cmd not in COMMANDS:
+        from simulator.errors import did_you_mean
+
+        raise ScenarioError(f"unknown command {cmd!r}{did_you_mean(cmd, COMMANDS)}; valid:"
+                            f" {', '.join(sorted(COMMANDS))}", file=path, field="sweep.command")
+    base = copy.deepcopy(data)
+    for text in overrides:
+        k, v = parse_override(text)
+        set_path(base, k, v)
+    base_dir = Path(path).resolve().parent
+    points = []
+    for ov in expand(spec, path):
+        d = copy.deepcopy(base)
+        for k, v in ov.items():
+            if not isinstance(k, str) or not k or any(not part for part in k.split(".")):
+                raise ScenarioError(f"bad field path {k!r} in sweep point", file=path, field="sweep")
+            set_path(d, k, copy.deepcopy(v))
+        where = ", ".join(f"{k}={v!r}" for k, v in ov.items()) or "the base scenario"
+        try:
+            sc = scenario_from_dict(d, file=path)
+            sc._base_dir = base_dir  # type: ignore[attr-defined]
+            sc._file = path  # type: ignore[attr-defined]
+            check_memory(sc)
+        except ScenarioError as e:
+            raise ScenarioError(f"{e.problem} (sweep point {where})", file=path, field=e.field) from None
+        points.append(Point(point_id(ov), ov, d, scenario_sha(sc, cmd)))
+    return Sweep(path, cmd, list(overrides), points, base_dir)
