@@ -110,6 +110,42 @@ class Replica:
         elif self._in_jump:
             self._cut_jump()
 
+    def set_cap(self, cap_w: float) -> None:
+        """Change this replica's GPU power cap now (a capping controller's actuation).
+
+        The running iteration finishes under the old cap; a coalesced jump is cut at the next
+        iteration boundary so that every later iteration runs under the new cap.
+        """
+        if cap_w == self.cap_w:
+            return
+        self.cap_w = cap_w
+        self._spans = {}
+        if self.busy and self._in_jump:
+            self._cut_jump()
+
+    def close(self) -> None:
+        """Stop now (end of a run without drain): record the elapsed part of the running
+        iteration or jump at its exact energy, so the ledger has no gap. No tokens count."""
+        if not self.busy:
+            return
+        now = self.env.now
+        if self._on_end == self._end_decode:
+            t_start, span, c0, k, n = self._jump
+            elapsed = now - t_start
+            kd = span.iterations_within(c0, elapsed, k)
+            part = elapsed - span.duration_s(c0, kd)
+            e_gpu = span.energy_j(c0, kd) + (span.one(c0 + n * kd).power_w * part if kd < k else 0.0)
+            peak, batch = span.one(c0).power_w, n
+        else:
+            plan, cost, t_start, n, p_tok, done = self._mixed
+            e_gpu = cost.power_w * (now - t_start)
+            peak, batch = cost.power_w, n + len(plan.chunks)
+        if now > t_start:
+            self._record(t_start, now, e_gpu * self.tp, peak, batch, 0, 0.0,
+                         self.kv_reserved + self.ctx_sum)
+        self.busy = False
+        self._timer = None
+
     # ------------------------------------------------------------ helpers
     def _kv_steps_possible(self) -> int:
         """Decode steps that fit the KV cache before someone must be preempted."""
@@ -236,6 +272,8 @@ class Replica:
             c0 = self.ctx_sum
             k = 1 if (self.stepped or self.stall_s > 0.0) else min(
                 self._next_finish_steps(), self._kv_steps_possible())
+            if k > 1 and not span.uncapped(c0, k):
+                k = 1  # the cap binds somewhere in the span: step one iteration at a time
             self._jump = (t_start, span, c0, k, n)
             self._in_jump = k > 1
             self._arm(span.duration_s(c0, k), self._end_decode)
@@ -326,11 +364,8 @@ class Replica:
             self.stall_s, self.n_stalled = 0.0, 0
         elif k == 1:
             rec.itl(t_start, dur, 0.0, 1, n)
-        else:
-            t = t_start
-            for a, b, m in span.pieces(c0, k):
-                rec.itl(t, a, b, m, n)
-                t += a * m + b * (m * (m - 1) / 2.0)
+        else:  # uncapped span: durations t0 + t1 (c0 + n j)
+            rec.itl(t_start, span.t0_s + span.t1_s * c0, span.t1_s * n, k, n)
         p_first = span.one(c0).power_w
         p_last = span.one(c0 + n * (k - 1)).power_w
         self.it += k

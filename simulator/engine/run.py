@@ -159,6 +159,8 @@ class Simulation:
             env.run()
         else:
             env.run(until=sim.duration_s)
+            for rep in self.fleet.replicas:
+                rep.close()
         end_s = env.now
         from simulator.metrics.summary import request_table, summarise
 

@@ -54,69 +54,61 @@ def iteration_cost(p: PowerParams, w: Work, cap_w: float) -> Cost:
 
 
 class DecodeSpan:
-    """Closed-form cost of k consecutive decode-only iterations of a fixed batch.
+    """Closed-form cost of k consecutive decode-only iterations of a fixed batch, uncapped.
 
     Iteration j (0-based) of a batch of n sequences whose contexts sum to ``c0`` at j = 0 has
-    context ``c = c0 + n j``. Uncapped time ``t0_s + t1_s c`` and per-GPU energy
-    ``e0_j + e1_j c`` are linear in it (:class:`DecodeLine`); the cap binds where
-    ``e(c) > cap * t(c)``, a linear condition, and then time is ``e(c) / cap``. So each span is
-    at most two arithmetic progressions, and sums and their inverse have closed forms.
+    context ``c = c0 + n j``; its time ``t0_s + t1_s c`` and per-GPU energy ``e0_j + e1_j c``
+    are linear in it (:class:`DecodeLine`), so sums over j and their inverse have closed forms.
+    Where the cap binds (demanded power ``e(c) / t(c)`` above the cap, a linear condition in c)
+    the engine steps one iteration at a time with :meth:`one`, which applies the cap model.
     """
 
-    __slots__ = ("n_seqs", "t0_s", "t1_s", "e0_j", "e1_j", "cap_w", "g0", "g1")
+    __slots__ = ("line", "params", "n_seqs", "t0_s", "t1_s", "e0_j", "e1_j", "cap_w", "g0", "g1")
 
-    def __init__(self, n_seqs: int, t0_s: float, t1_s: float, e0_j: float, e1_j: float,
-                 cap_w: float):
-        self.n_seqs, self.t0_s, self.t1_s = n_seqs, t0_s, t1_s
-        self.e0_j, self.e1_j, self.cap_w = e0_j, e1_j, cap_w
+    def __init__(self, line: DecodeLine, p: PowerParams, cap_w: float):
+        self.line, self.params, self.n_seqs, self.cap_w = line, p, line.n_seqs, cap_w
+        self.t0_s, self.t1_s = line.t0_s, line.t1_s
+        self.e0_j = p.p_busy_w * line.t0_s + p.e_flop_j * line.f0 + p.e_byte_j * line.b0
+        self.e1_j = p.p_busy_w * line.t1_s + p.e_flop_j * line.f1 + p.e_byte_j * line.b1
         # the cap binds where g(c) = g0 + g1 c > 0
-        self.g0, self.g1 = e0_j - cap_w * t0_s, e1_j - cap_w * t1_s
+        self.g0, self.g1 = self.e0_j - cap_w * self.t0_s, self.e1_j - cap_w * self.t1_s
 
     @staticmethod
     def of(line: DecodeLine, p: PowerParams, cap_w: float) -> "DecodeSpan":
-        e0 = p.p_busy_w * line.t0_s + p.e_flop_j * line.f0 + p.e_byte_j * line.b0
-        e1 = p.p_busy_w * line.t1_s + p.e_flop_j * line.f1 + p.e_byte_j * line.b1
-        return DecodeSpan(line.n_seqs, line.t0_s, line.t1_s, e0, e1, cap_w)
+        return DecodeSpan(line, p, cap_w)
 
     def one(self, c: float) -> Cost:
-        """Cost of a single iteration at total context ``c`` (identical to stepping)."""
-        return capped(self.t0_s + self.t1_s * c, self.e0_j + self.e1_j * c, self.cap_w)
+        """Cost of a single iteration at total context ``c``, under the cap (as stepping)."""
+        ln = self.line
+        return iteration_cost(self.params, Work(ln.t0_s + ln.t1_s * c, ln.f0 + ln.f1 * c,
+                                                ln.b0 + ln.b1 * c), self.cap_w)
 
     def binds(self, c: float) -> bool:
+        """Whether the cap binds for an iteration at total context ``c``."""
         return self.g0 + self.g1 * c > 0.0
 
-    def pieces(self, c0: float, k: int) -> list[tuple[float, float, int]]:
-        """The span as arithmetic progressions ``(first, step, count)`` of iteration times."""
-        n = self.n_seqs
-        free = (self.t0_s + self.t1_s * c0, self.t1_s * n)
-        cap = ((self.e0_j + self.e1_j * c0) / self.cap_w, self.e1_j * n / self.cap_w)
-        b_first, b_last = self.binds(c0), self.binds(c0 + n * (k - 1))
-        if b_first == b_last:
-            a, b = cap if b_first else free
-            return [(a, b, k)]
-        # g changes sign once: find the first j whose binding state differs from j = 0
-        jx = -(self.g0 + self.g1 * c0) / (self.g1 * n)
-        j = max(1, min(k - 1, math.floor(jx)))
-        while j > 1 and self.binds(c0 + n * (j - 1)) != b_first:
-            j -= 1
-        while j < k and self.binds(c0 + n * j) == b_first:
-            j += 1
-        (fa, fb), (sa, sb) = (cap, free) if b_first else (free, cap)
-        return [(fa, fb, j), (sa + sb * j, sb, k - j)]
+    def uncapped(self, c0: float, k: int) -> bool:
+        """Whether the cap binds for none of iterations 0..k-1 (g is linear: check the ends)."""
+        return self.g0 + self.g1 * c0 <= 0.0 and self.g0 + self.g1 * (c0 + self.n_seqs * (k - 1)) <= 0.0
 
     def duration_s(self, c0: float, k: int) -> float:
-        """Total time of iterations 0..k-1."""
+        """Total time of iterations 0..k-1 (closed form when uncapped)."""
         if k <= 0:
             return 0.0
-        n = self.n_seqs
-        if self.g0 + self.g1 * c0 <= 0.0 and self.g0 + self.g1 * (c0 + n * (k - 1)) <= 0.0:
-            return k * (self.t0_s + self.t1_s * c0) + self.t1_s * n * (k * (k - 1) / 2.0)
-        return sum(a * m + b * (m * (m - 1) / 2.0) for a, b, m in self.pieces(c0, k))
+        if k == 1:
+            return self.one(c0).time_s
+        if not self.uncapped(c0, k):
+            return sum(self.one(c0 + self.n_seqs * j).time_s for j in range(k))
+        return k * (self.t0_s + self.t1_s * c0) + self.t1_s * self.n_seqs * (k * (k - 1) / 2.0)
 
     def energy_j(self, c0: float, k: int) -> float:
-        """Total per-GPU energy of iterations 0..k-1."""
+        """Total per-GPU energy of iterations 0..k-1 (closed form when uncapped)."""
         if k <= 0:
             return 0.0
+        if k == 1:
+            return self.one(c0).energy_j
+        if not self.uncapped(c0, k):
+            return sum(self.one(c0 + self.n_seqs * j).energy_j for j in range(k))
         return k * (self.e0_j + self.e1_j * c0) + self.e1_j * self.n_seqs * (k * (k - 1) / 2.0)
 
     def iterations_within(self, c0: float, elapsed_s: float, k_max: int) -> int:
@@ -128,16 +120,15 @@ class DecodeSpan:
         hi = min(k_max, int(elapsed_s / first) + 1)
         if self.duration_s(c0, hi) <= elapsed_s:
             return hi
-        # quadratic estimate on the uncapped line, then correct by bisection
         lo = 0
         a, b = first, self.t1_s * self.n_seqs
-        if b > 0:
-            disc = (a - b / 2) ** 2 + 2 * b * elapsed_s
-            est = int((-(a - b / 2) + math.sqrt(disc)) / b)
+        if b > 0 and self.uncapped(c0, hi):  # quadratic estimate, then correct
+            h = a - b / 2
+            est = int((-h + math.sqrt(h * h + 2 * b * elapsed_s)) / b)
             est = max(0, min(hi - 1, est))
             if self.duration_s(c0, est) <= elapsed_s:
                 lo = est
-                if est + 1 < hi and self.duration_s(c0, est + 1) > elapsed_s:
+                if self.duration_s(c0, est + 1) > elapsed_s:
                     return est
             else:
                 hi = est

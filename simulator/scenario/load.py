@@ -45,48 +45,76 @@ def set_path(data: dict, path: str, value: Any) -> None:
     cur[keys[-1]] = value
 
 
-def _model_at(loc: tuple, root: type[BaseModel] = Scenario) -> type[BaseModel] | None:
-    """The pydantic model class reached by following ``loc`` (for did-you-mean hints)."""
-    cls: Any = root
+def _fields_at(loc: tuple, root: Any = Scenario) -> set[str]:
+    """Field names valid at ``loc`` (through unions, dicts of models and discriminated unions),
+    for did-you-mean hints."""
+    models, free_key = _models_in(root), False
     for key in loc:
-        if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
-            return None
-        field = cls.model_fields.get(str(key))
-        if field is None:
-            return None
-        ann = field.annotation
-        cands = [ann, *get_args(ann)]
-        nxt = None
-        for c in cands:
-            if get_origin(c) is dict:
-                vals = get_args(c)
-                c = vals[1] if len(vals) == 2 else None
-                # dict[str, Model]: the next key is a name; skip it
-                return _model_after_dict(loc, key, c)
-            if isinstance(c, type) and issubclass(c, BaseModel):
-                nxt = c
-                break
-        cls = nxt
-    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+        if free_key:  # a name inside dict[str, Model]
+            free_key = False
+            continue
+        nxt: list[type[BaseModel]] = []
+        for m in models:
+            f = m.model_fields.get(str(key))
+            if f is not None:
+                nxt += _models_in(f.annotation)
+                free_key = free_key or _is_dict(f.annotation)
+        models = nxt
+        if not models:
+            return set()
+    return {name for m in models for name in m.model_fields}
 
 
-def _model_after_dict(loc: tuple, key: Any, value_cls: Any) -> type[BaseModel] | None:
-    rest = list(loc)[list(loc).index(key) + 2:]
-    if isinstance(value_cls, type) and issubclass(value_cls, BaseModel):
-        return _model_at(tuple(rest), value_cls) if rest else value_cls
-    return None
+def _is_dict(ann: Any) -> bool:
+    return get_origin(ann) is dict or any(_is_dict(a) for a in get_args(ann))
 
 
-def format_validation_error(e: ValidationError, file: str | None, prefix: tuple = ()) -> ScenarioError:
+def _models_in(ann: Any) -> list[type[BaseModel]]:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return [ann]
+    out: list[type[BaseModel]] = []
+    for a in get_args(ann):
+        out += _models_in(a)
+    return out
+
+
+def _real_keys(loc: tuple, data: Any) -> tuple:
+    """Drop the union-member tags pydantic puts in error paths ('fixed', 'str', 'ModelSpec',
+    'function-after[...]'): keep only the keys that exist in the input data (plus a final
+    unknown/missing key)."""
+    out: list = []
+    cur = data
+    for i, key in enumerate(loc):
+        if isinstance(cur, dict):
+            if key in cur:
+                out.append(key)
+                cur = cur[key]
+            elif i == len(loc) - 1 or not any(k in cur for k in loc[i + 1:] if isinstance(k, str)):
+                if not (isinstance(key, str) and (key.startswith("function-") or key[:1].isupper()
+                                                  or key in _TAGS)):
+                    out.append(key)
+        elif isinstance(cur, list) and isinstance(key, int) and key < len(cur):
+            out.append(key)
+            cur = cur[key]
+    return tuple(out)
+
+
+_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "fixed", "uniform", "exponential",
+         "lognormal", "empirical", "literal"}
+
+
+def format_validation_error(e: ValidationError, file: str | None, prefix: tuple = (),
+                            data: Any = None) -> ScenarioError:
     """First error of a pydantic ValidationError as a one-line ScenarioError."""
-    err = e.errors()[0]
-    loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
-    # pydantic adds union-member tags (e.g. 'str', 'ModelSpec', 'fixed') to loc; keep real keys
+    # a value failing a union is reported once per member: the deepest real path is the one
+    # the user meant (e.g. model.layers, not "model: should be a string")
+    errs = e.errors()
+    err = max(errs, key=lambda x: len(_real_keys(x["loc"], data)))
+    loc = _real_keys(err["loc"], data)
     path = ".".join(str(x) for x in (*prefix, *loc))
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        parent = _model_at(tuple(loc[:-1]))
-        hint = did_you_mean(str(loc[-1]), parent.model_fields) if parent else ""
+        hint = did_you_mean(str(loc[-1]), _fields_at(tuple(loc[:-1])))
         msg = f"unknown field{hint}"
     elif "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
         msg = f"{msg} (got {err['input']!r})"
@@ -100,7 +128,7 @@ def scenario_from_dict(data: dict[str, Any], file: str | None = None) -> Scenari
     try:
         sc = Scenario.model_validate(data)
     except ValidationError as e:
-        raise format_validation_error(e, file) from None
+        raise format_validation_error(e, file, data=data) from None
     return sc
 
 
