@@ -41,6 +41,7 @@ class Results:
     params: list[str]
     point_dirs: list[Path]
     is_sweep: bool = True
+    grid_params: list[str] = field(default_factory=list)
 
     def varying(self, cols: list[str] | None = None) -> list[str]:
         cols = self.params if cols is None else cols
@@ -59,11 +60,14 @@ def load_results(path: str | Path) -> Results:
     if (d / "results.parquet").exists():
         table = pd.read_parquet(d / "results.parquet")
         params: list[str] = []
+        grid: list[str] = []
         if (d / "sweep.json").exists():
-            for p in json.loads((d / "sweep.json").read_text())["points"]:
+            manifest = json.loads((d / "sweep.json").read_text())
+            grid = list(manifest.get("grid", []))
+            for p in manifest["points"]:
                 params += [k for k in p["overrides"] if k not in params]
         dirs = [d / "points" / pid for pid in table["point_id"]]
-        return Results(d, table, [p for p in params if p in table], dirs)
+        return Results(d, table, [p for p in params if p in table], dirs, grid_params=grid)
     if (d / "summary.json").exists():
         table = pd.DataFrame([flatten_summary(json.loads((d / "summary.json").read_text()))])
         table.insert(0, "point_id", d.name)
@@ -102,7 +106,7 @@ class _Skip(Exception):
     pass
 
 
-def _mix_chart(r: Results, out: Path, scale: float, **_) -> Chart:
+def _mix_chart(r: Results, out: Path, scale: float, formats: tuple[str, ...], **_) -> Chart:
     mix = [c for c in r.varying() if c.startswith(MIX_PREFIX) and _numeric(r.table, c)]
     if not mix:
         raise _Skip(f"needs a sweep over a numeric {MIX_PREFIX}<class> share")
@@ -112,11 +116,11 @@ def _mix_chart(r: Results, out: Path, scale: float, **_) -> Chart:
                        "series": _series(t, [c for c in r.varying() if c != col])})
     df = df[df["share"].notna()]
     c = Chart("gwh_vs_mix", "Facility energy per day vs query mix (at the simulated load)")
-    c.paths = plots.gwh_vs_mix(df, out / c.name, col[len(MIX_PREFIX):], scale)
+    c.paths = plots.save(plots.gwh_vs_mix(df, col[len(MIX_PREFIX):], scale), out / c.name, formats)
     return c
 
 
-def _energy_class_chart(r: Results, out: Path, **_) -> Chart:
+def _energy_class_chart(r: Results, out: Path, formats: tuple[str, ...], **_) -> Chart:
     frames = []
     pooled = len(r.point_dirs) > MAX_GROUPS
     for (_, row), d in zip(r.table.iterrows(), r.point_dirs):
@@ -131,7 +135,8 @@ def _energy_class_chart(r: Results, out: Path, **_) -> Chart:
     if not frames or not sum(len(f) for f in frames):
         raise _Skip("needs requests.parquet with completed requests in the point folders")
     c = Chart("energy_per_query_by_class", "Energy per query by class")
-    c.paths = plots.energy_per_query_by_class(pd.concat(frames, ignore_index=True), out / c.name)
+    fig = plots.energy_per_query_by_class(pd.concat(frames, ignore_index=True))
+    c.paths = plots.save(fig, out / c.name, formats)
     return c
 
 
@@ -159,11 +164,12 @@ def power_series(run_dir: Path, bin_s: float = POWER_BIN_S) -> tuple[pd.DataFram
     return df, float(sc["workload"].get("start_hour", 0.0))
 
 
-def _power_day_chart(r: Results, out: Path, **_) -> Chart:
+def _power_day_chart(r: Results, out: Path, formats: tuple[str, ...], **_) -> Chart:
     c = Chart("facility_power_24h", "Facility power over 24 hours with nodes on")
     proj = r.dir / "facility_power.parquet"
     if proj.exists():
-        c.paths = plots.facility_power_24h(pd.read_parquet(proj), out / c.name, subtitle="projection")
+        fig = plots.facility_power_24h(pd.read_parquet(proj), subtitle="projection")
+        c.paths = plots.save(fig, out / c.name, formats)
         return c
     for (_, row), d in zip(r.table.iterrows(), r.point_dirs):
         f = d / "scenario.resolved.yaml"
@@ -173,13 +179,14 @@ def _power_day_chart(r: Results, out: Path, **_) -> Chart:
         if sc["workload"].get("hourly_multipliers") and row.get("simulated_time_s", 0) >= 3600:
             ts, h0 = power_series(d)
             label = _label(row, r.varying()) or "simulated run"
-            c.paths = plots.facility_power_24h(ts, out / c.name, start_hour=h0, subtitle=label)
+            fig = plots.facility_power_24h(ts, start_hour=h0, subtitle=label)
+            c.paths = plots.save(fig, out / c.name, formats)
             return c
     raise _Skip("needs a run with workload.hourly_multipliers simulated over >= 1 h"
                 " (24 h for a full day), or a projection's facility_power.parquet")
 
 
-def _pareto_chart(r: Results, out: Path, **_) -> Chart:
+def _pareto_chart(r: Results, out: Path, formats: tuple[str, ...], **_) -> Chart:
     col, name = PARETO_LATENCY
     t = r.table
     if len(t) < 2 or col not in t or "energy_per_query_wh_mean" not in t:
@@ -189,11 +196,11 @@ def _pareto_chart(r: Results, out: Path, **_) -> Chart:
     if len(df) < 2:
         raise _Skip("needs at least two configurations with finite latency and energy")
     c = Chart("latency_energy_pareto", "Latency-energy Pareto front")
-    c.paths = plots.latency_energy_pareto(df, out / c.name, name)
+    c.paths = plots.save(plots.latency_energy_pareto(df, name), out / c.name, formats)
     return c
 
 
-def _cap_chart(r: Results, out: Path, **_) -> Chart:
+def _cap_chart(r: Results, out: Path, formats: tuple[str, ...], **_) -> Chart:
     if CAP not in r.varying() or not _numeric(r.table, CAP):
         raise _Skip(f"needs a sweep over {CAP}")
     t = r.table[r.table[CAP].notna()]
@@ -201,32 +208,43 @@ def _cap_chart(r: Results, out: Path, **_) -> Chart:
                        "energy_wh": t["energy_per_query_wh_mean"],
                        "series": _series(t, [c for c in r.varying() if c != CAP])})
     c = Chart("power_cap", "Power cap against latency and energy")
-    c.paths = plots.power_cap_tradeoff(df, out / c.name)
+    c.paths = plots.save(plots.power_cap_tradeoff(df), out / c.name, formats)
     return c
 
 
-def _nodes_chart(r: Results, out: Path, slo_target: float, **_) -> Chart:
-    v = r.varying()
-    if RATE not in v or NODES not in v or not (_numeric(r.table, RATE) and _numeric(r.table, NODES)):
-        raise _Skip(f"needs a sweep over both {RATE} and {NODES}")
-    t = r.table[r.table[RATE].notna() & r.table[NODES].notna()].copy()
+def nodes_needed_frame(table: pd.DataFrame, other_params: list[str], slo_target: float) -> pd.DataFrame:
+    """Per arrival rate (and per combination of ``other_params``): the smallest swept
+    ``deployment.nodes`` whose worst class reaches ``slo_target`` SLO attainment (NaN if none).
+
+    Columns: ``series``, ``rate_per_s``, ``queries_per_day``, ``nodes``, ``max_nodes``.
+    """
+    t = table[table[RATE].notna() & table[NODES].notna()].copy()
     slo_cols = [c for c in t.columns if c.startswith("slo_attainment.")]
     if not slo_cols:
         raise _Skip("needs slo_attainment.<class> columns")
     t["_worst"] = t[slo_cols].min(axis=1)
-    t["_series"] = _series(t, [c for c in v if c not in (RATE, NODES)])
+    t["_series"] = _series(t, other_params)
     rows = []
     for (series, rate), g in t.groupby(["_series", RATE], sort=True):
         ok = g[g["_worst"] >= slo_target]
-        rows.append({"series": series, "queries_per_day": rate * plots.SECONDS_PER_DAY,
+        rows.append({"series": series, "rate_per_s": float(rate),
+                     "queries_per_day": float(rate) * plots.SECONDS_PER_DAY,
                      "nodes": float(ok[NODES].min()) if len(ok) else math.nan,
                      "max_nodes": float(g[NODES].max())})
+    return pd.DataFrame(rows)
+
+
+def _nodes_chart(r: Results, out: Path, slo_target: float, formats: tuple[str, ...], **_) -> Chart:
+    v = r.varying()
+    if RATE not in v or NODES not in v or not (_numeric(r.table, RATE) and _numeric(r.table, NODES)):
+        raise _Skip(f"needs a sweep over both {RATE} and {NODES}")
+    df = nodes_needed_frame(r.table, [c for c in v if c not in (RATE, NODES)], slo_target)
     c = Chart("nodes_needed", "Nodes needed vs daily volume at the SLO")
-    c.paths = plots.nodes_needed(pd.DataFrame(rows), out / c.name, slo_target)
+    c.paths = plots.save(plots.nodes_needed(df, slo_target), out / c.name, formats)
     return c
 
 
-def _tornado_chart(r: Results, out: Path, scale: float, **_) -> Chart:
+def _tornado_chart(r: Results, out: Path, scale: float, formats: tuple[str, ...], **_) -> Chart:
     t = r.table
     params = [p for p in r.params if p in t]
     if not params:
@@ -238,6 +256,8 @@ def _tornado_chart(r: Results, out: Path, scale: float, **_) -> Chart:
     base_gwh = float(_gwh(base.iloc[[0]], scale)[0])
     rows = []
     for p in params:
+        if p in r.grid_params:  # grid axes are studied by other charts, not uncertain inputs
+            continue
         one = t[(setn == 1) & t[p].notna()]
         if one.empty or not _numeric(t, p):
             continue
@@ -248,7 +268,7 @@ def _tornado_chart(r: Results, out: Path, scale: float, **_) -> Chart:
     if not rows:
         raise _Skip("needs points that each change one numeric input from the baseline")
     c = Chart("tornado_gwh", "Sensitivity of GWh/day to uncertain inputs")
-    c.paths = plots.tornado(pd.DataFrame(rows), out / c.name, base_gwh, scale)
+    c.paths = plots.save(plots.tornado(pd.DataFrame(rows), base_gwh, scale), out / c.name, formats)
     return c
 
 
@@ -264,14 +284,16 @@ BUILDERS = {
 
 
 def plot_all(results: str | Path | Results, out_dir: str | Path, fleet_scale: float = 1.0,
-             slo_target: float = 0.99) -> tuple[list[Chart], list[tuple[str, str]]]:
-    """Draw every chart the results support into ``out_dir``; return (charts, skipped notes)."""
+             slo_target: float = 0.99, formats: tuple[str, ...] = ("png", "svg"),
+             ) -> tuple[list[Chart], list[tuple[str, str]]]:
+    """Draw every chart the results support into ``out_dir`` (each as PNG and SVG by default);
+    return (charts drawn, [(chart, why it was skipped)])."""
     r = results if isinstance(results, Results) else load_results(results)
     out = Path(out_dir)
     made, skipped = [], []
     for name, build in BUILDERS.items():
         try:
-            made.append(build(r, out, scale=fleet_scale, slo_target=slo_target))
+            made.append(build(r, out, scale=fleet_scale, slo_target=slo_target, formats=formats))
         except _Skip as e:
             skipped.append((name, str(e)))
     return made, skipped

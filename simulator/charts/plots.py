@@ -1,6 +1,5 @@
 """One function per planning chart. Each takes a tidy DataFrame (columns documented per
-function, units in the names), writes ``<out_base>.png`` and ``<out_base>.svg`` and returns
-those paths. Figures are built with :class:`matplotlib.figure.Figure` (Agg canvas), never
+function, units in the names) and returns the Figure; :func:`save` writes it as PNG and SVG. Figures are built with :class:`matplotlib.figure.Figure` (Agg canvas), never
 pyplot, so nothing global changes and charts can be drawn in parallel.
 """
 
@@ -12,6 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 SECONDS_PER_DAY = 86400.0
 J_PER_GWH = 3.6e12
@@ -34,18 +34,19 @@ def _figure(w_in: float = 7.0, h_in: float = 4.5, ncols: int = 1) -> tuple[Figur
     return fig, axes
 
 
-def _save(fig: Figure, out_base: Path) -> list[Path]:
+def save(fig: Figure, out_base: Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """Write ``<out_base>.<ext>`` for each format; return the paths."""
     out_base = Path(out_base)
     out_base.parent.mkdir(parents=True, exist_ok=True)
     paths = []
-    for ext in ("png", "svg"):
+    for ext in formats:
         p = out_base.with_suffix(f".{ext}")
         fig.savefig(p, dpi=120 if ext == "png" else None)
         paths.append(p)
     return paths
 
 
-def gwh_vs_mix(df: pd.DataFrame, out_base: Path, mix_class: str, fleet_scale: float = 1.0) -> list[Path]:
+def gwh_vs_mix(df: pd.DataFrame, mix_class: str, fleet_scale: float = 1.0) -> Figure:
     """Facility GWh/day against one class's share of the mix.
 
     ``df``: ``share`` (fraction of requests), ``gwh_per_day``, ``series`` (line label).
@@ -57,13 +58,14 @@ def gwh_vs_mix(df: pd.DataFrame, out_base: Path, mix_class: str, fleet_scale: fl
     ax.set_xlabel(f"share of '{mix_class}' queries (fraction of requests)")
     scale = "" if fleet_scale == 1 else f" x {fleet_scale:g} fleets"
     ax.set_ylabel(f"facility energy (GWh/day{scale})")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4), useMathText=True)
     ax.set_title(f"Facility energy per day vs query mix\n(at the simulated load{scale})")
     if df["series"].nunique() > 1:
         ax.legend(fontsize="small")
-    return _save(fig, out_base)
+    return fig
 
 
-def energy_per_query_by_class(df: pd.DataFrame, out_base: Path) -> list[Path]:
+def energy_per_query_by_class(df: pd.DataFrame) -> Figure:
     """Distribution of facility energy per completed query, by class.
 
     ``df``: ``class``, ``energy_facility_wh`` (Wh per query), ``group`` (a point label).
@@ -99,11 +101,11 @@ def energy_per_query_by_class(df: pd.DataFrame, out_base: Path) -> list[Path]:
                  " whiskers = 1.5 IQR)", fontsize="medium")
     if len(groups) > 1:
         ax.legend([h for h, _ in handles], [n for _, n in handles], fontsize="small")
-    return _save(fig, out_base)
+    return fig
 
 
-def facility_power_24h(ts: pd.DataFrame, out_base: Path, start_hour: float = 0.0,
-                       subtitle: str = "") -> list[Path]:
+def facility_power_24h(ts: pd.DataFrame, start_hour: float = 0.0,
+                       subtitle: str = "") -> Figure:
     """Facility power over a day, with the number of nodes switched on.
 
     ``ts``: ``t_s`` (start of each bin, s since the start), ``facility_power_w`` (mean over the
@@ -122,9 +124,10 @@ def facility_power_24h(ts: pd.DataFrame, out_base: Path, start_hour: float = 0.0
                  label="nodes on")
         ax2.set_ylabel("nodes on (count)", color="C3")
         ax2.set_ylim(0, max(1.0, float(ts["nodes_on"].max())) * 1.15)
+        ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(start_hour, start_hour + max(24.0, float(hours.max() - start_hour)))
     ax.set_title("Facility power over 24 hours with nodes on" + (f"\n{subtitle}" if subtitle else ""))
-    return _save(fig, out_base)
+    return fig
 
 
 def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -137,7 +140,7 @@ def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return keep
 
 
-def latency_energy_pareto(df: pd.DataFrame, out_base: Path, latency_label: str) -> list[Path]:
+def latency_energy_pareto(df: pd.DataFrame, latency_label: str) -> Figure:
     """Energy per query against latency for every configuration; the Pareto front joined.
 
     ``df``: ``latency_s``, ``energy_wh`` (facility Wh per query), ``label``.
@@ -157,10 +160,10 @@ def latency_energy_pareto(df: pd.DataFrame, out_base: Path, latency_label: str) 
     ax.set_ylabel("facility energy per query, mean (Wh)")
     ax.set_title("Latency-energy Pareto front across configurations")
     ax.legend(fontsize="small")
-    return _save(fig, out_base)
+    return fig
 
 
-def power_cap_tradeoff(df: pd.DataFrame, out_base: Path) -> list[Path]:
+def power_cap_tradeoff(df: pd.DataFrame) -> Figure:
     """Latency and energy against the GPU power cap.
 
     ``df``: ``cap_w``, ``ttft_s_p99``, ``tpot_s_p99``, ``energy_wh`` (per query), ``series``.
@@ -183,10 +186,10 @@ def power_cap_tradeoff(df: pd.DataFrame, out_base: Path) -> list[Path]:
     if df["series"].nunique() > 1:
         a2.legend(fontsize="small")
     fig.suptitle("Power cap against latency and energy")
-    return _save(fig, out_base)
+    return fig
 
 
-def nodes_needed(df: pd.DataFrame, out_base: Path, slo_target: float) -> list[Path]:
+def nodes_needed(df: pd.DataFrame, slo_target: float) -> Figure:
     """Smallest fleet meeting the SLO against daily volume.
 
     ``df``: ``queries_per_day``, ``nodes`` (NaN when no swept size met the SLO),
@@ -205,13 +208,14 @@ def nodes_needed(df: pd.DataFrame, out_base: Path, slo_target: float) -> list[Pa
     ax.set_xlabel("daily volume (million queries/day)")
     ax.set_ylabel("nodes needed (count)")
     ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"Nodes needed vs daily volume at the SLO\n(every class ≥ {slo_target:.0%} of"
                  " requests within SLO)")
     ax.legend(fontsize="small")
-    return _save(fig, out_base)
+    return fig
 
 
-def tornado(df: pd.DataFrame, out_base: Path, baseline_gwh: float, fleet_scale: float = 1.0) -> list[Path]:
+def tornado(df: pd.DataFrame, baseline_gwh: float, fleet_scale: float = 1.0) -> Figure:
     """GWh/day sensitivity to uncertain inputs, one bar per input (low to high value).
 
     ``df``: ``input`` (dotted path), ``low``, ``high`` (input values), ``gwh_low``, ``gwh_high``.
@@ -227,7 +231,8 @@ def tornado(df: pd.DataFrame, out_base: Path, baseline_gwh: float, fleet_scale: 
     ax.set_yticks(y, [f"{r.input}\n{r.low:g} – {r.high:g}" for r in d.itertuples()], fontsize="small")
     scale = "" if fleet_scale == 1 else f" x {fleet_scale:g} fleets"
     ax.set_xlabel(f"facility energy (GWh/day{scale}, at the simulated load)")
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4), useMathText=True)
     ax.set_ylabel("uncertain input (low – high)")
     ax.set_title(f"Sensitivity of GWh/day to uncertain inputs\n(baseline {baseline_gwh:.4g} GWh/day)")
     ax.legend(fontsize="small", loc="lower right")
-    return _save(fig, out_base)
+    return fig

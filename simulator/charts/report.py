@@ -20,7 +20,8 @@ def write_report(results: str | Path, out_path: str | Path | None = None, fleet_
     r = load_results(results)
     out = Path(out_path) if out_path else r.dir / "report.html"
     with tempfile.TemporaryDirectory() as tmp:
-        charts, skipped = plot_all(r, tmp, fleet_scale=fleet_scale, slo_target=slo_target)
+        charts, skipped = plot_all(r, tmp, fleet_scale=fleet_scale, slo_target=slo_target,
+                                   formats=("png",))
         figures = []
         for c in charts:
             png = next(p for p in c.paths if p.suffix == ".png")

@@ -151,6 +151,7 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, workers: int | None = None, clu
     for stale in (out / "points").glob(".*.staging"):  # left by a killed sweep
         shutil.rmtree(stale, ignore_errors=True)
     manifest = {"scenario": sweep.file, "command": sweep.command, "set": sweep.base_overrides,
+                "grid": sweep.grid_paths,
                 "points": [{"id": p.id, "overrides": p.overrides} for p in sweep.points]}
     from simulator.output import write_json
 

@@ -212,6 +212,7 @@ class Sweep:
     base_overrides: list[str]
     points: list[Point]
     base_dir: Path
+    grid_paths: list[str] = field(default_factory=list)
 
 
 def build_sweep(path: str, overrides: list[str] | tuple[str, ...] = (), cli_spec: SweepSpec | None = None,
@@ -259,4 +260,4 @@ def build_sweep(path: str, overrides: list[str] | tuple[str, ...] = (), cli_spec
         except ScenarioError as e:
             raise ScenarioError(f"{e.problem} (sweep point {where})", file=path, field=e.field) from None
         points.append(Point(point_id(ov), ov, d, scenario_sha(sc, cmd)))
-    return Sweep(path, cmd, list(overrides), points, base_dir)
+    return Sweep(path, cmd, list(overrides), points, base_dir, list(spec.grid or {}))
