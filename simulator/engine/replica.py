@@ -249,19 +249,26 @@ class Replica:
     def _next(self) -> None:
         """At an iteration boundary: choose and start the next iteration, or go idle."""
         env = self.env
+        kv_steps = 1 << 40
         while True:
             if not self.waiting and not self.prefilling and self.n_dec == 0:
                 self.busy = False
                 return
-            if self.n_dec and self._kv_steps_possible() < 1:
-                self._preempt_one()
-                continue
+            if self.n_dec:
+                kv_steps = self._kv_steps_possible()
+                if kv_steps < 1:
+                    self._preempt_one()
+                    continue
             break
         self.busy = True
-        plan = plan_iteration(self.limits, self.waiting, self.prefilling,
-                              self.n_dec, self.kv_reserved + self.ctx_sum)
+        if self.waiting or self.prefilling:
+            plan = plan_iteration(self.limits, self.waiting, self.prefilling,
+                                  self.n_dec, self.kv_reserved + self.ctx_sum)
+            chunks = plan.chunks
+        else:
+            chunks = None  # only decodes can run
         t_start = env.now
-        if not plan.chunks:
+        if not chunks:
             # decode-only: one coalesced jump up to the next membership change (or one step)
             n = self.n_dec
             if n == 0:
@@ -271,7 +278,7 @@ class Replica:
                 span = self._spans[n] = DecodeSpan.of(self.timing.decode_line(n), self.power, self.cap_w)
             c0 = self.ctx_sum
             k = 1 if (self.stepped or self.stall_s > 0.0) else min(
-                self._next_finish_steps(), self._kv_steps_possible())
+                self._next_finish_steps(), kv_steps)
             if k > 1 and not span.uncapped(c0, k):
                 k = 1  # the cap binds somewhere in the span: step one iteration at a time
             self._jump = (t_start, span, c0, k, n)
@@ -366,11 +373,15 @@ class Replica:
             rec.itl(t_start, dur, 0.0, 1, n)
         else:  # uncapped span: durations t0 + t1 (c0 + n j)
             rec.itl(t_start, span.t0_s + span.t1_s * c0, span.t1_s * n, k, n)
-        p_first = span.one(c0).power_w
-        p_last = span.one(c0 + n * (k - 1)).power_w
+        if k == 1:
+            p_peak = energy_gpu / dur if dur > 0 else 0.0
+        else:  # uncapped: power (e0 + e1 c) / (t0 + t1 c) is monotone in c, so check the ends
+            c1 = c0 + n * (k - 1)
+            p_peak = max((span.e0_j + span.e1_j * c0) / (span.t0_s + span.t1_s * c0),
+                         (span.e0_j + span.e1_j * c1) / (span.t0_s + span.t1_s * c1))
         self.it += k
         self.ctx_sum += n * k
-        self._record(t_start, t_start + dur, energy_gpu * tp, max(p_first, p_last), n, n * k,
+        self._record(t_start, t_start + dur, energy_gpu * tp, p_peak, n, n * k,
                      0.0, self.kv_reserved + self.ctx_sum - n * (k + 1) / 2.0)
 
     def _record(self, t0: float, t1: float, energy_j: float, peak_w: float, batch: float,
