@@ -63,7 +63,8 @@ class DecodeSpan:
     the engine steps one iteration at a time with :meth:`one`, which applies the cap model.
     """
 
-    __slots__ = ("line", "params", "n_seqs", "t0_s", "t1_s", "e0_j", "e1_j", "cap_w", "g0", "g1")
+    __slots__ = ("line", "params", "n_seqs", "t0_s", "t1_s", "e0_j", "e1_j", "cap_w", "g0", "g1",
+                 "free")
 
     def __init__(self, line: DecodeLine, p: PowerParams, cap_w: float):
         self.line, self.params, self.n_seqs, self.cap_w = line, p, line.n_seqs, cap_w
@@ -72,6 +73,7 @@ class DecodeSpan:
         self.e1_j = p.p_busy_w * line.t1_s + p.e_flop_j * line.f1 + p.e_byte_j * line.b1
         # the cap binds where g(c) = g0 + g1 c > 0
         self.g0, self.g1 = self.e0_j - cap_w * self.t0_s, self.e1_j - cap_w * self.t1_s
+        self.free = self.g0 <= 0.0 and self.g1 <= 0.0  # the cap binds at no context c >= 0
 
     @staticmethod
     def of(line: DecodeLine, p: PowerParams, cap_w: float) -> "DecodeSpan":
@@ -89,7 +91,7 @@ class DecodeSpan:
 
     def uncapped(self, c0: float, k: int) -> bool:
         """Whether the cap binds for none of iterations 0..k-1 (g is linear: check the ends)."""
-        return self.g0 + self.g1 * c0 <= 0.0 and self.g0 + self.g1 * (c0 + self.n_seqs * (k - 1)) <= 0.0
+        return self.free or self.g0 + self.g1 * c0 <= 0.0 and self.g0 + self.g1 * (c0 + self.n_seqs * (k - 1)) <= 0.0
 
     def duration_s(self, c0: float, k: int) -> float:
         """Total time of iterations 0..k-1 (closed form when uncapped)."""
