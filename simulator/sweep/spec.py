@@ -203,6 +203,24 @@ def expand(spec: SweepSpec, file: str | None = None) -> list[dict[str, Any]]:
     return unique
 
 
+def check_path(resolved: dict[str, Any], dotted: str, file: str | None) -> None:
+    """Reject a path that goes *through* a key the resolved base scenario does not have (for
+    example ``workload.classes.chta.slo.ttft_s``), naming the key with a did-you-mean. Creating
+    a new last key (a new ``workload.mix`` entry) is left to the schema to judge."""
+    from simulator.errors import did_you_mean
+
+    keys = dotted.split(".")
+    cur: Any = resolved
+    for i, key in enumerate(keys[:-1]):
+        if not isinstance(cur, dict):
+            return  # a leaf or None: the schema reports the type problem
+        if key not in cur:
+            where = ".".join(keys[:i + 1])
+            raise ScenarioError(f"unknown field{did_you_mean(key, cur)}; known here:"
+                                f" {', '.join(map(str, cur))}", file=file, field=where)
+        cur = cur[key]
+
+
 @dataclass
 class Sweep:
     """A validated sweep: base scenario, command and points (nothing has run)."""
@@ -244,12 +262,18 @@ def build_sweep(path: str, overrides: list[str] | tuple[str, ...] = (), cli_spec
         k, v = parse_override(text)
         set_path(base, k, v)
     base_dir = Path(path).resolve().parent
+    try:
+        resolved: dict[str, Any] | None = scenario_from_dict(copy.deepcopy(base), file=path).model_dump()
+    except ScenarioError:
+        resolved = None  # the points may complete an incomplete base; pydantic still checks each
     points = []
     for ov in expand(spec, path):
         d = copy.deepcopy(base)
         for k, v in ov.items():
             if not isinstance(k, str) or not k or any(not part for part in k.split(".")):
                 raise ScenarioError(f"bad field path {k!r} in sweep point", file=path, field="sweep")
+            if resolved is not None:
+                check_path(resolved, k, path)
             set_path(d, k, copy.deepcopy(v))
         where = ", ".join(f"{k}={v!r}" for k, v in ov.items()) or "the base scenario"
         try:

@@ -176,6 +176,8 @@ def test_cli_sweep_from_flags_and_rerun_skips(tmp_path):
 @pytest.mark.parametrize("sweep,flags,needle", [
     (None, ["--grid", "deployment.tpp=2,4"], "deployment.tpp: unknown field (did you mean 'tp'?)"),
     (None, ["--grid", "deploymnt.tp=2,4"], "deploymnt: unknown field (did you mean 'deployment'?)"),
+    (None, ["--grid", "workload.classes.chta.slo.ttft_s=1,2"],
+     "workload.classes.chta: unknown field (did you mean 'chat'?)"),
     (None, ["--grid", "deployment.tp=2,three"], "deployment.tp"),
     (None, ["--grid", "facility.pue=1.2,hot"], "facility.pue"),
     (None, ["--grid", "deployment.tp="], "sweep.grid.deployment.tp: grid has no values"),
