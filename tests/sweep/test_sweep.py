@@ -145,6 +145,7 @@ def test_resume_after_kill_loses_nothing(serial, tmp_path):
     assert (res["ran"], res["skipped"]) == (2, 2)
     same(res["table"], table)
     assert not list((out / "points").glob(".*"))
+    print(f"killed={killed} points finished before the kill={n_before}")
     # lose one point's folder and the table: only that point runs again
     shutil.rmtree(out / "points" / table["point_id"].iloc[1])
     (out / "results.parquet").unlink()
@@ -216,3 +217,34 @@ def test_failed_point_is_reported_after_the_others(tmp_path, monkeypatch):
     with pytest.raises(FleetsimError, match="1 of 2 sweep points failed.*boom"):
         run_sweep(build_sweep(str(f)), tmp_path / "out", workers=1, progress=False)
     assert len(pd.read_parquet(tmp_path / "out" / "results.parquet")) == 1
+
+
+def test_resume_after_sigkill_of_the_cli(serial, tmp_path):
+    """A real kill (SIGKILL, no cleanup) part-way through; the rerun completes the same table."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    f, _, table = serial
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "simulator", "sweep", str(f), "-o", str(out), "--workers", "1",
+           "--quiet"]
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(cmd, cwd=repo, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(not p.name.startswith(".") for p in (out / "points").glob("*")):
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait(timeout=30)
+    killed = proc.returncode == -signal.SIGKILL
+    n_before = len([p for p in (out / "points").glob("*") if not p.name.startswith(".")])
+    r = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    same(pd.read_parquet(out / "results.parquet"), table)
+    assert not list((out / "points").glob(".*"))
+    print(f"killed={killed} points finished before the kill={n_before}")
