@@ -109,7 +109,7 @@ def format_summary(s: dict, out_dir: str) -> str:
         f"  | {f(s['energy_per_query_wh_mean'])} Wh/query (facility)"
         f"  {f(s['energy_per_output_token_j'])} J/output token (GPU)",
         "  SLO        " + "  ".join(f"{k} {f(v, 100, '.1f')} %" for k, v in s["slo_attainment"].items()),
-        f"  wrote {out_dir}/summary.json, requests.parquet, power/, scenario.resolved.yaml",
+        f"  wrote {Path(out_dir) / 'summary.json'}, requests.parquet, power/, scenario.resolved.yaml",
     ]
     return "\n".join(lines)
 
