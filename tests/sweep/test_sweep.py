@@ -145,7 +145,6 @@ def test_resume_after_kill_loses_nothing(serial, tmp_path):
     assert (res["ran"], res["skipped"]) == (2, 2)
     same(res["table"], table)
     assert not list((out / "points").glob(".*"))
-    print(f"killed={killed} points finished before the kill={n_before}")
     # lose one point's folder and the table: only that point runs again
     shutil.rmtree(out / "points" / table["point_id"].iloc[1])
     (out / "results.parquet").unlink()
