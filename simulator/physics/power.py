@@ -6,7 +6,8 @@ model's work). Prefill (compute-bound) lands near the 700 W limit, decode (memor
 below it. Idle GPUs draw ``idle_w``.
 
 Cap: when demanded power exceeds the cap, the GPU lowers its clock until it meets the cap.
-:func:`capped` implements the capping model; the rest of the simulator only sees
+:func:`iteration_cost` applies the DVFS model of :mod:`simulator.physics.dvfs`
+(:func:`capped` is the older energy-conserving stretch, kept for comparison); the rest of the simulator only sees
 ``(time_s, energy_j)`` per iteration.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from simulator.physics.dvfs import dvfs_capped
 from simulator.physics.params import PowerParams
 from simulator.physics.timing import DecodeLine, Work
 
@@ -49,8 +51,9 @@ def capped(time_s: float, energy_j: float, cap_w: float) -> Cost:
 
 
 def iteration_cost(p: PowerParams, w: Work, cap_w: float) -> Cost:
-    """Time and per-GPU energy of one iteration under ``cap_w``."""
-    return capped(w.time_s, demanded_energy_j(p, w), cap_w)
+    """Time and per-GPU energy of one iteration under ``cap_w`` (DVFS model:
+    :mod:`simulator.physics.dvfs`; bit-identical to uncapped where the cap does not bind)."""
+    return Cost(*dvfs_capped(p, w, demanded_energy_j(p, w), cap_w))
 
 
 class DecodeSpan:
