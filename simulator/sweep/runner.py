@@ -1,9 +1,9 @@
 """Run a sweep's points: serially, on local processes, or on a Dask cluster; resumable.
 
-Each point runs in a staging folder ``OUT/points/.<id>.staging`` that is renamed to
+Each point runs in a staging folder ``OUT/points/.staging/<id>`` that is renamed to
 ``OUT/points/<id>`` only when the command has finished and ``point.json`` is written, so a
-killed sweep leaves either a complete point folder or a staging folder (removed on the next
-run). A rerun skips every point whose folder holds a ``summary.json`` computed from the same
+killed sweep leaves either a complete point folder or debris under ``.staging`` (removed when
+the next sweep on ``OUT`` starts; do not run two sweeps on one ``OUT`` at once). A rerun skips every point whose folder holds a ``summary.json`` computed from the same
 scenario and command (``point.json``'s ``scenario_sha``); a point whose scenario changed is run
 again. The table is rebuilt from the point folders after every run.
 
@@ -27,6 +27,10 @@ from typing import Any
 from simulator.errors import FleetsimError
 from simulator.sweep.results import collect_results, write_table
 from simulator.sweep.spec import Sweep
+
+
+#: folder under OUT/points where points are written before being renamed into place
+STAGING = ".staging"
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,9 @@ def run_point(task: PointTask) -> PointOutcome:
 
     points = Path(task.out_dir) / "points"
     final = points / task.id
-    staging = points / f".{task.id}.staging"
+    staging = points / STAGING / task.id
     shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True)
     try:
         sc = scenario_from_dict(task.data, file=task.file)
         sc._base_dir = Path(task.base_dir)  # type: ignore[attr-defined]
@@ -77,7 +82,7 @@ def run_point(task: PointTask) -> PointOutcome:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if final.exists():
-        old = points / f".{task.id}.old"
+        old = points / STAGING / f"{task.id}.old"
         shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
         os.replace(staging, final)
@@ -148,8 +153,7 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, workers: int | None = None, clu
     """
     out = Path(out_dir)
     (out / "points").mkdir(parents=True, exist_ok=True)
-    for stale in (out / "points").glob(".*.staging"):  # left by a killed sweep
-        shutil.rmtree(stale, ignore_errors=True)
+    shutil.rmtree(out / "points" / STAGING, ignore_errors=True)  # left by a killed sweep
     manifest = {"scenario": sweep.file, "command": sweep.command, "set": sweep.base_overrides,
                 "grid": sweep.grid_paths,
                 "points": [{"id": p.id, "overrides": p.overrides} for p in sweep.points]}
@@ -188,6 +192,10 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, workers: int | None = None, clu
             bar.close()
         if hasattr(stream, "close"):
             stream.close()
+        try:
+            (out / "points" / STAGING).rmdir()  # only when empty: nothing is in flight
+        except OSError:
+            pass
         table = collect_results(out, [(p.id, p.overrides) for p in sweep.points])
         write_table(table, out)
     if failed:

@@ -139,8 +139,9 @@ def test_resume_after_kill_loses_nothing(serial, tmp_path):
         run_sweep(build_sweep(str(f)), out, workers=1, progress=False, on_point_done=kill_after_two)
     assert len(pd.read_parquet(out / "results.parquet")) == 2  # finished points were kept
     # a point killed mid-write leaves only a staging folder, which is not a result
-    (out / "points" / f".{table['point_id'].iloc[3]}.staging").mkdir()
-    (out / "points" / f".{table['point_id'].iloc[3]}.staging" / "requests.parquet").write_bytes(b"half")
+    half = out / "points" / ".staging" / f".{table['point_id'].iloc[3]}.tmpabc"
+    half.mkdir(parents=True)
+    (half / "requests.parquet").write_bytes(b"half")
     res = run_sweep(build_sweep(str(f)), out, workers=2, progress=False)
     assert (res["ran"], res["skipped"]) == (2, 2)
     same(res["table"], table)
