@@ -73,6 +73,9 @@ def write_run(res: RunResult, out_dir: str | Path, csv: bool = False) -> Path:
         (tmp / "power").mkdir()
         for node in range(res.fleet.nodes):
             node_timeline(res, node).to_parquet(tmp / "power" / f"node-{node}.parquet", index=False)
+        if res.capping is not None:
+            res.capping.rows_frame().to_parquet(tmp / "power" / "rows.parquet", index=False)
+            res.capping.events_frame().to_parquet(tmp / "power" / "capping-events.parquet", index=False)
         (tmp / "scenario.resolved.yaml").write_text(
             yaml.safe_dump(resolved_scenario(res), sort_keys=False))
     return Path(out_dir)

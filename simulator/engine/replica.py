@@ -123,6 +123,16 @@ class Replica:
         if self.busy and self._in_jump:
             self._cut_jump()
 
+    def current_power_w(self) -> float:
+        """GPU power of the whole group now, W (read-only; idle groups draw idle power)."""
+        if not self.busy:
+            return self.power.idle_w * self.tp
+        if self._on_end == self._end_decode:
+            t_start, span, c0, k, n = self._jump
+            kd = span.iterations_within(c0, self.env.now - t_start, k) if k > 1 else 0
+            return span.one(c0 + n * min(kd, k - 1)).power_w * self.tp
+        return self._mixed[1].power_w * self.tp
+
     def close(self) -> None:
         """Stop now (end of a run without drain): record the elapsed part of the running
         iteration or jump at its exact energy, so the ledger has no gap. No tokens count."""

@@ -34,6 +34,7 @@ class RunResult:
     window_s: tuple[float, float]
     class_names: list[str]
     summary: dict[str, Any] = field(default_factory=dict)
+    capping: Any = None  # simulator.capping.controller.CappingController, if the scenario caps
 
 
 class Simulation:
@@ -49,6 +50,9 @@ class Simulation:
         self.workload = Workload(sc.workload, ss(STREAM_WORKLOAD), sc._base_dir)
         self.requests: list[Request] = []
         self.fleet = build_fleet(self.env, sc, self.cal, self._on_finish)
+        from simulator.capping.controller import attach
+
+        self.capping = attach(self)  # static caps and the row power controller (or None)
         self.route = ROUTERS[sc.router.policy](len(self.fleet.replicas), np.random.default_rng(ss(STREAM_ROUTER)))
         self.progress = progress
         self.max_len = sc.serving.max_model_len
@@ -169,6 +173,9 @@ class Simulation:
         res = RunResult(self.sc, self.cal, self.fleet, table, end_s, (w0, w1),
                         list(self.workload.class_names))
         res.summary = summarise(res)
+        if self.capping is not None:
+            res.capping = self.capping
+            res.summary["capping"] = self.capping.summary(res)
         return res
 
 

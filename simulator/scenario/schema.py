@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from simulator.capping.spec import PowerSpec
 from simulator.catalog import CATALOG, ModelShape
 from simulator.errors import did_you_mean
 from simulator.workload.spec import WorkloadSpec
@@ -160,6 +161,7 @@ class Scenario(Strict):
     router: RouterSpec = RouterSpec()
     workload: WorkloadSpec = Field(default_factory=WorkloadSpec)
     facility: FacilitySpec = FacilitySpec()
+    power: PowerSpec = Field(default_factory=PowerSpec, description="GPU caps, row budgets, capping controller")
     simulation: SimulationSpec = Field(default_factory=lambda: SimulationSpec(requests=1000))
 
     _base_dir: Path = PrivateAttr(default_factory=lambda: Path("."))
@@ -190,6 +192,13 @@ class Scenario(Strict):
         if d.replicas_per_node is not None and d.replicas_per_node * d.tp > self.hardware.gpus_per_node:
             raise ValueError(f"deployment: replicas_per_node x tp = {d.replicas_per_node * d.tp}"
                              f" exceeds {self.hardware.gpus_per_node} GPUs per node")
+        return self
+
+    @model_validator(mode="after")
+    def _power(self) -> "Scenario":
+        from simulator.capping.spec import check_power
+
+        check_power(self)
         return self
 
     def model_shape(self) -> ModelShape:

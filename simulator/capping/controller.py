@@ -1,0 +1,275 @@
+"""Row power budgets: a SimPy controller process that samples row power and sets GPU caps.
+
+Every ``telemetry_interval_s`` the controller reads each row's IT power (GPUs at their current
+iteration's power, idle GPUs at idle power, hosts at idle plus their busy share). Over budget
+(and no change of that row still in flight): it computes new caps by the policy, such that the
+row cannot exceed the budget even with every GPU at its cap and every host fully busy, and
+applies them after ``actuation_delay_s`` (:meth:`Replica.set_cap`; the iteration running then
+finishes under its old cap). Below ``budget - hysteresis_w`` (with room for the raise): caps of
+capped GPUs go up by ``cap_step_w``, back towards their static cap.
+
+Bound (tested): a row is over budget only within ``telemetry_interval_s + actuation_delay_s``
+plus one iteration after the excursion starts, unless even the minimum caps exceed the budget.
+
+Policies are plain functions ``(views) -> groups``: an ordered list of groups of replica
+indexes; the first group is lowered (one common cap level, water-filled) before the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.capping.spec import PowerSpec
+from simulator.engine.request import DECODE
+
+if TYPE_CHECKING:
+    from simulator.engine.run import RunResult, Simulation
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaView:
+    """Read-only snapshot of a replica for capping policies."""
+
+    index: int
+    node: int
+    tp: int
+    cap_w: float            # per-GPU cap now (the controller's latest target)
+    power_w: float          # GPU power of the whole replica now, W
+    prefill_tokens: int     # prompt tokens waiting or in prefill
+    top_priority: float     # highest class priority among its requests (-inf: none)
+
+
+def uniform(views: list[ReplicaView]) -> list[list[int]]:
+    return [[v.index for v in views]]
+
+
+def prefill_first(views: list[ReplicaView]) -> list[list[int]]:
+    pre = [v.index for v in sorted(views, key=lambda v: -v.prefill_tokens) if v.prefill_tokens > 0]
+    return [g for g in (pre, [v.index for v in views if v.prefill_tokens == 0]) if g]
+
+
+def priority(views: list[ReplicaView]) -> list[list[int]]:
+    levels = sorted({v.top_priority for v in views})
+    return [[v.index for v in views if v.top_priority == p] for p in levels]
+
+
+POLICIES: dict[str, Callable[[list[ReplicaView]], list[list[int]]]] = {
+    "uniform": uniform, "prefill_first": prefill_first, "priority": priority}
+
+
+def water_fill(caps: dict[int, float], tp: dict[int, int], groups: list[list[int]],
+               avail_w: float, min_cap_w: float, step_w: float) -> dict[int, float]:
+    """Lower per-GPU caps, group by group, until ``sum(tp * cap) <= avail_w`` (or all at min).
+
+    Within a group one level L: ``cap = min(cap, L)``; L is floored to the step grid above
+    ``min_cap_w``, so the result never exceeds ``avail_w`` when feasible.
+    """
+    new = dict(caps)
+    excess = sum(tp[i] * c for i, c in new.items()) - avail_w
+    for g in groups:
+        if excess <= 0:
+            break
+        room = sum(tp[i] * (new[i] - min_cap_w) for i in g)
+        if room <= excess:
+            for i in g:
+                new[i] = min(new[i], min_cap_w)
+            excess -= room
+            continue
+        target = sum(tp[i] * new[i] for i in g) - excess
+        lo, hi = min_cap_w, max(new[i] for i in g)
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            if sum(tp[i] * min(new[i], mid) for i in g) <= target:
+                lo = mid
+            else:
+                hi = mid
+        level = min_cap_w + float(np.floor((lo - min_cap_w) / step_w)) * step_w
+        before = sum(tp[i] * new[i] for i in g)
+        for i in g:
+            new[i] = min(new[i], level)
+        excess -= before - sum(tp[i] * new[i] for i in g)
+    return new
+
+
+class CappingController:
+    """Static caps plus (when a budget is given) the row controller of one simulation."""
+
+    def __init__(self, sim: "Simulation"):
+        self.sim, self.env = sim, sim.env
+        sc, fleet = sim.sc, sim.fleet
+        self.spec: PowerSpec = sc.power
+        node_caps, rep_caps = self.spec.node_cap_map(), self.spec.replica_caps_w or {}
+        for r in fleet.replicas:
+            cap = rep_caps.get(r.index, node_caps.get(r.node, sc.deployment.gpu_cap_w))
+            r.set_cap(float(cap))
+        self.base = {r.index: r.cap_w for r in fleet.replicas}
+        self.target = dict(self.base)
+        self.tp = {r.index: r.tp for r in fleet.replicas}
+        self.rows = self.spec.row_nodes(fleet.nodes)
+        self.budgets = [self.spec.budget_w(row) for row in self.rows]
+        self.reps = [[r for r in fleet.replicas if r.node in set(row)] for row in self.rows]
+        self.pending = [False] * len(self.rows)
+        self.idle_w = sim.cal.power.idle_w
+        f = sc.facility
+        self.host_idle_w, self.host_busy_gpu_w = f.host_idle_w, f.host_active_w / fleet.gpus_per_node
+        self.gpn = fleet.gpus_per_node
+        self.unused_gpus_node = fleet.gpus_per_node - fleet.replicas_per_node * fleet.tp
+        self.samples: dict[str, list] = {k: [] for k in (
+            "t_s", "row", "power_w", "budget_w", "capped_gpus", "min_cap_w", "action")}
+        self.events: dict[str, list] = {k: [] for k in (
+            "t_s", "decided_s", "row", "replica", "node", "old_cap_w", "new_cap_w", "action")}
+        self.min_cap_seen_w = min(self.base.values(), default=float("nan"))
+        self.policy = POLICIES[self.spec.policy]
+        if self.spec.has_budget:
+            for row, b in zip(self.rows, self.budgets):
+                idle = len(row) * (self.host_idle_w + fleet.gpus_per_node * self.idle_w)
+                if b < idle:
+                    from simulator.errors import ScenarioError
+                    raise ScenarioError(f"row budget {b:.0f} W is below the row's idle power"
+                                        f" {idle:.0f} W", file=sc._file, field="power.row_budget_w")
+            self.env.process(self._run())
+
+    # ------------------------------------------------------------ sensing
+    def row_power_w(self, k: int) -> float:
+        p = len(self.rows[k]) * (self.host_idle_w + self.unused_gpus_node * self.idle_w)
+        for r in self.reps[k]:
+            p += r.current_power_w()
+            if r.busy:
+                p += self.host_busy_gpu_w * r.tp
+        return p
+
+    def _view(self, r) -> ReplicaView:
+        pri = self.sim.workload.priorities
+        reqs = list(r.waiting) + list(r.prefilling) + [e[3] for e in r.heap if e[3].state == DECODE]
+        top = max((pri[q.cls] for q in reqs), default=float("-inf"))
+        pre = sum(q.prompt_tokens - q.prefilled_tokens for q in list(r.waiting) + r.prefilling)
+        return ReplicaView(r.index, r.node, r.tp, self.target[r.index], r.current_power_w(), pre, top)
+
+    def _finished(self) -> bool:
+        sim, spec = self.sim, self.sim.sc.simulation
+        if any(r.busy for r in sim.fleet.replicas) or sim.n_done < len(sim.requests):
+            return False
+        return ((spec.requests is not None and len(sim.requests) >= spec.requests)
+                or (spec.duration_s is not None and self.env.now >= spec.duration_s))
+
+    # ------------------------------------------------------------ control loop
+    def _run(self):
+        spec = self.spec
+        while True:
+            yield self.env.timeout(spec.telemetry_interval_s)
+            if self.sim.sc.simulation.drain and self._finished():
+                return
+            for k in range(len(self.rows)):
+                self._step(k)
+
+    def _step(self, k: int) -> None:
+        spec, now = self.spec, self.env.now
+        p, budget = self.row_power_w(k), self.budgets[k]
+        action = ""
+        reps = self.reps[k]
+        if not self.pending[k]:
+            caps = {r.index: self.target[r.index] for r in reps}
+            if p > budget:
+                fixed = sum(self.host_idle_w + self.host_busy_gpu_w * (self.gpn - self.unused_gpus_node)
+                            + self.unused_gpus_node * self.idle_w for _ in self.rows[k])
+                groups = self.policy([self._view(r) for r in reps])
+                new = water_fill(caps, self.tp, groups, budget - fixed, spec.min_cap_w, spec.cap_step_w)
+                action = "lower"
+            else:
+                capped = [i for i, c in caps.items() if c < self.base[i]]
+                raise_w = sum(self.tp[i] * min(spec.cap_step_w, self.base[i] - caps[i]) for i in capped)
+                new = caps
+                if capped and p + raise_w <= budget - spec.hysteresis_w:
+                    new = {i: min(self.base[i], c + spec.cap_step_w) if i in capped else c
+                           for i, c in caps.items()}
+                    action = "raise"
+            changed = {i: c for i, c in new.items() if c != caps[i]}
+            if changed:
+                self.target.update(changed)
+                self.pending[k] = True
+                ev = self.env.timeout(spec.actuation_delay_s)
+                ev.callbacks.append(lambda _e, k=k, ch=changed, t=now, a=action: self._apply(k, ch, t, a))
+            else:
+                action = ""
+        capped_gpus = sum(r.tp for r in reps if self.target[r.index] < self.base[r.index])
+        s = self.samples
+        for name, v in (("t_s", now), ("row", k), ("power_w", p), ("budget_w", budget),
+                        ("capped_gpus", capped_gpus),
+                        ("min_cap_w", min((self.target[r.index] for r in reps), default=np.nan)),
+                        ("action", action)):
+            s[name].append(v)
+
+    def _apply(self, k: int, changed: dict[int, float], decided_s: float, action: str) -> None:
+        fleet = self.sim.fleet
+        for i, cap in changed.items():
+            r = fleet.replicas[i]
+            e = self.events
+            for name, v in (("t_s", self.env.now), ("decided_s", decided_s), ("row", k),
+                            ("replica", i), ("node", r.node), ("old_cap_w", r.cap_w),
+                            ("new_cap_w", cap), ("action", action)):
+                e[name].append(v)
+            r.set_cap(cap)
+            self.min_cap_seen_w = min(self.min_cap_seen_w, cap)
+        self.pending[k] = False
+
+    # ------------------------------------------------------------ outputs
+    def rows_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.samples)
+
+    def events_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.events)
+
+    def summary(self, res: "RunResult") -> dict[str, Any]:
+        """Exact time and energy over budget per row (from the recorded power ledger)."""
+        out_rows = []
+        t_over = e_over = 0.0
+        for k, row in enumerate(self.rows):
+            tl = row_timeline(res, row)
+            over = np.clip(tl["power_w"].to_numpy() - self.budgets[k], 0.0, None)
+            dur = (tl["t_end_s"] - tl["t_start_s"]).to_numpy()
+            rt, re = float(dur[over > 0].sum()), float((over * dur).sum())
+            t_over += rt
+            e_over += re
+            out_rows.append({"row": k, "nodes": row, "budget_w": self.budgets[k],
+                             "power_w_peak": float(tl["power_w"].max()) if len(tl) else 0.0,
+                             "time_over_budget_s": rt, "energy_over_budget_j": re})
+        ev = self.events
+        return {
+            "policy": self.spec.policy if self.spec.has_budget else None,
+            "time_over_budget_s": t_over,
+            "energy_over_budget_j": e_over,
+            "cap_events": len(ev["t_s"]),
+            "cap_lowerings": sum(1 for a, o, n in zip(ev["action"], ev["old_cap_w"], ev["new_cap_w"]) if n < o),
+            "min_cap_w": self.min_cap_seen_w,
+            "rows": out_rows,
+        }
+
+
+def row_timeline(res: "RunResult", row: list[int]) -> pd.DataFrame:
+    """Piecewise-constant IT power of a row (sum of its nodes' exact timelines)."""
+    from simulator.metrics.summary import node_timeline
+
+    tls = [node_timeline(res, n) for n in row]
+    edges = np.unique(np.concatenate([np.r_[t["t_start_s"].to_numpy(), t["t_end_s"].to_numpy()[-1:]]
+                                      for t in tls]))
+    if edges.size < 2:
+        return pd.DataFrame({"t_start_s": [], "t_end_s": [], "power_w": []})
+    mids = 0.5 * (edges[:-1] + edges[1:])
+    p = np.zeros(mids.size)
+    for t in tls:
+        idx = np.clip(np.searchsorted(t["t_start_s"].to_numpy(), mids, side="right") - 1, 0, None)
+        p += t["node_power_w"].to_numpy()[idx]
+    return pd.DataFrame({"t_start_s": edges[:-1], "t_end_s": edges[1:], "power_w": p})
+
+
+def attach(sim: "Simulation") -> CappingController | None:
+    """Apply the scenario's static caps and start its controller; None without a power section."""
+    spec = sim.sc.power
+    if spec.node_caps_w is None and spec.replica_caps_w is None and not spec.has_budget:
+        return None
+    return CappingController(sim)
