@@ -115,7 +115,7 @@ def dvfs_capped(p: PowerParams, w: Work, energy_j: float, cap_w: float,
                 d: DVFSParams = DEFAULT_DVFS) -> tuple[float, float]:
     """``(time_s, energy_j)`` per GPU of an iteration of work ``w`` (uncapped energy
     ``energy_j``) under ``cap_w``. Exactly ``(w.time_s, energy_j)`` when the cap does not bind."""
-    if energy_j <= cap_w * w.time_s:
+    if energy_j / w.time_s <= cap_w:
         return w.time_s, energy_j
     m = ClockModel(p, w, d)
     if m.power_w(d.r_min) > cap_w:  # even the lowest clock is too hot: duty-cycle at r_min

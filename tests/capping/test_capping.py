@@ -1,0 +1,123 @@
+"""Power capping: DVFS model properties, controller bound, Splitwise calibration, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.capping.calibrate_dvfs import DECODE_TOL, PREFILL_TOL, default_gpu_cap_w, slowdowns
+from simulator.capping.controller import row_timeline
+from simulator.engine.run import simulate
+from simulator.errors import ScenarioError
+from simulator.physics.dvfs import DEFAULT_DVFS, load_dvfs
+from simulator.physics.params import PowerParams
+from simulator.physics.power import demanded_energy_j, iteration_cost
+from simulator.physics.timing import Work
+from simulator.scenario.load import scenario_from_dict
+from tests.conftest import small
+
+P = PowerParams(idle_w=70.0, p_busy_w=70.0, e_flop_j=6.37e-13, e_byte_j=1.88e-10)
+works = st.builds(lambda t, u, b: Work(t, u * t * 989e12, b * t * 3.35e12),
+                  st.floats(1e-4, 1.0), st.floats(0.0, 1.2), st.floats(0.0, 1.2))
+caps = st.floats(200.0, 700.0)
+
+
+@given(works, caps, caps)
+@settings(max_examples=300, deadline=None)
+def test_tighter_cap_never_faster_and_never_above_cap(w, c1, c2):
+    lo, hi = sorted((c1, c2))
+    a, b = iteration_cost(P, w, lo), iteration_cost(P, w, hi)
+    assert a.time_s >= b.time_s >= w.time_s
+    for c, cap in ((a, lo), (b, hi)):
+        assert c.energy_j <= cap * c.time_s * (1 + 1e-12)
+
+
+@given(works)
+@settings(max_examples=200, deadline=None)
+def test_cap_at_or_above_demand_is_exact(w):
+    e = demanded_energy_j(P, w)
+    demand = e / w.time_s
+    for cap in (demand, demand * 1.5, 700.0 if demand <= 700.0 else demand):
+        c = iteration_cost(P, w, cap)
+        assert (c.time_s, c.energy_j) == (w.time_s, e)
+
+
+def test_fitted_parameters_match_file():
+    assert load_dvfs() == DEFAULT_DVFS
+
+
+def test_splitwise_calibration():
+    """Prefill at prompt 512 ~1.3x (within PREFILL_TOL) at a node cap of 70 % of 10.2 kW;
+    decode ~1.0x wherever the power model puts decode below the cap (the placeholder
+    datasheet power model puts it above 700 W: then the DVFS model cannot be blamed)."""
+    sd = slowdowns(DEFAULT_DVFS, default_gpu_cap_w())
+    assert sd["prefill"][512] == pytest.approx(1.3, rel=PREFILL_TOL)
+    for b, x in sd["decode"].items():
+        if sd["decode_demand_w"][b] <= default_gpu_cap_w():
+            assert x == pytest.approx(1.0, abs=DECODE_TOL)
+        assert x < sd["prefill"][512] + 1e-9 or sd["decode_demand_w"][b] > sd["prefill_demand_w"][512]
+
+
+def _run(**over):
+    return simulate(scenario_from_dict(small(**over)))
+
+
+def test_cap_above_demand_changes_nothing():
+    base = _run()
+    capped = _run(power__node_caps_w=[700.0], power__replica_caps_w={0: 700.0})
+    pd.testing.assert_frame_equal(base.requests, capped.requests)
+    s = dict(capped.summary)
+    s.pop("capping")
+    assert s == base.summary
+
+
+@pytest.mark.parametrize("over", [{"deployment__gpu_cap_w": 300.0},
+                                  {"power__node_caps_w": [250.0]},
+                                  {"power__replica_caps_w": {0: 200.0, 2: 450.0}}])
+def test_no_gpu_above_its_cap(over):
+    res = _run(**over)
+    for r in res.fleet.replicas:
+        t0, t1, e = (np.asarray(x) for x in (r.rec.t0_s, r.rec.t1_s, r.rec.energy_j))
+        ok = t1 > t0
+        assert np.all(e[ok] / (t1 - t0)[ok] / r.tp <= r.cap_w * (1 + 1e-9))
+        assert np.all(np.asarray(r.rec.peak_w) <= r.cap_w * (1 + 1e-9))
+
+
+@pytest.mark.parametrize("policy", ["uniform", "prefill_first", "priority"])
+def test_controller_keeps_row_under_budget(policy):
+    interval, delay = 0.5, 0.1
+    res = _run(workload__rate_per_s=30.0, power__row_budget_w=5000.0, power__policy=policy,
+               power__telemetry_interval_s=interval, power__actuation_delay_s=delay)
+    tl = row_timeline(res, [0])
+    over = (tl["power_w"] > 5000.0 + 1e-6).to_numpy()
+    assert res.summary["capping"]["cap_lowerings"] > 0
+    longest_iter = max(max(np.asarray(r.rec.t1_s) - np.asarray(r.rec.t0_s)) for r in res.fleet.replicas)
+    bound = interval + delay + longest_iter + 1e-9
+    t0, t1 = tl["t_start_s"].to_numpy(), tl["t_end_s"].to_numpy()
+    start = None
+    for i in range(len(tl)):
+        if over[i] and start is None:
+            start = t0[i]
+        if start is not None and (not over[i] or i == len(tl) - 1):
+            end = t1[i] if over[i] else t0[i]
+            assert end - start <= bound, (start, end, bound)
+            start = None
+
+
+@pytest.mark.parametrize("over, field", [
+    ({"power__node_caps_w": [150.0]}, "power.node_caps_w"),
+    ({"power__replica_caps_w": {0: 800.0}}, "power.replica_caps_w"),
+    ({"deployment__gpu_cap_w": 701.0}, "deployment.gpu_cap_w"),
+    ({"power__row_budget_w": 1000.0}, "power.row_budget_w"),
+    ({"power__row_budget_w": 5000.0, "power__telemetry_interval_s": 0}, "power.telemetry_interval_s"),
+    ({"power__policy": "random"}, "power.policy"),
+])
+def test_bad_input_names_field(over, field):
+    from simulator.scenario.load import scenario_from_dict as load
+
+    with pytest.raises(ScenarioError) as e:
+        load(small(**over))
+    assert field in str(e.value) and "\n" not in str(e.value)
