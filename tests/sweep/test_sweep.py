@@ -154,12 +154,14 @@ def test_resume_after_kill_loses_nothing(serial, tmp_path):
     same(pd.read_parquet(out / "results.parquet"), table)
 
 
-def test_changed_base_scenario_reruns_points(serial, tmp_path):
+def test_changed_base_scenario_makes_points_stale(serial):
+    from simulator.sweep.runner import is_finished
+
     f, out, _ = serial
-    copy = tmp_path / "out"
-    shutil.copytree(out, copy)
-    res = run_sweep(build_sweep(str(f), ["simulation.seed=9"]), copy, workers=1, progress=False)
-    assert res["ran"] == 4
+    same_sw, changed = build_sweep(str(f)), build_sweep(str(f), ["simulation.seed=9"])
+    assert [p.id for p in same_sw.points] == [p.id for p in changed.points]  # ids: overrides only
+    assert all(is_finished(out, p.id, p.scenario_sha) for p in same_sw.points)
+    assert not any(is_finished(out, p.id, p.scenario_sha) for p in changed.points)  # rerun
 
 
 def test_cli_sweep_from_flags_and_rerun_skips(tmp_path):
