@@ -69,6 +69,9 @@ class TimingParams(_Strict):
     all_reduce: dict[int, AllReduceFit] = Field(default_factory=dict, description="by TP degree")
     iteration_fixed_s: float = Field(0.0, ge=0, description="per-iteration CPU cost, s")
     per_seq_s: float = Field(0.0, ge=0, description="per-sequence scheduling/sampling cost, s")
+    attn_expanded_kv: bool = Field(
+        False, description="attention reads K/V repeated to every query head (eager attention"
+        " with repeat_kv, as older serving stacks did): KV bytes scale with heads, not kv_heads")
 
     def gemm_op(self, name: str) -> RooflineOp:
         return self.gemm.get(name) or self.gemm.get("default") or RooflineOp()

@@ -89,8 +89,10 @@ class TimingModel:
             ("act", 1, ((3 if m.gated_mlp else 2) * f) * ACT_BYTES),
             ("add", 2, 3 * d * ACT_BYTES),
         ]
-        # KV-cache bytes of one context token in one layer on one GPU (K and V)
-        self.kv_bytes_token_layer = 2 * self.kv_heads_gpu * m.head_dim * self.kv_bytes
+        # KV-cache bytes of one context token in one layer on one GPU (K and V); a stack that
+        # repeats K/V to every query head reads them once per query head
+        kv_read_heads = self.heads_gpu if params.attn_expanded_kv else self.kv_heads_gpu
+        self.kv_bytes_token_layer = 2 * kv_read_heads * m.head_dim * self.kv_bytes
         self.attn_flops_pair_layer = 4.0 * self.heads_gpu * m.head_dim  # QK^T and PV, 2 FLOP/MAC
         self._linear_cached = lru_cache(maxsize=8192)(self._linear)
         self._decode_lines: dict[int, DecodeLine] = {}
