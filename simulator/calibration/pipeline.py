@@ -21,7 +21,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,9 +29,8 @@ import yaml
 
 from simulator.calibration import fit_ops, mlenergy, splitwise
 from simulator.calibration import sources as S
-from simulator.errors import DataError
 from simulator.hardware import H100
-from simulator.physics.params import Calibration, PowerParams, TimingParams
+from simulator.physics.params import Calibration, TimingParams
 
 VERSION = "1.0"
 IDLE_W = 70.0  # datasheet anchor (README of the sources): no idle rows in any data set

@@ -146,12 +146,6 @@ def elementwise_bytes_per_row(s: ModelShape, op: str, tp: int, act_bytes: float 
     }[op]
 
 
-def _shape_from_row(r: pd.Series, name: str) -> ModelShape:
-    d, h = int(r["n_embd"]), int(r["n_head"])
-    return ModelShape(name, 1, d, h, int(r["n_kv_head"]), int(r["n_expanded_embd"]),
-                      int(r["vocab_size"]), bool(r["use_gated_mlp"]))
-
-
 # ------------------------------------------------------------------ per-op tables
 def load_op_table(path: str | Path, model: str | None = None, source: str = "vidur") -> pd.DataFrame:
     """One Vidur-schema per-op table (``mlp.csv`` or a profile) as tidy rows.

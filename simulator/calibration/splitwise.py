@@ -12,8 +12,8 @@ batch B, T output tokens) maps onto the timing model as:
 The software stack Splitwise measured (2023) is much slower than the per-op tables predict:
 about 30 ms per decode step of llama2-70b at TP 8 where the kernels add up to about 13 ms, and
 prefill 1.4x (TP 2) to 2.5x (TP 8) the kernel sum. The excess grows with the all-reduce volume
-(per prefill token it behaves like an all-reduce at about 50 GB/s, PCIe rather than NVLink
-speed) and has a large fixed part per layer in decode (kernel launches without CUDA graphs).
+(per prefill token it behaves like an all-reduce at one to two hundred GB/s rather than
+NVLink's ~450) and has a large fixed part per layer in decode (kernel launches without CUDA graphs).
 Its decode attention reads about 8x the KV bytes of a GQA-aware kernel for llama2-70b (8 KV
 heads, 64 query heads): it behaves like eager attention that repeats K/V to every query head
 (``attn_expanded_kv``), which is also what makes bloom-176b (MHA) consistent with it.
