@@ -50,15 +50,20 @@ def test_fitted_parameters_match_file():
 
 
 def test_splitwise_calibration():
-    """Prefill at prompt 512 ~1.3x (within PREFILL_TOL) at a node cap of 70 % of 10.2 kW;
-    decode ~1.0x wherever the power model puts decode below the cap (the placeholder
-    datasheet power model puts it above 700 W: then the DVFS model cannot be blamed)."""
+    """At a node cap of 70 % of 10.2 kW: prefill of long prompts (2048-8192 tokens, where the
+    fitted power model puts prefill demand well above the per-GPU cap) ~1.3x on average
+    (within PREFILL_TOL); short prompts demand little more than the cap and slow down less
+    (Splitwise reports one headline factor, not a per-prompt curve); decode ~1.0x wherever the
+    power model puts decode below the cap."""
     sd = slowdowns(DEFAULT_DVFS, default_gpu_cap_w())
-    assert sd["prefill"][512] == pytest.approx(1.3, rel=PREFILL_TOL)
+    long_prompts = [sd["prefill"][p] for p in (2048, 4096, 8192)]
+    assert sum(long_prompts) / 3 == pytest.approx(1.3, rel=PREFILL_TOL)
+    assert all(sd["prefill"][a] <= sd["prefill"][b] + 1e-9
+               for a, b in zip((128, 256, 512, 1024, 2048, 4096), (256, 512, 1024, 2048, 4096, 8192)))
     for b, x in sd["decode"].items():
         if sd["decode_demand_w"][b] <= default_gpu_cap_w():
             assert x == pytest.approx(1.0, abs=DECODE_TOL)
-        assert x < sd["prefill"][512] + 1e-9 or sd["decode_demand_w"][b] > sd["prefill_demand_w"][512]
+        assert x < max(long_prompts) + 1e-9
 
 
 def _run(**over):
