@@ -131,11 +131,13 @@ def reference(out_path: str | None) -> None:
 def _register_optional() -> None:
     """Commands that live in their own packages (calibration; sweeps and charts)."""
     from simulator.charts.cli import plot_cmd, report_cmd
+    from simulator.projection.cli import project_cmd
     from simulator.sweep.cli import sweep_cmd
 
     main.add_command(sweep_cmd, "sweep")
     main.add_command(plot_cmd, "plot")
     main.add_command(report_cmd, "report")
+    main.add_command(project_cmd, "project")
     try:
         from simulator.calibration.cli import calibrate_cmd, profile_cmd
     except ImportError:  # pragma: no cover - during development only

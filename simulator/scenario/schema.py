@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from simulator.capping.spec import PowerSpec
 from simulator.catalog import CATALOG, ModelShape
 from simulator.errors import did_you_mean
+from simulator.projection.spec import ProjectionSpec
 from simulator.workload.spec import WorkloadSpec
 
 
@@ -163,6 +164,9 @@ class Scenario(Strict):
     facility: FacilitySpec = FacilitySpec()
     power: PowerSpec = Field(default_factory=PowerSpec, description="GPU caps, row budgets, capping controller")
     simulation: SimulationSpec = Field(default_factory=lambda: SimulationSpec(requests=1000))
+    projection: ProjectionSpec | None = Field(
+        None, description="fleet-day projection (`fleetsim project`; see docs/projection.md);"
+        " ignored by `fleetsim run`")
 
     _base_dir: Path = PrivateAttr(default_factory=lambda: Path("."))
     _file: str | None = PrivateAttr(default=None)
@@ -199,6 +203,13 @@ class Scenario(Strict):
         from simulator.capping.spec import check_power
 
         check_power(self)
+        return self
+
+    @model_validator(mode="after")
+    def _projection(self) -> "Scenario":
+        from simulator.projection.spec import check_projection
+
+        check_projection(self)
         return self
 
     def model_shape(self) -> ModelShape:

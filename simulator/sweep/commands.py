@@ -26,6 +26,17 @@ def run_command(sc: Scenario, out_dir: Path) -> dict[str, Any]:
     return res.summary
 
 
+def project_command(sc: Scenario, out_dir: Path) -> dict[str, Any]:
+    """``fleetsim project``: a fleet-day projection (one process; the sweep parallelises)."""
+    from simulator.projection.output import write_projection
+    from simulator.projection.project import project
+
+    proj = project(sc)
+    write_projection(proj, out_dir)
+    return proj.summary
+
+
 COMMANDS: dict[str, Callable[[Scenario, Path], dict[str, Any]]] = {
     "run": run_command,
+    "project": project_command,
 }

@@ -1,0 +1,63 @@
+"""A projection's output folder, written atomically (nothing half-written on failure)::
+
+    OUT/summary.json             the contract (docs/projection.md)
+    OUT/hourly.csv               nominal day, one row per hour: load, nodes on, energy by part
+    OUT/facility_power.parquet   t_s, facility_power_w, nodes_on (what `fleetsim plot` draws)
+    OUT/levels.csv               nominal simulated load levels (per-node power, SLO attainment)
+    OUT/draws.csv                Monte Carlo draws: every input's value and the day's results
+    OUT/sensitivity.csv          tornado rows fitted on the draws (when there are enough)
+    OUT/scenario.resolved.yaml   the scenario with every default filled in
+    OUT/charts/                  facility_power_24h and tornado_gwh, PNG and SVG
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from simulator.output import AtomicDir, write_json
+from simulator.projection.day import SECONDS_PER_HOUR
+from simulator.projection.project import Projection
+
+
+def power_frame(proj: Projection) -> pd.DataFrame:
+    """The hourly curve in the charts' tidy form (t_s from midnight, W, count)."""
+    h = proj.hourly
+    return pd.DataFrame({"t_s": h["hour"].to_numpy() * SECONDS_PER_HOUR,
+                         "facility_power_w": h["facility_power_w"].to_numpy(),
+                         "it_power_w": h["it_power_w"].to_numpy(),
+                         "nodes_on": h["nodes_on"].to_numpy()})
+
+
+def write_charts(proj: Projection, out: Path) -> list[Path]:
+    from simulator.charts import plots
+
+    s = proj.summary
+    ts = power_frame(proj)
+    ts = pd.concat([ts, ts.iloc[[-1]].assign(t_s=24 * SECONDS_PER_HOUR)], ignore_index=True)
+    paths = plots.save(plots.facility_power_24h(
+        ts, subtitle=f"{s['scenario']}: {s['queries_per_day']:.3g} queries/day,"
+        f" {s['idle_policy']}, {s['gwh_per_day_facility_nominal']:.3g} GWh/day (nominal)"),
+        out / "facility_power_24h")
+    if proj.sensitivity is not None and len(proj.sensitivity):
+        paths += plots.save(plots.tornado(proj.sensitivity, s["gwh_per_day_facility_p50"]),
+                            out / "tornado_gwh")
+    return paths
+
+
+def write_projection(proj: Projection, out_dir: str | Path, charts: bool = True) -> Path:
+    with AtomicDir(out_dir) as tmp:
+        write_json(tmp / "summary.json", proj.summary)
+        proj.hourly.to_csv(tmp / "hourly.csv", index=False)
+        power_frame(proj).to_parquet(tmp / "facility_power.parquet", index=False)
+        proj.levels.to_csv(tmp / "levels.csv", index=False)
+        proj.draws.to_csv(tmp / "draws.csv", index=False)
+        if proj.sensitivity is not None:
+            proj.sensitivity.to_csv(tmp / "sensitivity.csv", index=False)
+        (tmp / "scenario.resolved.yaml").write_text(
+            yaml.safe_dump(proj.scenario.model_dump(mode="json"), sort_keys=False))
+        if charts:
+            write_charts(proj, tmp / "charts")
+    return Path(out_dir)

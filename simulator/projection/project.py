@@ -1,0 +1,379 @@
+"""A fleet-day projection: plan, simulate the sampled load levels (nominal and Monte Carlo
+draws), integrate the day, and build ``summary.json``.
+
+Steps (``docs/projection.md`` has the user's view):
+
+1. the day: hourly fleet rate from ``queries_per_day`` and the curve;
+2. per-node capacity at the SLO (when the fleet is 'auto', the idle policy autoscales, or an
+   explicit fleet fails the SLO in the peak hour): a search over the per-node rate on the
+   sampled nodes, doubling then bisecting, every trial with the same random streams;
+3. the plan: fleet size, nodes on per hour, per-node rate, hours grouped into shared levels;
+4. nominal levels, then every draw's levels (perturbed physics, same streams) — one job each,
+   run serially or on a process pool (``concurrent.futures``), in a fixed order, so the result
+   does not depend on the number of workers;
+5. each draw's day integrated exactly (:func:`~simulator.projection.day.integrate_day`); P5 /
+   P50 / P95 over the draws.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.errors import ScenarioError
+from simulator.projection.day import (HOURS, J_PER_GWH, DayPlan, Facility, daily_curve,
+                                      integrate_day, nodes_for, plan_day)
+from simulator.projection.sample import (LevelJob, LevelResult, Perturbation, auto_warmup_s,
+                                         idle_level, run_level, scenario_calibration,
+                                         trace_rate_per_s)
+from simulator.projection.uncertainty import draw_inputs, perturbation, sensitivity
+from simulator.scenario.schema import Scenario
+
+SCHEMA_VERSION = 1
+#: the capacity search gives up above this many doublings / halvings from its start
+MAX_BRACKET_STEPS = 30
+
+
+@dataclass
+class Projection:
+    """Everything a projection produced; ``summary`` is the ``summary.json`` contract."""
+
+    scenario: Scenario
+    plan: DayPlan
+    hourly: pd.DataFrame  # nominal, one row per hour
+    levels: pd.DataFrame  # nominal, one row per simulated level
+    draws: pd.DataFrame  # one row per Monte Carlo draw: inputs and results
+    summary: dict[str, Any] = field(default_factory=dict)
+    sensitivity: pd.DataFrame | None = None
+
+
+class _Runner:
+    """Runs level jobs in order, serially or on a process pool; counts simulations."""
+
+    def __init__(self, workers: int, progress: Callable[[int], None] | None):
+        self.workers = max(1, workers)
+        self.progress = progress
+        self.pool: ProcessPoolExecutor | None = None
+        self.simulations = 0
+
+    def __enter__(self) -> "_Runner":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def map(self, jobs: list[LevelJob]) -> list[LevelResult]:
+        if not jobs:
+            return []
+        if self.workers == 1 or len(jobs) == 1:
+            it: Iterable[LevelResult] = map(run_level, jobs)
+        else:
+            if self.pool is None:
+                self.pool = ProcessPoolExecutor(max_workers=self.workers)
+            it = self.pool.map(run_level, jobs, chunksize=1)
+        out = []
+        for r in it:
+            out.append(r)
+            self.simulations += 1
+            if self.progress is not None:
+                self.progress(1)
+        return out
+
+
+def _seed(root: int, *key: int) -> int:
+    return int(np.random.SeedSequence(root, spawn_key=key).generate_state(1)[0])
+
+
+def project(sc: Scenario, workers: int = 1,
+            progress: Callable[[int], None] | None = None) -> Projection:
+    """Project a whole day for a validated scenario with a ``projection`` section."""
+    p = sc.projection
+    if p is None:
+        raise ScenarioError("missing: `fleetsim project` needs a projection section (at least"
+                            " projection.queries_per_day)", file=sc._file, field="projection")
+    cal = scenario_calibration(sc)
+    m, curve_source = daily_curve(sc)
+    k = p.sample.nodes
+    warmup_s = p.sample.warmup_s if p.sample.warmup_s is not None else auto_warmup_s(sc)
+    classes = list(sc.workload.classes)
+    data = sc.model_dump(mode="json")
+    base_dir = str(sc._base_dir)
+    trace_rate = trace_rate_per_s(sc) if sc.workload.arrival == "replay" else None
+    target = p.fleet.slo_target
+
+    def job(rate: float, level_key: int, pert: Perturbation = Perturbation(),
+            keep: bool = True) -> LevelJob:
+        return LevelJob(data, base_dir, sc._file, rate, k, p.sample.requests, warmup_s,
+                        _seed(p.sample.seed, level_key), pert, keep, trace_rate)
+
+    with _Runner(workers, progress) as runner:
+        search: list[tuple[float, float]] = []
+
+        def capacity() -> float:
+            """Largest per-node rate whose sampled run meets every class's SLO target."""
+            def ok(rate: float) -> bool:
+                # the capacity trials share one stream (key 10**6): monotone in the rate
+                r = runner.map([job(rate, 10**6, keep=False)])[0]
+                search.append((rate, r.min_attainment()))
+                return r.min_attainment() >= target
+            q_peak = float((p.queries_per_day * m / m.sum() / 3600.0).max())
+            start = q_peak / p.fleet.nodes if isinstance(p.fleet.nodes, int) else 1.0
+            lo, hi = 0.0, start
+            if ok(start):
+                lo = start
+                for _ in range(MAX_BRACKET_STEPS):
+                    hi = lo * 2.0
+                    if not ok(hi):
+                        break
+                    lo = hi
+                else:
+                    raise ScenarioError(f"per-node capacity above {hi:.4g} queries/s: the SLO"
+                                        " never binds", file=sc._file, field="workload.classes")
+            else:
+                for _ in range(MAX_BRACKET_STEPS):
+                    hi_try = hi / 2.0
+                    if ok(hi_try):
+                        lo = hi_try
+                        break
+                    hi = hi_try
+                else:
+                    raise ScenarioError(
+                        f"no per-node rate down to {hi:.3g} queries/s meets every class's SLO"
+                        f" (slo_target {target:g}): the SLO cannot be met on this deployment",
+                        file=sc._file, field="projection.fleet.slo_target")
+            while (hi - lo) > p.fleet.capacity_tolerance * lo:
+                mid = 0.5 * (lo + hi)
+                if ok(mid):
+                    lo = mid
+                else:
+                    hi = mid
+            return lo
+
+        need_cap = p.fleet.nodes == "auto" or p.idle.policy == "autoscale"
+        cap = capacity() if need_cap else None
+        plan = plan_day(sc, m, cap)
+        nominal = runner.map([job(r, i) for i, r in enumerate(plan.levels)])
+        peak_level = plan.level_of_hour[plan.peak_hour]
+        if peak_level >= 0 and nominal[peak_level].min_attainment() < target:
+            # an explicit fleet too small for its peak hour (auto and autoscale are sized so
+            # that this cannot happen, up to the noise of the search)
+            if cap is None:
+                cap = capacity()
+            q_peak = float(plan.fleet_rate_per_s.max())
+            need = nodes_for(q_peak, cap, 1.0)
+            worst = min(classes, key=lambda c: nominal[peak_level].attainment(c))
+            raise ScenarioError(
+                f"{plan.nodes_fleet} nodes are too few for the peak hour ({q_peak:.4g} queries/s):"
+                f" class {worst!r} meets its SLO for {nominal[peak_level].attainment(worst):.1%}"
+                f" of requests < slo_target {target:.1%}; at least {need} nodes would meet it"
+                f" (per-node capacity {cap:.4g} queries/s), {nodes_for(q_peak, cap, p.fleet.headroom)}"
+                f" with headroom {p.fleet.headroom:g}", file=sc._file, field="projection.fleet.nodes")
+        inputs = draw_inputs(p.uncertainty, cal)
+        jobs = []
+        perts = []
+        for _, row in inputs.iterrows():
+            pert, fac = perturbation(row)
+            perts.append((pert, fac))
+            jobs += [job(r, i, pert, keep=False) for i, r in enumerate(plan.levels)]
+        drawn = runner.map(jobs)
+        n_sims = runner.simulations
+
+    fac0 = Facility(sc.facility.pue, sc.facility.host_idle_w, sc.facility.host_active_w)
+    carbon = p.carbon.hourly() if p.carbon is not None else None
+    gpn = sc.hardware.gpus_per_node
+    idle_gpu_node_w = gpn * cal.power.idle_w
+    warm = p.idle.warmup_s if p.idle.policy == "autoscale" else 0.0
+
+    def day(levels: list[LevelResult], fac: Facility) -> tuple[dict[str, float], pd.DataFrame]:
+        hourly = []
+        for h in range(HOURS):
+            li = plan.level_of_hour[h]
+            lv = idle_level(gpn, cal.power.idle_w, classes) if li < 0 else \
+                levels[li].rescaled(float(plan.rate_per_node[h]))
+            hourly.append(lv.node_power(fac.host_idle_w, fac.host_active_w))
+        return integrate_day(plan, hourly, fac, warm, idle_gpu_node_w, carbon)
+
+    tot0, hourly0 = day(nominal, fac0)
+    n_levels = len(plan.levels)
+    rows = []
+    for d, (pert, fac) in enumerate(perts):
+        tot, _ = day(drawn[d * n_levels:(d + 1) * n_levels], fac)
+        lv = drawn[d * n_levels:(d + 1) * n_levels]
+        rows.append({"gwh_per_day_facility": tot["energy_facility_j"] / J_PER_GWH,
+                     "gwh_per_day_it": tot["energy_it_j"] / J_PER_GWH,
+                     "co2_t_per_day": tot["co2_t"],
+                     "slo_attainment_min": _day_attainment(plan, lv, classes, min_only=True)})
+    draws = pd.concat([inputs, pd.DataFrame(rows, index=inputs.index)], axis=1) if rows else \
+        inputs.assign(gwh_per_day_facility=[], gwh_per_day_it=[], co2_t_per_day=[],
+                      slo_attainment_min=[])
+    # per-hour SLO attainment and the level table (nominal)
+    for c in classes:
+        hourly0[f"slo_attainment.{c}"] = [
+            nominal[li].attainment(c) if li >= 0 else math.nan for li in plan.level_of_hour]
+    levels_df = pd.DataFrame([{
+        "level": i, "queries_per_s_per_node": lv.rate_per_node,
+        "hours": int((plan.level_of_hour == i).sum()), "window_s": lv.window_s,
+        "throughput_per_node": lv.throughput_per_node, "busy_gpu_fraction": lv.busy_gpu_fraction,
+        "gpu_prefill_w": lv.gpu_prefill_w, "gpu_decode_w": lv.gpu_decode_w,
+        "gpu_idle_w": lv.gpu_idle_w,
+        **{f"slo_attainment.{c}": lv.attainment(c) for c in classes}}
+        for i, lv in enumerate(nominal)])
+    proj = Projection(sc, plan, hourly0, levels_df, draws)
+    ranges = {"compute_time_factor": _minmax(draws, "compute_time_factor"),
+              "memory_time_factor": _minmax(draws, "memory_time_factor"),
+              "gpu_power_factor": _minmax(draws, "gpu_power_factor"),
+              **{n: tuple(getattr(p.uncertainty, n)) for n in
+                 ("pue", "host_idle_w", "host_active_w", "input_length_scale", "output_length_scale")}}
+    proj.sensitivity = sensitivity(draws, "gwh_per_day_facility", list(ranges), ranges) \
+        if len(draws) else None
+    proj.summary = _summary(sc, proj, tot0, nominal, cap, curve_source, warmup_s, n_sims,
+                            search, cal)
+    return proj
+
+
+def _minmax(df: pd.DataFrame, col: str) -> tuple[float, float]:
+    return (float(df[col].min()), float(df[col].max())) if len(df) else (1.0, 1.0)
+
+
+def _day_attainment(plan: DayPlan, levels: list[LevelResult], classes: list[str],
+                    min_only: bool = False) -> Any:
+    """Query-weighted SLO attainment per class over the day's loaded hours."""
+    out = {}
+    for c in classes:
+        w = num = 0.0
+        for h in range(HOURS):
+            li = plan.level_of_hour[h]
+            a = levels[li].attainment(c) if li >= 0 else math.nan
+            if li >= 0 and not math.isnan(a):
+                w += plan.fleet_rate_per_s[h]
+                num += plan.fleet_rate_per_s[h] * a
+        out[c] = num / w if w > 0 else math.nan
+    if min_only:
+        vals = [v for v in out.values() if not math.isnan(v)]
+        return min(vals) if vals else math.nan
+    return out
+
+
+def _weighted_quantiles(values: list[np.ndarray], weights: list[float],
+                        qs: list[float]) -> list[float]:
+    """Quantiles of the pooled values where each array's values share its weight equally."""
+    v = [a for a in values if a.size]
+    w = [wt / a.size for a, wt in zip(values, weights) if a.size]
+    if not v:
+        return [math.nan] * len(qs)
+    x = np.concatenate(v)
+    ww = np.concatenate([np.full(a.size, wi) for a, wi in zip(v, w)])
+    order = np.argsort(x, kind="stable")
+    x, ww = x[order], ww[order]
+    cw = np.cumsum(ww) / ww.sum()
+    return [float(x[min(np.searchsorted(cw, q, side="left"), x.size - 1)]) for q in qs]
+
+
+def _pct(x: pd.Series, q: float) -> float:
+    x = x.dropna()
+    return float(np.percentile(x, q)) if len(x) else math.nan
+
+
+def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: list[LevelResult],
+             cap: float | None, curve_source: str, warmup_s: float, n_sims: int,
+             search: list[tuple[float, float]], cal: Any) -> dict[str, Any]:
+    p = sc.projection
+    assert p is not None
+    plan, draws = proj.plan, proj.draws
+    g = lambda key: tot[key] / J_PER_GWH  # noqa: E731
+    classes = list(sc.workload.classes)
+    pue = sc.facility.pue
+
+    def band(col: str, nominal_value: float) -> tuple[float, float, float]:
+        if not len(draws):
+            return nominal_value, nominal_value, nominal_value
+        return _pct(draws[col], 5), _pct(draws[col], 50), _pct(draws[col], 95)
+
+    fac5, fac50, fac95 = band("gwh_per_day_facility", g("energy_facility_j"))
+    it5, it50, it95 = band("gwh_per_day_it", g("energy_it_j"))
+    # energy per query: the engine's attribution (busy GPU + host share) x PUE, each hour's
+    # requests weighted by the queries they stand for
+    wq: dict[str, dict[str, float]] = {"p25": {}, "p50": {}, "p75": {}, "iqr": {}, "mean": {}}
+    for c in classes:
+        vals, wts = [], []
+        for h in range(HOURS):
+            li = plan.level_of_hour[h]
+            if li < 0:
+                continue
+            vals.append(nominal[li].request_energy_j.get(c, np.zeros(0)) * pue / 3600.0)
+            wts.append(float(plan.fleet_rate_per_s[h]))
+        q25, q50, q75 = _weighted_quantiles(vals, wts, [0.25, 0.5, 0.75])
+        means = [(a.mean(), w) for a, w in zip(vals, wts) if a.size]
+        wq["p25"][c], wq["p50"][c], wq["p75"][c], wq["iqr"][c] = q25, q50, q75, q75 - q25
+        wq["mean"][c] = (sum(a * w for a, w in means) / sum(w for _, w in means)) if means else math.nan
+    queries = p.queries_per_day
+    s: dict[str, Any] = {
+        "projection_schema_version": SCHEMA_VERSION,
+        "scenario": sc.name,
+        "model": sc.model_shape().name,
+        "calibration_version": cal.version,
+        "queries_per_day": queries,
+        "daily_curve": curve_source,
+        "class_shares": sc.workload.class_shares(),
+        "gwh_per_day_facility_p5": fac5,
+        "gwh_per_day_facility_p50": fac50,
+        "gwh_per_day_facility_p95": fac95,
+        "gwh_per_day_it_p5": it5,
+        "gwh_per_day_it_p50": it50,
+        "gwh_per_day_it_p95": it95,
+        "gwh_per_day_facility_nominal": g("energy_facility_j"),
+        "gwh_per_day_it_nominal": g("energy_it_j"),
+        "gwh_per_day_gpu": g("energy_gpu_j"),
+        "gwh_per_day_host": g("energy_host_j"),
+        "gwh_per_day_facility_overhead": g("energy_facility_j") - g("energy_it_j"),
+        "gwh_per_day_gpu_prefill": g("energy_gpu_prefill_j"),
+        "gwh_per_day_gpu_decode": g("energy_gpu_decode_j"),
+        "gwh_per_day_gpu_idle": g("energy_gpu_idle_j"),
+        "gwh_per_day_host_idle": g("energy_host_idle_j"),
+        "gwh_per_day_host_busy": g("energy_host_busy_j"),
+        "gwh_per_day_warmup": g("energy_warmup_j"),
+        "wh_per_query_p50": wq["p50"],
+        "wh_per_query_p25": wq["p25"],
+        "wh_per_query_p75": wq["p75"],
+        "wh_per_query_iqr": wq["iqr"],
+        "wh_per_query_mean": wq["mean"],
+        "wh_per_query_all_in": tot["energy_facility_j"] / 3600.0 / queries,
+        "nodes_fleet": plan.nodes_fleet,
+        "nodes_peak": int(plan.nodes_on.max()),
+        "nodes_mean": float(plan.nodes_on.mean()),
+        "nodes_min": int(plan.nodes_on.min()),
+        "gpus_peak": int(plan.nodes_on.max()) * sc.hardware.gpus_per_node,
+        "capacity_queries_per_s_per_node": cap,
+        "peak_queries_per_s": float(plan.fleet_rate_per_s.max()),
+        "facility_power_w_peak": float(proj.hourly["facility_power_w"].max()),
+        "facility_power_w_mean": float(proj.hourly["facility_power_w"].mean()),
+        "slo_target": p.fleet.slo_target,
+        "slo_attainment": _day_attainment(plan, nominal, classes),
+        "idle_policy": p.idle.policy,
+        "hourly": {"nodes_on": [int(x) for x in plan.nodes_on],
+                   "facility_power_w": [float(x) for x in proj.hourly["facility_power_w"]]},
+        "uncertainty": {
+            "draws": int(len(draws)),
+            "inputs": {"timing_residuals": p.uncertainty.timing_residuals,
+                       "gpu_power_residuals": p.uncertainty.gpu_power_residuals,
+                       **{n: list(getattr(p.uncertainty, n)) for n in
+                          ("pue", "host_idle_w", "host_active_w", "input_length_scale",
+                           "output_length_scale")}},
+            "slo_attainment_min_p5": _pct(draws["slo_attainment_min"], 5) if len(draws) else math.nan,
+        },
+        "sampling": {"nodes": p.sample.nodes, "requests_per_level": p.sample.requests,
+                     "warmup_s": warmup_s, "levels": len(plan.levels),
+                     "simulations": n_sims, "capacity_search_trials": len(search)},
+    }
+    if p.carbon is not None:
+        c5, c50, c95 = band("co2_t_per_day", tot["co2_t"])
+        s.update({"tco2_per_day_p5": c5, "tco2_per_day_p50": c50, "tco2_per_day_p95": c95,
+                  "tco2_per_day_nominal": tot["co2_t"]})
+    return s

@@ -1,0 +1,359 @@
+"""One load level: a few sampled nodes at their share of the traffic, simulated to steady state.
+
+A fleet of thousands of nodes behind a balanced router is statistically many copies of a few.
+:func:`simulate_level` runs ``k`` nodes (the scenario's deployment, router and serving) at
+``k x rate_per_node`` with the hourly curve removed, discards a warm-up, and measures the mean
+power per node over the steady-state window (first measured arrival to last arrival) as an
+exact integral of the engine's piecewise-constant ledger, split into GPU prefill / decode /
+idle and the busy fraction that drives host power. Host power and PUE enter linearly, so they
+are applied afterwards (:meth:`LevelResult.node_power`), which lets Monte Carlo draws vary them
+without re-simulating.
+
+Perturbed physics for Monte Carlo draws (:class:`Perturbation`) goes through the public inputs
+of the engine only: a modified :class:`~simulator.physics.params.Calibration` (timing and busy
+power) and a modified scenario (length distributions, or scaled copies of traces).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulator.physics.params import Calibration, RooflineOp, load_calibration
+from simulator.scenario.schema import Scenario
+
+J_PER_WH = 3600.0
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """One Monte Carlo draw's physics (nominal: all factors 1).
+
+    ``compute_time_factor`` multiplies the compute-bound side of every kernel's roofline,
+    ``memory_time_factor`` the memory-bound side and every fixed cost (kernel overheads,
+    all-reduce, per-iteration and per-sequence CPU time), so an iteration's time scales by the
+    factor of the side that binds. ``gpu_power_factor`` multiplies busy GPU power (floor and
+    energy per FLOP and per byte; idle power unchanged). Length scales multiply prompt and
+    output lengths. All dimensionless.
+    """
+
+    compute_time_factor: float = 1.0
+    memory_time_factor: float = 1.0
+    gpu_power_factor: float = 1.0
+    input_scale: float = 1.0
+    output_scale: float = 1.0
+
+    @property
+    def is_nominal(self) -> bool:
+        return (self.compute_time_factor == self.memory_time_factor == self.gpu_power_factor
+                == self.input_scale == self.output_scale == 1.0)
+
+
+def perturb_calibration(cal: Calibration, p: Perturbation) -> Calibration:
+    """Calibration whose iteration times and busy power are scaled as ``p`` says (exactly:
+    the roofline ``overhead + max(flops / (peak eta_c), bytes / (bw eta_m))`` becomes
+    ``f_m overhead + max(f_c flops / (peak eta_c), f_m bytes / (bw eta_m))``)."""
+    if p.is_nominal:
+        return cal
+    fc, fm, fp = p.compute_time_factor, p.memory_time_factor, p.gpu_power_factor
+
+    def op(o: RooflineOp) -> RooflineOp:
+        # model_copy does not validate: an efficiency may exceed 1 when a draw is faster
+        return o.model_copy(update={"eta_compute_max": o.eta_compute_max / fc,
+                                    "eta_memory": o.eta_memory / fm,
+                                    "overhead_s": o.overhead_s * fm})
+
+    t = cal.timing
+    timing = t.model_copy(update={
+        "gemm": {k: op(v) for k, v in t.gemm.items()},
+        "elementwise": {k: op(v) for k, v in t.elementwise.items()},
+        "attn_prefill": op(t.attn_prefill), "attn_decode": op(t.attn_decode),
+        "all_reduce": {k: v.model_copy(update={"alpha_s": v.alpha_s * fm,
+                                               "beta_s_per_byte": v.beta_s_per_byte * fm})
+                       for k, v in t.all_reduce.items()},
+        "iteration_fixed_s": t.iteration_fixed_s * fm, "per_seq_s": t.per_seq_s * fm})
+    pw = cal.power
+    power = pw.model_copy(update={"p_busy_w": pw.p_busy_w * fp, "e_flop_j": pw.e_flop_j * fp,
+                                  "e_byte_j": pw.e_byte_j * fp})
+    return cal.model_copy(update={"timing": timing, "power": power})
+
+
+def scenario_calibration(sc: Scenario) -> Calibration:
+    path = sc.simulation.calibration
+    if path is None:
+        return load_calibration(None)
+    p = Path(path)
+    return load_calibration(p if p.is_absolute() else sc._base_dir / p)
+
+
+# ------------------------------------------------------------------ scenario of a level
+def _scale_length(d: dict[str, Any], s: float, tmp: Path | None, base_dir: Path,
+                  tag: str) -> dict[str, Any]:
+    d = dict(d)
+    kind = d["dist"]
+    if kind == "fixed":
+        d["value"] = max(1, round(d["value"] * s))
+    elif kind == "uniform":
+        d["low"] = max(1, round(d["low"] * s))
+        d["high"] = max(d["low"], round(d["high"] * s))
+    elif kind == "exponential":
+        for k in ("median", "mean"):
+            if d.get(k) is not None:
+                d[k] = d[k] * s
+    elif kind == "lognormal":
+        d["median"] = d["median"] * s
+    elif kind == "empirical":
+        assert tmp is not None
+        src = Path(d["trace"]) if Path(d["trace"]).is_absolute() else base_dir / d["trace"]
+        df = pd.read_csv(src)
+        col = d["column"]
+        df[col] = np.maximum(1, np.round(pd.to_numeric(df[col]) * s)).astype(np.int64)
+        out = tmp / f"{tag}.csv"
+        df.to_csv(out, index=False)
+        d["trace"] = str(out)
+    return d
+
+
+def _scaled_trace(path: Path, si: float, so: float, out: Path) -> str:
+    df = pd.read_csv(path)
+    df["ContextTokens"] = np.maximum(1, np.round(df["ContextTokens"] * si)).astype(np.int64)
+    df["GeneratedTokens"] = np.maximum(0, np.round(df["GeneratedTokens"] * so)).astype(np.int64)
+    df.to_csv(out, index=False)
+    return str(out)
+
+
+def trace_rate_per_s(sc: Scenario) -> float:
+    """Mean arrival rate of a replay workload at ``time_scale`` 1 (looped), requests/s."""
+    from simulator.workload.arrivals import Workload
+
+    wl = sc.workload.model_copy(update={"time_scale": 1.0, "loop": True})
+    rate = Workload(wl, np.random.SeedSequence(0), sc._base_dir).mean_rate_per_s()
+    if not rate:
+        raise ValueError("replay traces give no rate")
+    return float(rate)
+
+
+def level_scenario(sc: Scenario, rate_per_node: float, nodes: int, requests: int,
+                   warmup_s: float, seed: int, pert: Perturbation = Perturbation(),
+                   tmp: Path | None = None, trace_rate: float | None = None) -> Scenario:
+    """The scenario that simulates ``nodes`` sampled nodes at ``rate_per_node`` each."""
+    from simulator.scenario.load import scenario_from_dict
+
+    data = sc.model_dump(mode="json")
+    data["projection"] = None
+    data["deployment"]["nodes"] = nodes
+    wl = data["workload"]
+    wl["hourly_multipliers"] = None
+    total_rate = rate_per_node * nodes
+    if wl["arrival"] == "replay":
+        assert trace_rate is not None
+        wl["time_scale"] = total_rate / trace_rate
+        wl["loop"] = True
+        if pert.input_scale != 1.0 or pert.output_scale != 1.0:
+            assert tmp is not None
+            wl["traces"] = {name: _scaled_trace(
+                Path(p) if Path(p).is_absolute() else sc._base_dir / p, pert.input_scale,
+                pert.output_scale, tmp / f"replay-{name}.csv") for name, p in wl["traces"].items()}
+    else:
+        wl["rate_per_s"] = total_rate
+    if pert.input_scale != 1.0 or pert.output_scale != 1.0:
+        for name, c in wl["classes"].items():
+            c["input_tokens"] = _scale_length(c["input_tokens"], pert.input_scale, tmp,
+                                              sc._base_dir, f"{name}-in")
+            c["output_tokens"] = _scale_length(c["output_tokens"], pert.output_scale, tmp,
+                                               sc._base_dir, f"{name}-out")
+    warm_requests = int(math.ceil(total_rate * warmup_s))
+    data["simulation"].update({"requests": warm_requests + requests, "duration_s": None,
+                               "warmup_s": warmup_s, "warmup_requests": 0, "drain": True,
+                               "seed": int(seed)})
+    out = scenario_from_dict(data, file=sc._file)
+    out._base_dir = sc._base_dir  # type: ignore[attr-defined]
+    out._file = sc._file  # type: ignore[attr-defined]
+    return out
+
+
+def mean_output_tokens(sc: Scenario) -> dict[str, float]:
+    """Mean output length of each class, tokens (trace means for empirical and replay)."""
+    out: dict[str, float] = {}
+    for name, c in sc.workload.classes.items():
+        d = c.output_tokens
+        if sc.workload.arrival == "replay" and sc.workload.traces and name in sc.workload.traces:
+            p = Path(sc.workload.traces[name])
+            df = pd.read_csv(p if p.is_absolute() else sc._base_dir / p, usecols=["GeneratedTokens"])
+            out[name] = float(np.maximum(df["GeneratedTokens"], 1).mean())
+        elif d.dist == "fixed":
+            out[name] = float(d.value)
+        elif d.dist == "uniform":
+            out[name] = (d.low + d.high) / 2.0
+        elif d.dist == "exponential":
+            out[name] = d.mean_tokens
+        elif d.dist == "lognormal":
+            out[name] = d.median * math.exp(d.sigma ** 2 / 2.0)
+        else:
+            p = Path(d.trace)
+            df = pd.read_csv(p if p.is_absolute() else sc._base_dir / p, usecols=[d.column])
+            out[name] = float(np.maximum(df[d.column], 1).mean())
+        if d.max_tokens is not None:
+            out[name] = min(out[name], float(d.max_tokens))
+    return out
+
+
+def auto_warmup_s(sc: Scenario) -> float:
+    """2 x the longest class's SLO-bound request time: ttft_s + mean output tokens x tpot_s."""
+    means = mean_output_tokens(sc)
+    return 2.0 * max(c.slo.ttft_s + means[n] * c.slo.tpot_s for n, c in sc.workload.classes.items())
+
+
+# ------------------------------------------------------------------ one level's result
+@dataclass
+class LevelResult:
+    """Steady-state power of one sampled node at one per-node rate (means over the window and
+    over the sampled nodes). Power in W per node; energies per request in J (IT level: GPU +
+    host busy share, as the engine attributes them)."""
+
+    rate_per_node: float
+    window_s: float
+    gpu_prefill_w: float
+    gpu_decode_w: float
+    busy_gpu_fraction: float  # busy GPU-seconds / (GPUs x window)
+    gpus_per_node: int
+    idle_w_per_gpu: float
+    throughput_per_node: float  # measured completions per node per second in the window
+    slo_met: dict[str, int] = field(default_factory=dict)  # per class, measured requests
+    considered: dict[str, int] = field(default_factory=dict)  # completed + dropped
+    request_energy_j: dict[str, np.ndarray] = field(default_factory=dict)  # completed, measured
+
+    @property
+    def gpu_idle_w(self) -> float:
+        """Idle GPU power of one node, W: idle GPUs at the calibrated idle power."""
+        return self.idle_w_per_gpu * self.gpus_per_node * max(0.0, 1.0 - self.busy_gpu_fraction)
+
+    def node_power(self, host_idle_w: float, host_active_w: float) -> dict[str, float]:
+        """Mean power of one node, W, by part (host from the busy fraction, linear)."""
+        host_busy = host_active_w * self.busy_gpu_fraction
+        return {"gpu_prefill_w": self.gpu_prefill_w, "gpu_decode_w": self.gpu_decode_w,
+                "gpu_idle_w": self.gpu_idle_w, "host_idle_w": host_idle_w,
+                "host_busy_w": host_busy}
+
+    def attainment(self, cls: str) -> float:
+        n = self.considered.get(cls, 0)
+        return self.slo_met.get(cls, 0) / n if n else float("nan")
+
+    def min_attainment(self) -> float:
+        vals = [self.attainment(c) for c in self.considered if self.considered[c]]
+        return min(vals) if vals else float("nan")
+
+    def rescaled(self, rate_per_node: float) -> "LevelResult":
+        """This level moved to a nearby rate: busy parts scale with the rate (first order:
+        energy per request unchanged), idle GPU power fills the rest."""
+        r = rate_per_node / self.rate_per_node if self.rate_per_node > 0 else 0.0
+        return LevelResult(rate_per_node, self.window_s, self.gpu_prefill_w * r,
+                           self.gpu_decode_w * r, min(1.0, self.busy_gpu_fraction * r),
+                           self.gpus_per_node, self.idle_w_per_gpu,
+                           self.throughput_per_node * r, self.slo_met, self.considered,
+                           self.request_energy_j)
+
+
+def idle_level(gpus_per_node: int, idle_w: float, classes: list[str]) -> LevelResult:
+    """A node with no load: every GPU at idle power."""
+    return LevelResult(0.0, 0.0, 0.0, 0.0, 0.0, gpus_per_node, idle_w, 0.0,
+                       {c: 0 for c in classes}, {c: 0 for c in classes})
+
+
+def _clip(t0: np.ndarray, t1: np.ndarray, vals: np.ndarray, w0: float, w1: float) -> float:
+    dur = t1 - t0
+    ov = np.clip(np.minimum(t1, w1) - np.maximum(t0, w0), 0.0, None)
+    frac = np.divide(ov, dur, out=np.zeros_like(ov), where=dur > 0)
+    return float((vals * frac).sum())
+
+
+def window_ledger(res: Any, w0: float, w1: float) -> dict[str, float]:
+    """GPU energy of a run inside [w0, w1]: busy (split prefill / decode by the engine's
+    per-iteration prefill share, prorated by overlap: exact for piecewise-constant power)
+    and busy GPU-seconds; idle GPU energy fills the rest. Whole fleet of the run."""
+    fleet = res.fleet
+    idle_w = res.calibration.power.idle_w
+    busy_j = prefill_j = busy_gpu_s = 0.0
+    for r in fleet.replicas:
+        rec = r.rec
+        t0 = np.asarray(rec.t0_s, dtype=float)
+        if not t0.size:
+            continue
+        t1 = np.asarray(rec.t1_s, dtype=float)
+        busy_j += _clip(t0, t1, np.asarray(rec.energy_j, dtype=float), w0, w1)
+        prefill_j += _clip(t0, t1, np.asarray(rec.prefill_j, dtype=float), w0, w1)
+        busy_gpu_s += _clip(t0, t1, t1 - t0, w0, w1) * r.tp
+    n_gpus = fleet.nodes * fleet.gpus_per_node
+    idle_gpu_s = max(0.0, n_gpus * (w1 - w0) - busy_gpu_s)
+    return {"gpu_prefill_j": prefill_j, "gpu_decode_j": busy_j - prefill_j,
+            "gpu_idle_j": idle_w * idle_gpu_s, "busy_gpu_s": busy_gpu_s, "gpus": n_gpus}
+
+
+def measure(res: Any, rate_per_node: float, keep_requests: bool = True) -> LevelResult:
+    """Reduce a sampled run to its steady-state per-node figures."""
+    w0, w1 = res.window_s
+    win = max(w1 - w0, 1e-12)
+    led = window_ledger(res, w0, w1)
+    nodes = res.fleet.nodes
+    df = res.requests
+    m = df[~df["warmup"].to_numpy()]
+    done = m[m["state"] == "completed"]
+    in_win = done[(done["finish_s"] >= w0) & (done["finish_s"] <= w1)]
+    out = LevelResult(
+        rate_per_node=rate_per_node, window_s=win,
+        gpu_prefill_w=led["gpu_prefill_j"] / win / nodes,
+        gpu_decode_w=led["gpu_decode_j"] / win / nodes,
+        busy_gpu_fraction=led["busy_gpu_s"] / (win * led["gpus"]),
+        gpus_per_node=res.fleet.gpus_per_node, idle_w_per_gpu=res.calibration.power.idle_w,
+        throughput_per_node=len(in_win) / win / nodes)
+    cls = m["class"].astype(str).to_numpy()
+    state = m["state"].astype(str).to_numpy()
+    met = m["slo_met"].to_numpy()
+    energy = m["energy_j"].to_numpy()
+    for name in res.class_names:
+        sel = cls == name
+        considered = sel & (state != "in_flight")
+        out.considered[name] = int(considered.sum())
+        out.slo_met[name] = int((considered & met).sum())
+        if keep_requests:
+            out.request_energy_j[name] = energy[sel & (state == "completed")].astype(np.float64)
+    return out
+
+
+@dataclass(frozen=True)
+class LevelJob:
+    """Everything a worker needs to simulate one level (picklable, no engine objects)."""
+
+    scenario: dict[str, Any]
+    base_dir: str
+    file: str | None
+    rate_per_node: float
+    nodes: int
+    requests: int
+    warmup_s: float
+    seed: int
+    pert: Perturbation = Perturbation()
+    keep_requests: bool = True
+    trace_rate: float | None = None
+
+
+def run_level(job: LevelJob) -> LevelResult:
+    """Simulate one level (top-level function: process pools pickle it by reference)."""
+    from simulator.engine.run import simulate
+    from simulator.scenario.load import scenario_from_dict
+
+    sc = scenario_from_dict(job.scenario, file=job.file)
+    sc._base_dir = Path(job.base_dir)  # type: ignore[attr-defined]
+    sc._file = job.file  # type: ignore[attr-defined]
+    cal = perturb_calibration(scenario_calibration(sc), job.pert)
+    with tempfile.TemporaryDirectory(prefix="fleetsim-level-") as tmp:
+        lsc = level_scenario(sc, job.rate_per_node, job.nodes, job.requests, job.warmup_s,
+                             job.seed, job.pert, Path(tmp), job.trace_rate)
+        res = simulate(lsc, cal)
+    return measure(res, job.rate_per_node, job.keep_requests)

@@ -1,0 +1,248 @@
+"""The ``projection`` section of a scenario: a whole fleet-day from a daily volume, a daily load
+curve, the scenario's query mix and a fleet policy, with Monte Carlo uncertainty.
+
+Pure data (pydantic v2, strict): unknown keys are errors, floats must be finite, every number
+has a range. Cross-field rules raise ``ValueError`` with one line; the scenario loader turns it
+into ``<file>: projection.<field>: <problem>``. What the fields mean and how they are used:
+``docs/projection.md``; the computation: :mod:`simulator.projection.project`.
+
+Defaults of uncertain inputs carry their source or rationale in their descriptions (they are
+rendered into ``docs/scenario-reference.md``). Policy choices (SLO target, headroom, warm-up
+delay) are user choices, not measurements, and say so.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+HOURS_PER_DAY = 24
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _range(v: list[float], name: str, lo: float, hi: float | None = None) -> list[float]:
+    if len(v) != 2:
+        raise ValueError(f"{name} needs [low, high] (2 values), got {len(v)}")
+    a, b = v
+    if a > b:
+        raise ValueError(f"{name} needs low <= high (got {a:g} > {b:g})")
+    if a < lo or (hi is not None and b > hi):
+        raise ValueError(f"{name} must lie in [{lo:g}, {hi if hi is not None else 'inf'}]"
+                         f" (got [{a:g}, {b:g}])")
+    return v
+
+
+class CurveTrace(_Strict):
+    """A daily load curve read from a trace of request timestamps: requests per hour of day."""
+
+    path: str = Field(min_length=1, description="CSV file; a relative path resolves against"
+                      " the scenario file's folder")
+    column: str = Field("TIMESTAMP", min_length=1, description="column of request timestamps"
+                        " (anything pandas.to_datetime parses); every hour of the day must"
+                        " hold at least one request")
+
+
+class FleetPolicy(_Strict):
+    """How many nodes the fleet has, and how its size is chosen."""
+
+    nodes: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="nodes in the fleet, or 'auto': the smallest fleet whose nodes each"
+        " serve the peak hour's share within every class's SLO (per-node capacity found by a"
+        " search over the rate on the sampled nodes) times headroom. An explicit fleet too small"
+        " for the peak hour is an error that names the size that would meet it")
+    headroom: float = Field(
+        1.2, ge=1.0, le=10.0, description="spare-capacity factor, dimensionless: nodes ="
+        " ceil(headroom x peak rate / per-node capacity at the SLO); the autoscaler keeps the"
+        " same margin every hour. Default 1.2 is a user-chosen planning margin, not a"
+        " measurement")
+    slo_target: float = Field(
+        0.99, gt=0.0, le=1.0, description="fraction of a class's requests that must meet both"
+        " TTFT and TPOT targets for a rate to count as within the SLO (every class must);"
+        " default 0.99 is a user choice (the same default as `fleetsim plot --slo-target`)")
+    capacity_tolerance: float = Field(
+        0.02, gt=0.0, le=0.5, description="relative precision of the per-node capacity search,"
+        " dimensionless (the search stops when its bracket is narrower than this)")
+
+
+class IdlePolicy(_Strict):
+    """What happens to capacity the load does not need."""
+
+    policy: Literal["always_on", "autoscale"] = Field(
+        "always_on", description="always_on: every node is on all day (idle time at idle power);"
+        " autoscale: each hour only max(min_nodes, ceil(headroom x rate / per-node capacity))"
+        " nodes are on, the others draw nothing")
+    min_nodes: int = Field(1, ge=1, description="autoscale: nodes that are always on")
+    warmup_s: float = Field(
+        600.0, ge=0.0, le=3600.0, description="autoscale: a node switched on spends this long"
+        " booting and loading weights before it serves, s, drawing node idle power (GPUs at"
+        " calibrated idle power + host idle power; a lower bound: loading weights draws more)."
+        " Default 600 s is a user-chosen figure, not a measurement")
+
+
+class SampleSpec(_Strict):
+    """Scale by sampling: how each hour's per-node load is simulated."""
+
+    nodes: int = Field(
+        2, ge=1, le=64, description="nodes simulated together behind the scenario's router,"
+        " each with its share of the traffic; their mean power is scaled to the fleet")
+    requests: int = Field(
+        2000, ge=50, description="measured arrivals per simulated load level (after warm-up);"
+        " the energy window runs from the first measured arrival to the last arrival")
+    warmup_s: float | None = Field(
+        None, ge=0.0, description="simulated time discarded before measuring, s; null ="
+        " 2 x the longest class's SLO-bound request time (ttft_s + mean output tokens x"
+        " tpot_s), so that the batch has filled to its steady state")
+    level_tolerance: float = Field(
+        0.01, ge=0.0, le=0.2, description="hours whose per-node rates lie within this relative"
+        " spread share one simulation at their query-weighted mean rate; each hour's busy power"
+        " is then moved to its own rate to first order (energy per request unchanged). 0 ="
+        " one simulation per distinct rate")
+    seed: int = Field(0, ge=0, description="root seed of the sampled simulations (each load"
+                      " level has its own stream; draws reuse them: common random numbers)")
+
+
+class CarbonSpec(_Strict):
+    """Grid carbon intensity, for tCO2 per day."""
+
+    intensity_g_per_kwh: float | list[float] = Field(
+        description="grid carbon intensity, gCO2/kWh of facility energy: one value, or 24"
+        " (one per hour of day)")
+
+    @field_validator("intensity_g_per_kwh")
+    @classmethod
+    def _ci(cls, v: float | list[float]) -> float | list[float]:
+        vals = v if isinstance(v, list) else [v]
+        if isinstance(v, list) and len(v) != HOURS_PER_DAY:
+            raise ValueError(f"needs one value or exactly 24 (one per hour of day), got {len(v)}")
+        for i, x in enumerate(vals):
+            if not (math.isfinite(x) and 0 <= x <= 5000):
+                raise ValueError(f"value {i} is {x}, must be in [0, 5000] gCO2/kWh")
+        return v
+
+    def hourly(self) -> list[float]:
+        v = self.intensity_g_per_kwh
+        return list(v) if isinstance(v, list) else [float(v)] * HOURS_PER_DAY
+
+
+class UncertaintySpec(_Strict):
+    """Monte Carlo over what is not known exactly. Each draw picks one value of every input
+    below, re-simulates every load level with perturbed physics (same random streams as the
+    nominal projection) and re-integrates the day; P5/P50/P95 are taken over the draws."""
+
+    draws: int = Field(100, ge=0, le=10000, description="Monte Carlo draws (0: report the"
+                       " nominal projection as P5 = P50 = P95)")
+    seed: int = Field(0, ge=0, description="seed of the draws of the uncertain inputs")
+    timing_residuals: bool = Field(
+        True, description="perturb iteration time by a systematic factor 1 / (1 + r) with r"
+        " resampled from the calibration's held-out residuals (calibration file `residuals:`,"
+        " predicted/measured - 1): `prefill_time` scales the compute-bound side of every"
+        " kernel, `decode_time` the memory-bound side and fixed costs. Treats the spread across"
+        " measured configurations as the uncertainty of one fleet-wide factor (conservative)")
+    gpu_power_residuals: bool = Field(
+        True, description="perturb busy GPU power by 1 / (1 + r), r resampled from the"
+        " calibration's `gpu_power` residuals (ML.ENERGY steady-state runs); idle power is not"
+        " perturbed (no idle rows in those data)")
+    pue: list[float] = Field(
+        [1.1, 1.4], description="PUE range [low, high], drawn uniformly. Default 1.1-1.4:"
+        " 'about 1.1-1.4 for AI datacenters; hyperscale sites report about 1.1-1.2'"
+        " (calibration-sources README, physical anchors table)")
+    host_idle_w: list[float] = Field(
+        [800.0, 2000.0], description="host (non-GPU) idle power range per node [low, high], W,"
+        " drawn uniformly. Default 800-2000 W: the DGX H100 estimate range documented for"
+        " facility.host_idle_w (no measured host data in calibration/)")
+    host_active_w: list[float] = Field(
+        [800.0, 2500.0], description="extra host power with all GPUs busy [low, high], W, drawn"
+        " uniformly. Default 800-2500 W: the range documented for facility.host_active_w; the"
+        " DGX H100 10.2 kW rating leaves 4.6 kW above 8 x 700 W GPUs as a hard ceiling")
+    input_length_scale: list[float] = Field(
+        [0.8, 1.25], description="factor on every class's prompt lengths [low, high],"
+        " dimensionless, drawn log-uniformly (medians, means and fixed values of parametric"
+        " distributions; every row of an empirical or replayed trace). Default 0.8-1.25 (a"
+        " log-symmetric +-25 % band) is a user choice for planning, not measured: set it from"
+        " your own traffic")
+    output_length_scale: list[float] = Field(
+        [0.8, 1.25], description="factor on every class's output lengths [low, high], as"
+        " input_length_scale (same default and rationale)")
+
+    @field_validator("pue")
+    @classmethod
+    def _pue(cls, v: list[float]) -> list[float]:
+        return _range(v, "pue", 1.0, 3.0)
+
+    @field_validator("host_idle_w", "host_active_w")
+    @classmethod
+    def _host(cls, v: list[float]) -> list[float]:
+        return _range(v, "host power", 0.0, 5000.0)
+
+    @field_validator("input_length_scale", "output_length_scale")
+    @classmethod
+    def _scale(cls, v: list[float]) -> list[float]:
+        _range(v, "length scale", 0.05, 20.0)
+        return v
+
+
+class ProjectionSpec(_Strict):
+    """A fleet-day: daily volume x daily curve x the workload's query mix, on a fleet of the
+    scenario's nodes; used by ``fleetsim project`` (ignored by ``fleetsim run``)."""
+
+    queries_per_day: float = Field(gt=0, le=1e13, description="queries served per day (all"
+                                   " classes), queries/day; e.g. 1.0e9")
+    hourly_multipliers: list[float] | None = Field(
+        None, description="daily load curve: 24 non-negative factors, one per hour of day"
+        " (only their ratios matter: hour h gets queries_per_day x m[h] / sum(m)); null ="
+        " workload.hourly_multipliers, or curve_trace, or a flat day")
+    curve_trace: CurveTrace | None = Field(
+        None, description="daily load curve from a timestamp trace (requests per hour of day);"
+        " give this or hourly_multipliers, not both")
+    fleet: FleetPolicy = Field(default_factory=FleetPolicy, description="fleet size")
+    idle: IdlePolicy = Field(default_factory=IdlePolicy, description="idle capacity policy")
+    sample: SampleSpec = Field(default_factory=SampleSpec, description="sampled simulation")
+    uncertainty: UncertaintySpec = Field(default_factory=UncertaintySpec,
+                                         description="Monte Carlo inputs and ranges")
+    carbon: CarbonSpec | None = Field(None, description="grid carbon intensity (optional)")
+
+    @field_validator("hourly_multipliers")
+    @classmethod
+    def _hourly(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
+        if len(v) != HOURS_PER_DAY:
+            raise ValueError(f"needs exactly 24 values (one per hour of day), got {len(v)}")
+        for h, m in enumerate(v):
+            if m < 0:
+                raise ValueError(f"value {h} is {m}, must be >= 0")
+        if max(v) <= 0:
+            raise ValueError("all 24 values are 0; at least one must be > 0")
+        return v
+
+    @model_validator(mode="after")
+    def _one_curve(self) -> "ProjectionSpec":
+        if self.hourly_multipliers is not None and self.curve_trace is not None:
+            raise ValueError("give hourly_multipliers or curve_trace, not both")
+        return self
+
+
+def check_projection(sc: Any) -> None:
+    """Cross-section rules (called by the Scenario validator); raise ValueError naming the
+    field path relative to the scenario."""
+    p = sc.projection
+    if p is None:
+        return
+    if sc.workload.arrival == "closed_loop":
+        raise ValueError("workload.arrival: a projection needs open-loop arrivals (poisson,"
+                         " gamma or replay); closed_loop sets its own rate")
+    pw = sc.power
+    for name in ("node_caps_w", "replica_caps_w", "rows", "row_budget_w", "oversubscription"):
+        if getattr(pw, name, None) is not None:
+            raise ValueError(f"power.{name}: per-node caps and row budgets are not projected"
+                             " (sampled nodes have no fleet position); use"
+                             " deployment.gpu_cap_w for a fleet-wide GPU cap")
+    if (isinstance(p.fleet.nodes, int) and p.idle.policy == "autoscale"
+            and p.idle.min_nodes > p.fleet.nodes):
+        raise ValueError(f"projection.idle.min_nodes ({p.idle.min_nodes}) exceeds"
+                         f" projection.fleet.nodes ({p.fleet.nodes})")
