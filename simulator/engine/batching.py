@@ -15,20 +15,24 @@ as vLLM does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from simulator.engine.request import Request
 
 WATERMARK_FRACTION = 0.01  # vLLM's default free-block watermark for admission
 
 
-@dataclass(slots=True)
 class Plan:
-    """One iteration's composition. ``chunks`` are (request, tokens) prefill chunks."""
+    """One iteration's composition. ``chunks`` are (request, tokens) prefill chunks;
+    ``admitted`` the waiting requests it starts; ``decode`` whether the running decodes take
+    part. (A plain slotted class: built once per iteration, so its constructor stays cheap.)"""
 
-    chunks: list[tuple[Request, int]] = field(default_factory=list)
-    admitted: list[Request] = field(default_factory=list)
-    decode: bool = True  # whether the running decodes take part
+    __slots__ = ("chunks", "admitted", "decode")
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[Request, int]] = []
+        self.admitted: list[Request] = []
+        self.decode = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +69,12 @@ def plan_iteration(lim: BatchLimits, waiting, prefilling: list[Request], n_decod
             plan.chunks.append((r, c))
             budget -= c
         used = kv_used_tokens + n_running * slack
+        admit_tokens = lim.kv_capacity_tokens - lim.watermark_tokens
         for r in waiting:
             if budget <= 0 or n_running >= lim.max_batch_size:
                 break
             need = r.prompt_tokens + 1 + slack
-            if used + need > lim.kv_capacity_tokens - lim.watermark_tokens:
+            if used + need > admit_tokens:
                 break
             c = min(r.prompt_tokens, budget)
             plan.admitted.append(r)

@@ -21,7 +21,9 @@ import math
 from collections import deque
 from collections.abc import Callable
 
+import numpy as np
 import simpy
+from simpy.events import Timeout
 
 from simulator.engine.batching import BatchLimits, plan_iteration
 from simulator.engine.request import DECODE, DONE, PREFILL, QUEUED, Request
@@ -41,12 +43,22 @@ class Recorder:
     tokens that inter-token latency; starting at ``itl_t_s``.
     """
 
-    __slots__ = ("t0_s", "t1_s", "energy_j", "peak_w", "batch", "tokens_out", "prefill_j",
-                 "kv_tokens", "itl_t_s", "itl_a", "itl_b", "itl_k", "itl_w")
+    FIELDS = ("t0_s", "t1_s", "energy_j", "peak_w", "batch", "tokens_out", "prefill_j",
+              "kv_tokens", "itl_t_s", "itl_a", "itl_b", "itl_k", "itl_w")
+    __slots__ = FIELDS + ("_arrays",)
 
     def __init__(self) -> None:
-        for name in self.__slots__:
+        for name in self.FIELDS:
             setattr(self, name, [])
+        self._arrays: dict[str, tuple[int, np.ndarray]] = {}
+
+    def array(self, name: str) -> np.ndarray:
+        """Field ``name`` as a float64 array (converted once, again only after it grew)."""
+        lst = getattr(self, name)
+        hit = self._arrays.get(name)
+        if hit is None or hit[0] != len(lst):
+            hit = self._arrays[name] = (len(lst), np.array(lst, dtype=np.float64))
+        return hit[1]
 
     def itl(self, t_s: float, a: float, b: float, k: int, w: int) -> None:
         if w > 0 and k > 0:
@@ -97,6 +109,7 @@ class Replica:
         self._jump = None
         self._mixed = None
         self._spans: dict[int, DecodeSpan] = {}
+        self._fire_cb = self._fire  # one bound method, not one per event
 
     # ------------------------------------------------------------ arrivals
     def submit(self, r: Request) -> None:
@@ -234,10 +247,10 @@ class Replica:
     # arrival gets a new, earlier Timeout; the stale one is ignored when it fires.
 
     def _arm(self, delay_s: float, on_end) -> None:
-        ev = self.env.timeout(delay_s)
+        ev = Timeout(self.env, delay_s)
         self._timer = ev
         self._on_end = on_end
-        ev.callbacks.append(self._fire)
+        ev.callbacks.append(self._fire_cb)
 
     def _fire(self, ev) -> None:
         if ev is self._timer:
@@ -258,62 +271,70 @@ class Replica:
 
     def _next(self) -> None:
         """At an iteration boundary: choose and start the next iteration, or go idle."""
-        env = self.env
+        waiting, prefilling = self.waiting, self.prefilling
         kv_steps = 1 << 40
         while True:
-            if not self.waiting and not self.prefilling and self.n_dec == 0:
-                self.busy = False
-                return
-            if self.n_dec:
-                kv_steps = self._kv_steps_possible()
-                if kv_steps < 1:
+            n_dec = self.n_dec
+            if n_dec:
+                # decode steps that fit the KV cache before someone must be preempted
+                # (_kv_steps_possible, inlined: this runs at every iteration boundary)
+                lim = self.limits
+                free = (lim.kv_capacity_tokens - self.kv_reserved - self.ctx_sum
+                        - (n_dec + len(prefilling)) * (lim.block_tokens - 1))
+                if free < 0:
                     self._preempt_one()
                     continue
+                kv_steps = math.floor(free / n_dec) + 1
+            elif not waiting and not prefilling:
+                self.busy = False
+                return
             break
         self.busy = True
-        if self.waiting or self.prefilling:
-            plan = plan_iteration(self.limits, self.waiting, self.prefilling,
-                                  self.n_dec, self.kv_reserved + self.ctx_sum)
+        t_start = self.env.now
+        if waiting or prefilling:
+            plan = plan_iteration(self.limits, waiting, prefilling, n_dec, self.kv_reserved + self.ctx_sum)
             chunks = plan.chunks
         else:
             chunks = None  # only decodes can run
-        t_start = env.now
         if not chunks:
             # decode-only: one coalesced jump up to the next membership change (or one step)
-            n = self.n_dec
-            if n == 0:
+            if n_dec == 0:
                 raise RuntimeError("replica has waiting work it can never schedule")
-            span = self._spans.get(n)
+            span = self._spans.get(n_dec)
             if span is None:
-                span = self._spans[n] = DecodeSpan.of(self.timing.decode_line(n), self.power, self.cap_w)
+                span = self._spans[n_dec] = DecodeSpan.of(self.timing.decode_line(n_dec), self.power, self.cap_w)
             c0 = self.ctx_sum
-            k = 1 if (self.stepped or self.stall_s > 0.0) else min(
-                self._next_finish_steps(), kv_steps)
-            if k > 1 and not span.uncapped(c0, k):
-                k = 1  # the cap binds somewhere in the span: step one iteration at a time
-            self._jump = (t_start, span, c0, k, n)
+            if self.stepped or self.stall_s > 0.0:
+                k = 1
+            else:
+                k = self._next_finish_steps()
+                if kv_steps < k:
+                    k = kv_steps
+                if k > 1 and not span.uncapped(c0, k):
+                    k = 1  # the cap binds somewhere in the span: step one iteration at a time
+            self._jump = (t_start, span, c0, k, n_dec)
             self._in_jump = k > 1
             self._arm(span.duration_s(c0, k), self._end_decode)
             return
         for r in plan.admitted:
-            self.waiting.popleft()
+            waiting.popleft()
             r.state = PREFILL
             if r.first_sched_s != r.first_sched_s:  # NaN: first time scheduled
                 r.first_sched_s = t_start
-            self.prefilling.append(r)
+            prefilling.append(r)
             self.kv_reserved += r.prompt_tokens + 1
             self.admitted_order.append(r)
-        n = self.n_dec if plan.decode else 0
+        n = n_dec if plan.decode else 0
         p_tok = prefix = done = 0
         pairs = 0.0
-        for r, c in plan.chunks:
+        for r, c in chunks:
             p_tok += c
             pre = r.prefilled_tokens
             pairs += c * pre + c * (c + 1) / 2.0
             prefix += pre
             if pre + c == r.prompt_tokens:
                 done += 1
-        shape = IterationShape(p_tok, pairs, prefix, len(plan.chunks), n + done, n,
+        shape = IterationShape(p_tok, pairs, prefix, len(chunks), n + done, n,
                                self.ctx_sum if n else 0)
         cost = iteration_cost(self.power, self.timing.work(shape), self.cap_w)
         self._mixed = (plan, cost, t_start, n, p_tok, done)
@@ -342,8 +363,12 @@ class Replica:
                 rec.itl(t_start, dur + self.stall_s, 0.0, 1, self.n_stalled)
                 rec.itl(t_start, dur, 0.0, 1, n - self.n_stalled)
                 self.stall_s, self.n_stalled = 0.0, 0
-            else:
-                rec.itl(t_start, dur, 0.0, 1, n)
+            else:  # rec.itl(t_start, dur, 0.0, 1, n), inlined
+                rec.itl_t_s.append(t_start)
+                rec.itl_a.append(dur)
+                rec.itl_b.append(0.0)
+                rec.itl_k.append(1)
+                rec.itl_w.append(n)
             self.it += 1
             self.ctx_sum += n
         elif self.n_dec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ class RunResult:
     class_names: list[str]
     summary: dict[str, Any] = field(default_factory=dict)
     capping: Any = None  # simulator.capping.controller.CappingController, if the scenario caps
+    timelines: dict[int, pd.DataFrame] = field(default_factory=dict, repr=False)  # node_timeline cache
 
 
 class Simulation:
@@ -159,12 +161,20 @@ class Simulation:
                 self._issue(c)
         else:
             self._open_loop()
-        if sim.drain:
-            env.run()
-        else:
-            env.run(until=sim.duration_s)
-            for rep in self.fleet.replicas:
-                rep.close()
+        # The engine allocates millions of short-lived, acyclic objects (events, tuples); the
+        # cyclic collector finds nothing in them but costs ~6 % of the run, so it pauses here.
+        gc_was_on = gc.isenabled()
+        gc.disable()
+        try:
+            if sim.drain:
+                env.run()
+            else:
+                env.run(until=sim.duration_s)
+                for rep in self.fleet.replicas:
+                    rep.close()
+        finally:
+            if gc_was_on:
+                gc.enable()
         end_s = env.now
         from simulator.metrics.summary import request_table, summarise
 

@@ -16,6 +16,7 @@ Definitions (all exclude warm-up requests; windowed quantities use the steady-st
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 
 STATE_NAMES = {DONE: "completed", DROPPED: "dropped", QUEUED: "in_flight", PREFILL: "in_flight",
                DECODE: "in_flight"}
+STATE_CATEGORIES = ["completed", "dropped", "in_flight"]
+# engine state -> index in STATE_CATEGORIES
+STATE_CODES = np.array([STATE_CATEGORIES.index(STATE_NAMES[k]) for k in sorted(STATE_NAMES)])
 J_PER_WH = 3600.0
 
 
@@ -38,13 +42,13 @@ def request_table(sim: "Simulation") -> pd.DataFrame:
     pue = sc.facility.pue
     rpn = sim.fleet.replicas_per_node
     n = len(reqs)
-    g = lambda name, dt=float: np.fromiter((getattr(r, name) for r in reqs), dtype=dt, count=n)  # noqa: E731
+    g = lambda name, dt=float: np.fromiter(map(attrgetter(name), reqs), dtype=dt, count=n)  # noqa: E731
     arrival = g("arrival_s")
     first = g("first_token_s")
     finish = g("finish_s")
     out = g("output_tokens", np.int64)
     replica = g("replica", np.int64)
-    state = np.array([STATE_NAMES[r.state] for r in reqs], dtype=object)
+    state_code = STATE_CODES[g("state", np.int64)] if n else np.zeros(0, np.int64)
     ttft = first - arrival
     e2e = finish - arrival
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -56,11 +60,11 @@ def request_table(sim: "Simulation") -> pd.DataFrame:
     slo_ttft = np.array([s.ttft_s for s in sim.workload.slos])[cls] if n else np.zeros(0)
     slo_tpot = np.array([s.tpot_s for s in sim.workload.slos])[cls] if n else np.zeros(0)
     energy = g("energy_j")
-    done = state == "completed"
+    done = state_code == 0
     return pd.DataFrame({
         "request_id": rid,
-        "class": pd.Categorical(classes[cls] if n else [], categories=list(classes)),
-        "state": pd.Categorical(state, categories=["completed", "dropped", "in_flight"]),
+        "class": pd.Categorical.from_codes(cls, categories=list(classes)),
+        "state": pd.Categorical.from_codes(state_code, categories=STATE_CATEGORIES),
         "warmup": warm,
         "replica": replica,
         "node": np.where(replica >= 0, replica // rpn, -1),
@@ -79,15 +83,22 @@ def request_table(sim: "Simulation") -> pd.DataFrame:
     })
 
 
+MATERIALISE_MAX_ITERATIONS = 20_000_000  # above this, bisection on counts instead of a sort
+
+
 def weighted_itl_quantiles(rec_list, t_from_s: float, qs: list[float]) -> list[float]:
-    """Exact quantiles of inter-token latency from arithmetic-progression pieces."""
-    a = np.concatenate([np.asarray(r.itl_a) for r in rec_list]) if rec_list else np.zeros(0)
+    """Exact quantiles of inter-token latency from arithmetic-progression pieces.
+
+    The q-quantile is the smallest latency x such that the tokens with ITL <= x weigh at least
+    q of all. Up to ``MATERIALISE_MAX_ITERATIONS`` iterations, every iteration's latency is
+    materialised and sorted; beyond, a bisection on closed-form counts finds the same value."""
+    a = np.concatenate([r.array("itl_a") for r in rec_list]) if rec_list else np.zeros(0)
     if a.size == 0:
         return [float("nan")] * len(qs)
-    b = np.concatenate([np.asarray(r.itl_b) for r in rec_list])
-    k = np.concatenate([np.asarray(r.itl_k, dtype=np.float64) for r in rec_list])
-    w = np.concatenate([np.asarray(r.itl_w, dtype=np.float64) for r in rec_list])
-    t = np.concatenate([np.asarray(r.itl_t_s) for r in rec_list])
+    b = np.concatenate([r.array("itl_b") for r in rec_list])
+    k = np.concatenate([r.array("itl_k") for r in rec_list])
+    w = np.concatenate([r.array("itl_w") for r in rec_list])
+    t = np.concatenate([r.array("itl_t_s") for r in rec_list])
     # keep the iterations that start at or after t_from_s: in piece (t, a, b, k), iteration j
     # starts at t + j a + b j (j - 1) / 2
     gap = t_from_s - t
@@ -111,6 +122,17 @@ def weighted_itl_quantiles(rec_list, t_from_s: float, qs: list[float]) -> list[f
     if a.size == 0:
         return [float("nan")] * len(qs)
     total = float((k * w).sum())
+    n_iter = int(k.sum())
+    if n_iter <= MATERIALISE_MAX_ITERATIONS:
+        # every iteration's latency, sorted, with cumulative token weights (integers: exact)
+        kk = k.astype(np.int64)
+        piece = np.repeat(np.arange(a.size), kk)
+        j = np.arange(n_iter) - np.repeat(np.cumsum(kk) - kk, kk)
+        vals = a[piece] + b[piece] * j
+        order = np.argsort(vals, kind="stable")
+        cw = np.cumsum(w[piece][order])
+        pos = np.minimum(np.searchsorted(cw, np.asarray(qs) * total, side="left"), n_iter - 1)
+        return [float(v) for v in vals[order[pos]]]
     lo0, hi0 = float(a.min()), float((a + b * (k - 1)).max())
     safe_b = np.where(b > 0, b, 1.0)
 
@@ -152,7 +174,15 @@ def _clip_sum(t0: np.ndarray, t1: np.ndarray, vals: np.ndarray, w0: float, w1: f
 
 def node_timeline(res: "RunResult", node: int) -> pd.DataFrame:
     """Piecewise-constant power of one node: GPUs (busy at their interval mean, idle at idle
-    power, unused GPUs idle) plus host (idle + busy share). Exact integral of the ledger."""
+    power, unused GPUs idle) plus host (idle + busy share). Exact integral of the ledger.
+    Computed once per node and kept in ``res.timelines`` (the ledger is final after a run)."""
+    hit = res.timelines.get(node)
+    if hit is None:
+        hit = res.timelines[node] = _node_timeline(res, node)
+    return hit
+
+
+def _node_timeline(res: "RunResult", node: int) -> pd.DataFrame:
     fleet, sc = res.fleet, res.scenario
     idle_w = res.calibration.power.idle_w
     gpn, tp = fleet.gpus_per_node, fleet.tp
@@ -161,7 +191,7 @@ def node_timeline(res: "RunResult", node: int) -> pd.DataFrame:
     reps = [r for r in fleet.replicas if r.node == node]
     bounds = [np.array([0.0, res.end_s])]
     for r in reps:
-        bounds += [np.asarray(r.rec.t0_s), np.asarray(r.rec.t1_s)]
+        bounds += [r.rec.array("t0_s"), r.rec.array("t1_s")]
     edges = np.unique(np.concatenate(bounds))
     edges = edges[(edges >= 0) & (edges <= res.end_s)]
     if edges.size < 2:
@@ -171,10 +201,10 @@ def node_timeline(res: "RunResult", node: int) -> pd.DataFrame:
     peak_w = gpu_w.copy()
     busy_gpus = np.zeros(mids.size)
     for r in reps:
-        t0 = np.asarray(r.rec.t0_s)
-        t1 = np.asarray(r.rec.t1_s)
-        p = np.divide(np.asarray(r.rec.energy_j), t1 - t0, out=np.zeros(t0.size), where=t1 > t0)
-        pk = np.asarray(r.rec.peak_w) * tp
+        t0 = r.rec.array("t0_s")
+        t1 = r.rec.array("t1_s")
+        p = np.divide(r.rec.array("energy_j"), t1 - t0, out=np.zeros(t0.size), where=t1 > t0)
+        pk = r.rec.array("peak_w") * tp
         idx = np.searchsorted(t0, mids, side="right") - 1
         inside = (idx >= 0) & (mids < t1[np.clip(idx, 0, None)]) if t0.size else np.zeros(mids.size, bool)
         gi = np.clip(idx, 0, None)
@@ -208,18 +238,18 @@ def summarise(res: "RunResult") -> dict[str, Any]:
         rf = r.rec
         if not rf.t0_s:
             continue
-        t0, t1 = np.asarray(rf.t0_s), np.asarray(rf.t1_s)
-        e = np.asarray(rf.energy_j)
+        t0, t1 = rf.array("t0_s"), rf.array("t1_s")
+        e = rf.array("energy_j")
         dur = t1 - t0
         busy_gpu_j += float(e.sum())
-        prefill_j += float(np.sum(rf.prefill_j))
+        prefill_j += float(rf.array("prefill_j").sum())
         busy_gpu_s += float(dur.sum()) * r.tp
         win_gpu_j += _clip_sum(t0, t1, e, w0, w1) + idle_w * r.tp * (
             win - _clip_sum(t0, t1, dur, w0, w1))
-        win_tokens += _clip_sum(t0, t1, np.asarray(rf.tokens_out, float), w0, w1)
-        win_batch_s += _clip_sum(t0, t1, np.asarray(rf.batch) * dur, w0, w1)
+        win_tokens += _clip_sum(t0, t1, rf.array("tokens_out"), w0, w1)
+        win_batch_s += _clip_sum(t0, t1, rf.array("batch") * dur, w0, w1)
         win_busy_s += _clip_sum(t0, t1, dur, w0, w1)
-        win_kv += _clip_sum(t0, t1, np.asarray(rf.kv_tokens) * dur, w0, w1)
+        win_kv += _clip_sum(t0, t1, rf.array("kv_tokens") * dur, w0, w1)
     unused_gpus = n_gpus - len(fleet.replicas) * fleet.tp
     win_gpu_j += idle_w * unused_gpus * win * (0 if not fleet.replicas else 1)
     idle_gpu_j = idle_w * (n_gpus * end - busy_gpu_s)
@@ -229,7 +259,7 @@ def summarise(res: "RunResult") -> dict[str, Any]:
     win_host_j = sc.facility.host_idle_w * fleet.nodes * win
     for r in fleet.replicas:
         if r.rec.t0_s:
-            t0, t1 = np.asarray(r.rec.t0_s), np.asarray(r.rec.t1_s)
+            t0, t1 = r.rec.array("t0_s"), r.rec.array("t1_s")
             win_host_j += host_busy_per_gpu * r.tp * _clip_sum(t0, t1, t1 - t0, w0, w1)
     energy_it_j = energy_gpu_j + energy_host_j
     # ---- peak node power

@@ -13,15 +13,15 @@ Cap: when demanded power exceeds the cap, the GPU lowers its clock until it meet
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+import math
 
 from simulator.physics.dvfs import dvfs_capped
 from simulator.physics.params import PowerParams
 from simulator.physics.timing import DecodeLine, Work
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Cost:
     """Duration of an iteration and the energy one GPU of the replica spends on it."""
 
@@ -53,7 +53,11 @@ def capped(time_s: float, energy_j: float, cap_w: float) -> Cost:
 def iteration_cost(p: PowerParams, w: Work, cap_w: float) -> Cost:
     """Time and per-GPU energy of one iteration under ``cap_w`` (DVFS model:
     :mod:`simulator.physics.dvfs`; bit-identical to uncapped where the cap does not bind)."""
-    return Cost(*dvfs_capped(p, w, demanded_energy_j(p, w), cap_w))
+    t = w.time_s
+    e = p.p_busy_w * t + p.e_flop_j * w.flops + p.e_byte_j * w.hbm_bytes  # demanded_energy_j
+    if e / t <= cap_w:  # the cap does not bind (the same test as dvfs_capped's first line)
+        return Cost(t, e)
+    return Cost(*dvfs_capped(p, w, e, cap_w))
 
 
 class DecodeSpan:
@@ -85,6 +89,10 @@ class DecodeSpan:
     def one(self, c: float) -> Cost:
         """Cost of a single iteration at total context ``c``, under the cap (as stepping)."""
         ln = self.line
+        if self.free:  # iteration_cost without the cap: same arithmetic, no Work built
+            t = ln.t0_s + ln.t1_s * c
+            p = self.params
+            return Cost(t, p.p_busy_w * t + p.e_flop_j * (ln.f0 + ln.f1 * c) + p.e_byte_j * (ln.b0 + ln.b1 * c))
         return iteration_cost(self.params, Work(ln.t0_s + ln.t1_s * c, ln.f0 + ln.f1 * c,
                                                 ln.b0 + ln.b1 * c), self.cap_w)
 
@@ -101,8 +109,8 @@ class DecodeSpan:
         if k <= 0:
             return 0.0
         if k == 1:
-            return self.one(c0).time_s
-        if not self.uncapped(c0, k):
+            return self.line.t0_s + self.line.t1_s * c0 if self.free else self.one(c0).time_s
+        if not self.free and not self.uncapped(c0, k):
             return sum(self.one(c0 + self.n_seqs * j).time_s for j in range(k))
         return k * (self.t0_s + self.t1_s * c0) + self.t1_s * self.n_seqs * (k * (k - 1) / 2.0)
 
@@ -120,7 +128,7 @@ class DecodeSpan:
         """Largest k <= k_max whose iterations all end within ``elapsed_s``."""
         if k_max <= 0 or elapsed_s <= 0:
             return 0
-        first = self.one(c0).time_s
+        first = self.line.t0_s + self.line.t1_s * c0 if self.free else self.one(c0).time_s
         # iteration times grow with j, so elapsed / first bounds k from above
         hi = min(k_max, int(elapsed_s / first) + 1)
         if self.duration_s(c0, hi) <= elapsed_s:

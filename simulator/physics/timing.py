@@ -28,7 +28,7 @@ from simulator.physics.shapes import IterationShape
 ACT_BYTES = 2.0  # activations are bf16 in both precisions (FP8 is weight/GEMM precision)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Work:
     """Time and work of an iteration (or a part of it), per GPU."""
 
@@ -96,6 +96,7 @@ class TimingModel:
         self.attn_flops_pair_layer = 4.0 * self.heads_gpu * m.head_dim  # QK^T and PV, 2 FLOP/MAC
         self._linear_cached = lru_cache(maxsize=8192)(self._linear)
         self._decode_lines: dict[int, DecodeLine] = {}
+        self._decode_att: dict[int, tuple[float, float, float, float]] = {}
 
     # ----------------------------------------------------------------- pieces
     def gemm(self, name: str, m_rows: float, k: float, n: float) -> Work:
@@ -166,19 +167,40 @@ class TimingModel:
         Roofline of a kernel whose FLOPs and bytes are both proportional to the context: the
         binding side does not change with the context, so time is exactly linear in it.
         """
+        hit = self._decode_att.get(n_seqs)
+        if hit is not None:
+            return hit
         L, op = self.model.layers, self.params.attn_decode
         eta_c = op.eta_compute_max * (n_seqs / (n_seqs + op.m_half_tokens) if op.m_half_tokens else 1.0)
         f1 = self.attn_flops_pair_layer
         b1 = self.kv_bytes_token_layer
         t1 = max(f1 / (self.peak * eta_c), b1 / (self.bw * op.eta_memory))
-        return L * op.overhead_s, L * t1, L * f1, L * b1
+        hit = self._decode_att[n_seqs] = (L * op.overhead_s, L * t1, L * f1, L * b1)
+        return hit
 
     # ------------------------------------------------------------------- API
     def work(self, s: IterationShape) -> Work:
-        """Time, FLOPs and HBM bytes of one iteration, per GPU of the replica."""
-        lin = self._linear_cached(s.tokens, s.sampled_seqs)
-        att = self.attention(s)
-        return Work(lin.time_s + att.time_s, lin.flops + att.flops, lin.hbm_bytes + att.hbm_bytes)
+        """Time, FLOPs and HBM bytes of one iteration, per GPU of the replica.
+
+        Equals ``_linear + attention`` (same arithmetic, inlined: this is the engine's hot path).
+        """
+        lin = self._linear_cached(s.prefill_tokens + s.decode_seqs, s.sampled_seqs)
+        t = fl = by = 0.0
+        if s.prefill_tokens:
+            L = self.model.layers
+            flops = self.attn_flops_pair_layer * s.prefill_attn_pairs
+            nbytes = ((s.prefill_tokens + s.prefill_prefix_tokens) * self.kv_bytes_token_layer
+                      + 2 * s.prefill_tokens * self.heads_gpu * self.model.head_dim * ACT_BYTES)
+            t += L * roofline_s(self.params.attn_prefill, s.prefill_tokens, flops, nbytes,
+                                self.peak, self.bw)
+            fl, by = L * flops, L * nbytes
+        if s.decode_seqs:
+            a0, a1, f1, b1 = self.decode_attention(s.decode_seqs)
+            c = s.decode_ctx_tokens
+            t += a0 + a1 * c
+            fl += f1 * c
+            by += b1 * c
+        return Work(lin.time_s + t, lin.flops + fl, lin.hbm_bytes + by)
 
     def iteration_s(self, s: IterationShape) -> float:
         """Uncapped duration of one iteration in seconds."""
