@@ -137,6 +137,9 @@ def _register_optional() -> None:
     main.add_command(sweep_cmd, "sweep")
     main.add_command(plot_cmd, "plot")
     main.add_command(report_cmd, "report")
+    from simulator.capping.cli import headroom_cmd
+
+    main.add_command(headroom_cmd, "headroom")
     main.add_command(project_cmd, "project")
     try:
         from simulator.calibration.cli import calibrate_cmd, profile_cmd

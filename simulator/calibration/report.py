@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from simulator.physics.params import DEFAULT_CALIBRATION  # noqa: E402
+
 BEGIN = "<!-- BEGIN GENERATED ERROR TABLE (fleetsim calibrate) -->"
 END = "<!-- END GENERATED ERROR TABLE -->"
 OP_ORDER = ["qkv", "o", "up", "down", "norm", "rope", "act", "add", "emb"]
@@ -37,6 +39,8 @@ def summary_table(e: dict) -> str:
         ("Per-op time, GEMMs (qkv, o, up, down), 6 Vidur models x TP 1-8", po["gemm_mape"], 0.05),
         ("Per-op time, all 9 ops", po["all_ops_mape"], 0.05),
         ("Per-layer time (sum of ops)", po["layer_sum_mape"], 0.05),
+        *((f"NCCL all-reduce time, {g} GPUs (in-sample: one fit per group size)", v["mape"], 0.05)
+          for g, v in sorted(e.get("all_reduce", {}).items(), key=lambda kv: int(kv[0]))),
         ("Splitwise llama2-70b prefill time (TP 2/4/8)", ll["prefill_time_mape"], 0.10),
         ("Splitwise llama2-70b decode time per token", ll["decode_time_mape"], 0.10),
         ("Splitwise bloom-176b prefill time (model held out)", bl["prefill_time_mape"], 0.10),
@@ -278,12 +282,24 @@ def write_report(res, d: Path, out_yaml: Path) -> Path:
         md += ["", "## Notes", ""] + [f"* {n}" for n in res.notes]
     path = d / "README.md"
     path.write_text("\n".join(md) + "\n")
-    # the README's generated block
-    readme = out_yaml.parent / "README.md"
-    if readme.exists():
-        text = readme.read_text()
-        if BEGIN in text and END in text:
-            a, rest = text.split(BEGIN, 1)
-            _, b = rest.split(END, 1)
-            readme.write_text(a + BEGIN + "\n" + summary_table(e) + "\n" + END + b)
+    # the generated blocks of calibration/README.md and, for the shipped calibration, the
+    # project README
+    readmes = [out_yaml.parent / "README.md"]
+    if out_yaml.resolve() == DEFAULT_CALIBRATION.resolve():
+        readmes.append(DEFAULT_CALIBRATION.parent.parent / "README.md")
+    for readme in readmes:
+        sync_readme(readme, e)
     return path
+
+
+def sync_readme(readme: Path, errors: dict) -> bool:
+    """Rewrite the error table between the markers of ``readme`` (if it has them)."""
+    if not readme.exists():
+        return False
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        return False
+    a, rest = text.split(BEGIN, 1)
+    _, b = rest.split(END, 1)
+    readme.write_text(a + BEGIN + "\n" + summary_table(errors) + "\n" + END + b)
+    return True

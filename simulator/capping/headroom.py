@@ -7,13 +7,14 @@
   latency cost stays within ``max_impact`` (e.g. 0.1 = 10 %) against the same fleet uncapped,
   minus the nodes the budget covers at nameplate.
 
-    python -m simulator.capping.headroom SCENARIO [max_impact]
+    fleetsim headroom SCENARIO [--max-impact 0.1]   (or python -m simulator.capping.headroom)
 """
 
 from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from simulator.engine.run import simulate
@@ -60,7 +61,8 @@ def compare(sc: Scenario) -> dict[str, Any]:
     return {"capping": cap.get("capping"), "latency_cost": latency_cost(cap, unc)}
 
 
-def capacity(sc: Scenario, max_impact: float = 0.1, max_extra: int = 8) -> dict[str, Any]:
+def capacity(sc: Scenario, max_impact: float = 0.1, max_extra: int = 8,
+             progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     p = sc.power
     n0 = sc.deployment.nodes
     budget = p.budget_w(list(range(n0))) if p.has_budget else n0 * p.nameplate_node_w
@@ -76,6 +78,8 @@ def capacity(sc: Scenario, max_impact: float = 0.1, max_extra: int = 8) -> dict[
         points.append({"nodes": n, "worst_p99_ratio": worst, "ok": ok,
                        "time_over_budget_s": capped["capping"]["time_over_budget_s"],
                        "min_cap_w": capped["capping"]["min_cap_w"], "latency_cost": cost})
+        if progress is not None:
+            progress(points[-1])
         if ok:
             best = n
         else:
