@@ -109,28 +109,31 @@ def project(sc: Scenario, workers: int = 1,
     target = p.fleet.slo_target
 
     def job(rate: float, level_key: int, pert: Perturbation = Perturbation(),
-            keep: bool = True) -> LevelJob:
-        return LevelJob(data, base_dir, sc._file, rate, k, p.sample.requests, warmup_s,
-                        _seed(p.sample.seed, level_key), pert, keep, trace_rate)
+            keep: bool = True, requests: int | None = None) -> LevelJob:
+        return LevelJob(data, base_dir, sc._file, rate, k, requests or p.sample.requests,
+                        warmup_s, _seed(p.sample.seed, level_key), pert, keep, trace_rate)
 
     with _Runner(workers, progress) as runner:
         search: list[tuple[float, float]] = []
 
         def capacity() -> float:
-            """Largest per-node rate whose sampled run meets every class's SLO target."""
-            def ok(rate: float) -> bool:
+            """Largest per-node rate whose sampled run meets every class's SLO target.
+            Bracketing trials (far from the answer) use a quarter of the requests."""
+            short = max(50, p.sample.requests // 4)
+
+            def ok(rate: float, n: int | None = None) -> bool:
                 # the capacity trials share one stream (key 10**6): monotone in the rate
-                r = runner.map([job(rate, 10**6, keep=False)])[0]
+                r = runner.map([job(rate, 10**6, keep=False, requests=n)])[0]
                 search.append((rate, r.min_attainment()))
                 return r.min_attainment() >= target
             q_peak = float((p.queries_per_day * m / m.sum() / 3600.0).max())
             start = q_peak / p.fleet.nodes if isinstance(p.fleet.nodes, int) else 1.0
             lo, hi = 0.0, start
-            if ok(start):
+            if ok(start, short):
                 lo = start
                 for _ in range(MAX_BRACKET_STEPS):
                     hi = lo * 2.0
-                    if not ok(hi):
+                    if not ok(hi, short):
                         break
                     lo = hi
                 else:
@@ -139,7 +142,7 @@ def project(sc: Scenario, workers: int = 1,
             else:
                 for _ in range(MAX_BRACKET_STEPS):
                     hi_try = hi / 2.0
-                    if ok(hi_try):
+                    if ok(hi_try, short):
                         lo = hi_try
                         break
                     hi = hi_try
@@ -148,6 +151,15 @@ def project(sc: Scenario, workers: int = 1,
                         f"no per-node rate down to {hi:.3g} queries/s meets every class's SLO"
                         f" (slo_target {target:g}): the SLO cannot be met on this deployment",
                         file=sc._file, field="projection.fleet.slo_target")
+            # confirm the bracket with full-length trials (a short trial can miss a slow
+            # build-up of the queue)
+            for _ in range(MAX_BRACKET_STEPS):
+                if ok(hi):
+                    lo, hi = hi, hi * 2.0
+                elif lo > 0 and not ok(lo):
+                    lo, hi = lo / 2.0, lo
+                else:
+                    break
             while (hi - lo) > p.fleet.capacity_tolerance * lo:
                 mid = 0.5 * (lo + hi)
                 if ok(mid):

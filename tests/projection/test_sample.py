@@ -1,0 +1,81 @@
+"""The sampled level: perturbed physics is exact, the window ledger matches the engine's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.engine.run import simulate
+from simulator.physics.params import load_calibration
+from simulator.physics.power import demanded_energy_j
+from simulator.physics.shapes import IterationShape
+from simulator.physics.timing import TimingModel
+from simulator.projection.sample import (Perturbation, level_scenario, measure,
+                                         perturb_calibration, window_ledger)
+from tests.projection.conftest import tiny
+
+CAL = load_calibration()
+
+
+def _work(cal, shape: IterationShape):
+    sc = tiny()
+    return TimingModel(sc.model_shape(), 8, "fp8", cal.timing).work(shape)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(0.5, 2.0), st.integers(1, 4096), st.integers(0, 256))
+def test_equal_time_factors_scale_every_iteration_exactly(f, prefill, decodes):
+    shape = IterationShape(prefill_tokens=prefill,
+                           prefill_attn_pairs=IterationShape.causal_pairs(prefill, 0),
+                           prefill_seqs=1, sampled_seqs=decodes + 1, decode_seqs=decodes,
+                           decode_ctx_tokens=decodes * 300)
+    base = _work(CAL, shape)
+    pert = _work(perturb_calibration(CAL, Perturbation(f, f, 1.0)), shape)
+    assert pert.time_s == pytest.approx(f * base.time_s, rel=1e-12)
+    assert pert.flops == base.flops and pert.hbm_bytes == base.hbm_bytes
+
+
+def test_power_factor_scales_busy_power_not_idle():
+    cal = perturb_calibration(CAL, Perturbation(gpu_power_factor=1.25))
+    assert cal.power.idle_w == CAL.power.idle_w
+    from simulator.physics.timing import Work
+    w = Work(0.01, 1e12, 1e10)
+    assert demanded_energy_j(cal.power, w) == pytest.approx(1.25 * demanded_energy_j(CAL.power, w))
+
+
+def test_nominal_perturbation_is_the_calibration_itself():
+    assert perturb_calibration(CAL, Perturbation()) is CAL
+
+
+def test_length_scale_moves_every_class_distribution():
+    sc = tiny()
+    lsc = level_scenario(sc, 2.0, 1, 100, 10.0, 0, Perturbation(input_scale=2.0, output_scale=0.5))
+    c = lsc.workload.classes["chat"]
+    assert c.input_tokens.value == 400 and c.output_tokens.median == pytest.approx(30)
+    assert lsc.workload.rate_per_s == pytest.approx(2.0)
+    assert lsc.workload.hourly_multipliers is None and lsc.projection is None
+
+
+def test_window_ledger_over_the_whole_run_is_the_engine_ledger():
+    sc = level_scenario(tiny(), 3.0, 2, 200, 10.0, 1)
+    res = simulate(sc)
+    led = window_ledger(res, 0.0, res.end_s)
+    s = res.summary
+    gpu = led["gpu_prefill_j"] + led["gpu_decode_j"] + led["gpu_idle_j"]
+    assert gpu == pytest.approx(s["energy_gpu_j"], rel=1e-9)
+    assert led["gpu_prefill_j"] == pytest.approx(s["energy_gpu_prefill_j"], rel=1e-9)
+    host_busy = s["energy_host_j"] - sc.facility.host_idle_w * 2 * res.end_s
+    assert led["busy_gpu_s"] * sc.facility.host_active_w / 8 == pytest.approx(host_busy, rel=1e-9)
+
+
+def test_measure_gives_per_node_power_between_idle_and_rating():
+    res = simulate(level_scenario(tiny(), 3.0, 2, 300, 10.0, 1))
+    lv = measure(res, 3.0)
+    p = sum(lv.node_power(1200.0, 1500.0).values())
+    assert 8 * CAL.power.idle_w + 1200 < p < 8 * 700 + 1200 + 1500
+    assert 0 < lv.busy_gpu_fraction <= 1
+    assert lv.throughput_per_node == pytest.approx(3.0, rel=0.25)
+    same = lv.rescaled(3.0)
+    assert same.gpu_decode_w == lv.gpu_decode_w and same.gpu_idle_w == pytest.approx(lv.gpu_idle_w)
