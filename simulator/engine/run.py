@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import simpy
+from simpy.events import Timeout
 
 from simulator.engine.fleet import Fleet, build_fleet
 from simulator.engine.request import DONE, DROPPED, Request
@@ -92,6 +93,7 @@ class Simulation:
         self._blocks = self.workload.open_blocks(end_s=end, max_requests=sim.requests)
         self._blk: tuple[list, list, list, list] = ([], [], [], [])
         self._pos = 0
+        self._arrive_cb = self._arrive  # one bound method for every arrival event
         self._arrive_next()
 
     def _arrive_next(self) -> None:
@@ -106,8 +108,8 @@ class Simulation:
             ts = self._blk[0]
             if not ts:
                 return
-        ev = self.env.timeout(max(0.0, ts[self._pos] - self.env.now))
-        ev.callbacks.append(self._arrive)
+        ev = Timeout(self.env, max(0.0, ts[self._pos] - self.env.now))
+        ev.callbacks.append(self._arrive_cb)
 
     def _arrive(self, _ev) -> None:
         i = self._pos
