@@ -12,7 +12,7 @@ from simulator.catalog import CATALOG
 from simulator.hardware import H100
 from simulator.physics.memory import plan_memory
 from simulator.physics.params import PowerParams, RooflineOp, TimingParams, load_calibration
-from simulator.physics.power import Cost, DecodeSpan, capped, iteration_cost
+from simulator.physics.power import Cost, DecodeSpan, capped, for_precision, iteration_cost
 from simulator.physics.shapes import IterationShape, decode_shape
 from simulator.physics.timing import TimingModel, roofline_s
 
@@ -43,6 +43,21 @@ def test_fp8_halves_weight_bytes_and_speeds_memory_bound_decode():
     b, f = tm(precision="bf16"), tm(precision="fp8")
     assert f.gemm("up", 1, 8192, 1000).hbm_bytes < b.gemm("up", 1, 8192, 1000).hbm_bytes
     assert f.iteration_s(decode_shape(8, 8000)) < b.iteration_s(decode_shape(8, 8000))
+
+
+def test_fp8_prefill_is_faster_than_bf16_under_the_700w_limit():
+    """An FP8 tensor-core cycle does twice the FLOPs of a BF16 one for the same energy, so FP8
+    prefill demands no more power than BF16 and stays faster once the 700 W limit binds."""
+    assert for_precision(CAL.power, "fp8").e_flop_j == pytest.approx(CAL.power.e_flop_j / 2)
+    assert for_precision(CAL.power, "bf16") == CAL.power
+    m = CATALOG["Llama-3.1-405B"]
+    n = 4096
+    s = IterationShape(prefill_tokens=n, prefill_attn_pairs=n * (n + 1) // 2, prefill_seqs=1,
+                       sampled_seqs=1)
+    cost = {p: iteration_cost(for_precision(CAL.power, p), tm(m, 8, p).work(s), 700.0)
+            for p in ("bf16", "fp8")}
+    assert cost["fp8"].time_s < 0.8 * cost["bf16"].time_s
+    assert cost["fp8"].power_w <= 700.0 + 1e-9
 
 
 def test_decode_time_is_linear_in_context_and_matches_line():

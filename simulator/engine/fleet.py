@@ -14,6 +14,7 @@ from simulator.errors import ScenarioError
 from simulator.hardware import GIB
 from simulator.physics.memory import MemoryPlan, plan_memory
 from simulator.physics.params import Calibration
+from simulator.physics.power import for_precision
 from simulator.physics.timing import TimingModel
 from simulator.scenario.schema import Scenario
 
@@ -56,13 +57,14 @@ def build_fleet(env: simpy.Environment, sc: Scenario, cal: Calibration,
         max_batch_size=s.max_batch_size, max_batched_tokens=s.max_batched_tokens,
         chunk_tokens=s.chunk_size_tokens or s.max_batched_tokens, chunked_prefill=s.chunked_prefill,
         kv_capacity_tokens=mem.kv_tokens, block_tokens=s.block_size_tokens)
+    power = for_precision(cal.power, d.precision)
     gpn = sc.hardware.gpus_per_node
     host_busy_w_per_gpu = f.host_active_w / gpn
     rpn = sc.replicas_per_node
     replicas = []
     for node in range(d.nodes):
         for _ in range(rpn):
-            replicas.append(Replica(env, len(replicas), node, d.tp, timing, cal.power, d.gpu_cap_w,
+            replicas.append(Replica(env, len(replicas), node, d.tp, timing, power, d.gpu_cap_w,
                                     limits, host_busy_w_per_gpu, on_finish,
                                     stepped=sc.simulation.engine == "stepped"))
     return Fleet(replicas, mem, limits, timing, d.nodes, gpn, rpn, d.tp)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import math
 
+from simulator.hardware import H100, GPUSpec
 from simulator.physics.dvfs import dvfs_capped
 from simulator.physics.params import PowerParams
 from simulator.physics.timing import DecodeLine, Work
@@ -31,6 +32,22 @@ class Cost:
     @property
     def power_w(self) -> float:
         return self.energy_j / self.time_s
+
+
+def for_precision(p: PowerParams, precision: str, gpu: GPUSpec = H100) -> PowerParams:
+    """Power coefficients for GEMMs in ``precision``.
+
+    ``e_flop_j`` is fitted on BF16 runs (every measured dense run is BF16). It is read as the
+    energy of one tensor-core cycle at full utilisation divided by the BF16 FLOPs per cycle, so
+    a precision with ``k`` times the dense peak (FP8: 2x) does ``k`` times the FLOPs per cycle
+    for the same energy: ``e_flop_j x peak_bf16 / peak``. Without this, an FP8 prefill would
+    demand ~1.3 kW per GPU and run slower than BF16 under the 700 W limit. This is a modelling
+    assumption (no FP8 dense power measurement in calibration/), stated in the README.
+    """
+    ratio = gpu.peak_bf16_flops / gpu.peak_flops(precision)
+    if ratio == 1.0:
+        return p
+    return p.model_copy(update={"e_flop_j": p.e_flop_j * ratio})
 
 
 def demanded_energy_j(p: PowerParams, w: Work) -> float:

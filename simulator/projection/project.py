@@ -38,6 +38,8 @@ from simulator.scenario.schema import Scenario
 SCHEMA_VERSION = 1
 #: the capacity search gives up above this many doublings / halvings from its start
 MAX_BRACKET_STEPS = 30
+#: an auto-sized fleet whose peak hour misses the SLO target lowers its capacity at most this often
+MAX_CAPACITY_CUTS = 10
 
 
 @dataclass
@@ -107,11 +109,14 @@ def project(sc: Scenario, workers: int = 1,
     base_dir = str(sc._base_dir)
     trace_rate = trace_rate_per_s(sc) if sc.workload.arrival == "replay" else None
     target = p.fleet.slo_target
+    # a replay is sped up to the peak hour's fleet rate and thinned to the sampled nodes' share
+    q_peak_fleet = float((p.queries_per_day * m / m.sum() / 3600.0).max())
 
     def job(rate: float, level_key: int, pert: Perturbation = Perturbation(),
             keep: bool = True, requests: int | None = None) -> LevelJob:
         return LevelJob(data, base_dir, sc._file, rate, k, requests or p.sample.requests,
-                        warmup_s, _seed(p.sample.seed, level_key), pert, keep, trace_rate)
+                        warmup_s, _seed(p.sample.seed, level_key), pert, keep, trace_rate,
+                        q_peak_fleet)
 
     with _Runner(workers, progress) as runner:
         search: list[tuple[float, float]] = []
@@ -173,6 +178,24 @@ def project(sc: Scenario, workers: int = 1,
         plan = plan_day(sc, m, cap)
         nominal = runner.map([job(r, i) for i, r in enumerate(plan.levels)])
         peak_level = plan.level_of_hour[plan.peak_hour]
+        capacity_cuts = 0
+        while (cap is not None and peak_level >= 0 and capacity_cuts < MAX_CAPACITY_CUTS
+               and nominal[peak_level].min_attainment() < target
+               and (p.fleet.nodes == "auto" or p.idle.policy == "autoscale")):
+            # the searched capacity was sized on one random stream; the peak level runs on its
+            # own and may miss the target near the threshold: lower the capacity and re-plan
+            cap *= 1.0 - max(p.fleet.capacity_tolerance, 0.01)
+            capacity_cuts += 1
+            plan = plan_day(sc, m, cap)
+            nominal = runner.map([job(r, i) for i, r in enumerate(plan.levels)])
+            peak_level = plan.level_of_hour[plan.peak_hour]
+        if (peak_level >= 0 and nominal[peak_level].min_attainment() < target
+                and p.fleet.nodes == "auto"):
+            raise ScenarioError(
+                f"the auto-sized fleet misses slo_target {target:.1%} in the peak hour even after"
+                f" lowering the searched per-node capacity {capacity_cuts} times (the SLO"
+                " attainment is too noisy near the threshold): raise projection.sample.requests",
+                file=sc._file, field="projection.sample.requests")
         if peak_level >= 0 and nominal[peak_level].min_attainment() < target:
             # an explicit fleet too small for its peak hour (auto and autoscale are sized so
             # that this cannot happen, up to the noise of the search)
@@ -247,6 +270,7 @@ def project(sc: Scenario, workers: int = 1,
         if len(draws) else None
     proj.summary = _summary(sc, proj, tot0, nominal, cap, curve_source, warmup_s, n_sims,
                             search, cal)
+    proj.summary["sampling"]["capacity_cuts"] = capacity_cuts
     return proj
 
 

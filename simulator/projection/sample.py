@@ -141,8 +141,14 @@ def trace_rate_per_s(sc: Scenario) -> float:
 
 def level_scenario(sc: Scenario, rate_per_node: float, nodes: int, requests: int,
                    warmup_s: float, seed: int, pert: Perturbation = Perturbation(),
-                   tmp: Path | None = None, trace_rate: float | None = None) -> Scenario:
-    """The scenario that simulates ``nodes`` sampled nodes at ``rate_per_node`` each."""
+                   tmp: Path | None = None, trace_rate: float | None = None,
+                   fleet_rate: float | None = None) -> Scenario:
+    """The scenario that simulates ``nodes`` sampled nodes at ``rate_per_node`` each.
+
+    A replay workload is sped up to ``fleet_rate`` (the whole fleet's queries/s) and the sampled
+    nodes receive their share of it, request by request (``workload.replay_share``): what a
+    few nodes of a large fleet see of a trace, bursts spread by the router. Without
+    ``fleet_rate`` the sampled nodes replay the whole trace at their own rate."""
     from simulator.scenario.load import scenario_from_dict
 
     data = sc.model_dump(mode="json")
@@ -153,7 +159,9 @@ def level_scenario(sc: Scenario, rate_per_node: float, nodes: int, requests: int
     total_rate = rate_per_node * nodes
     if wl["arrival"] == "replay":
         assert trace_rate is not None
-        wl["time_scale"] = total_rate / trace_rate
+        fleet = max(fleet_rate or total_rate, total_rate)
+        wl["time_scale"] = fleet / trace_rate
+        wl["replay_share"] = min(1.0, total_rate / fleet)
         wl["loop"] = True
         if pert.input_scale != 1.0 or pert.output_scale != 1.0:
             assert tmp is not None
@@ -232,7 +240,8 @@ class LevelResult:
     @property
     def gpu_idle_w(self) -> float:
         """Idle GPU power of one node, W: idle GPUs at the calibrated idle power."""
-        return self.idle_w_per_gpu * self.gpus_per_node * max(0.0, 1.0 - self.busy_gpu_fraction)
+        idle = 1.0 - self.busy_gpu_fraction
+        return self.idle_w_per_gpu * self.gpus_per_node * (idle if idle > 1e-9 else 0.0)
 
     def node_power(self, host_idle_w: float, host_active_w: float) -> dict[str, float]:
         """Mean power of one node, W, by part (host from the busy fraction, linear)."""
@@ -341,6 +350,7 @@ class LevelJob:
     pert: Perturbation = Perturbation()
     keep_requests: bool = True
     trace_rate: float | None = None
+    fleet_rate: float | None = None  # replay: the fleet's queries/s (see level_scenario)
 
 
 def run_level(job: LevelJob) -> LevelResult:
@@ -354,6 +364,7 @@ def run_level(job: LevelJob) -> LevelResult:
     cal = perturb_calibration(scenario_calibration(sc), job.pert)
     with tempfile.TemporaryDirectory(prefix="fleetsim-level-") as tmp:
         lsc = level_scenario(sc, job.rate_per_node, job.nodes, job.requests, job.warmup_s,
-                             job.seed, job.pert, Path(tmp), job.trace_rate)
+                             job.seed, job.pert, Path(tmp), job.trace_rate,
+                             job.fleet_rate)
         res = simulate(lsc, cal)
     return measure(res, job.rate_per_node, job.keep_requests)

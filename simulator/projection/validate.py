@@ -56,7 +56,8 @@ def full_fleet_day(proj: Projection, requests_per_node: int, seed: int = 12345) 
             else:
                 lv = run_level(LevelJob(data, str(sc._base_dir), sc._file, rate, n,
                                         requests_per_node * n, warmup_s, _seed(seed, len(cache)),
-                                        keep_requests=False, trace_rate=trace_rate))
+                                        keep_requests=False, trace_rate=trace_rate,
+                                        fleet_rate=float(plan.fleet_rate_per_s.max())))
             cache[key] = lv.node_power(fac.host_idle_w, fac.host_active_w)
         hourly.append(cache[key])
     warm = p.idle.warmup_s if p.idle.policy == "autoscale" else 0.0

@@ -12,7 +12,8 @@ key)`` with fixed keys:
 * ``(0,)`` inter-arrival gaps, ``(1,)`` class choice, ``(2,)`` thinning (hourly curve);
 * ``(3, h, 0)`` and ``(3, h, 1)``: input and output lengths of the class whose name hashes to
   ``h`` (first 8 bytes of SHA-256 of the UTF-8 name, little-endian);
-* closed loop uses ``(4,)`` for class choice and ``(5, h, 0|1)`` for lengths.
+* closed loop uses ``(4,)`` for class choice and ``(5, h, 0|1)`` for lengths;
+* ``(6,)``: which trace requests a replay with ``replay_share < 1`` keeps.
 
 So adding a class never changes another class's length draws, and arrival times of
 poisson/gamma do not depend on the classes at all. Values are drawn in fixed internal chunks of
@@ -52,6 +53,7 @@ HOURS_PER_DAY = 24
 
 _KEY_GAPS, _KEY_CLASS, _KEY_THIN, _KEY_LENGTHS = 0, 1, 2, 3
 _KEY_CLOSED_CLASS, _KEY_CLOSED_LENGTHS = 4, 5
+_KEY_REPLAY_SHARE = 6
 _INPUT, _OUTPUT = 0, 1
 
 
@@ -204,7 +206,7 @@ class Workload:
         if self.is_closed_loop:
             return None
         if self._replay is not None:
-            n = len(self._replay[0])
+            n = len(self._replay[0]) * spec.replay_share
             return n / self._replay_period_s if math.isfinite(self._replay_period_s) and self._replay_period_s > 0 else None
         m = 1.0 if spec.hourly_multipliers is None else float(np.mean(spec.hourly_multipliers))
         return float(spec.rate_per_s) * m  # type: ignore[arg-type]
@@ -287,6 +289,9 @@ class Workload:
 
     def _replay_chunks(self) -> Iterator[_Piece]:
         t, cls, inp, out = self._replay  # type: ignore[misc]
+        if self.spec.replay_share < 1.0:
+            yield from self._shared_replay_chunks()
+            return
         rep = 0
         while True:
             shifted = t + rep * self._replay_period_s
@@ -294,6 +299,27 @@ class Workload:
             if not self.spec.loop:
                 return
             rep += 1
+
+    def _shared_replay_chunks(self) -> Iterator[_Piece]:
+        """Each request of the (looped) traces kept with probability ``replay_share``: the gaps
+        between kept rows are geometric, so the cost is per kept request, not per trace row."""
+        t, cls, inp, out = self._replay  # type: ignore[misc]
+        rng = _child(self._root, _KEY_REPLAY_SHARE)
+        n = len(t)
+        pos = -1  # global row index over the repeated traces
+        while True:
+            k = pos + np.cumsum(rng.geometric(self.spec.replay_share, CHUNK))
+            pos = int(k[-1])
+            rep, i = np.divmod(k, n)
+            if not self.spec.loop:
+                keep = rep == 0
+                if not keep.all():
+                    i = i[keep]
+                    if i.size:
+                        yield (t[i], cls[i], inp[i], out[i]), float(t[i][-1])
+                    return
+            times = t[i] + rep * self._replay_period_s
+            yield (times, cls[i], inp[i], out[i]), float(times[-1])
 
     @staticmethod
     def _reblock(

@@ -267,6 +267,15 @@ class WorkloadSpec(_Strict):
     loop: bool = Field(
         False, description="replay: repeat the traces when they end before the simulation does"
     )
+    replay_share: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="replay: fraction of the time-scaled traces' requests this simulation"
+        " receives, each request kept independently at random with its own lengths (as one of"
+        " 1/replay_share nodes behind a router that spreads simultaneous requests would see it);"
+        " the rate is trace rate x time_scale x replay_share. 1 = every request",
+    )
     clients: int | None = Field(
         None,
         gt=0,

@@ -255,6 +255,40 @@ def test_replay_loop_repeats_and_truncates():
     assert len(collect(replay().open_blocks(end_s=1e9))) == 200
 
 
+def test_replay_share_keeps_trace_rows_at_the_share_of_the_rate():
+    """replay_share thins the looped trace request by request: every kept request is a trace
+    row (its own time within the period, its own lengths), the rate is share x trace rate,
+    and the kept set does not depend on block size."""
+    once = collect(replay().open_blocks())
+    full = replay(loop=True)
+    period = 200 / full.mean_rate_per_s()
+    share = 0.05
+    w = replay(loop=True, replay_share=share)
+    assert w.mean_rate_per_s() == pytest.approx(share * full.mean_rate_per_s())
+    n = 4000
+    a = collect(w.open_blocks(max_requests=n, block_size=333))
+    check_invariants(a, 1)
+    assert len(a) == n
+    t_in = np.mod(a.t_s, period)
+    t_in[t_in > period - 1e-6] -= period  # float wrap of a period's first row
+    # each kept arrival is the trace row at that time within its period, lengths included
+    row = np.searchsorted(once.t_s, t_in - 1e-9)
+    assert np.allclose(once.t_s[row], t_in, atol=1e-6)
+    assert np.array_equal(once.input_tokens[row], a.input_tokens)
+    assert np.array_equal(once.output_tokens[row], a.output_tokens)
+    # rate within 5 sigma of a Poisson count over the simulated periods
+    expect = share * 200 * a.t_s[-1] / period
+    assert abs(n - expect) < Z * math.sqrt(expect)
+    b = collect(w.open_blocks(max_requests=n, block_size=4096))
+    assert np.array_equal(a.t_s, b.t_s)
+    c = collect(workload(seed=2, arrival="replay", classes={"conv": {}}, traces={"conv": TRACE},
+                         loop=True, replay_share=share).open_blocks(max_requests=n))
+    assert not np.array_equal(a.t_s, c.t_s)  # another seed keeps other rows
+    # without loop the thinned trace ends with the trace
+    d = collect(replay(replay_share=0.5).open_blocks())
+    assert 0 < len(d) < 200 and d.t_s[-1] <= once.t_s[-1]
+
+
 def test_replay_two_traces_merge_on_common_origin(tmp_path):
     head = (DATA / TRACE).read_text().splitlines()
     (tmp_path / "a.csv").write_text("\n".join(head[:101]) + "\n")
