@@ -44,10 +44,10 @@ def project_cmd(scenario: str, out_dir: str, overrides: tuple[str, ...], workers
             bar.close()
     write_projection(proj, out_dir, charts=not no_charts)
     if not quiet:
-        click.echo(format_projection(proj.summary, out_dir))
+        click.echo(format_projection(proj.summary, out_dir, charts=not no_charts))
 
 
-def format_projection(s: dict, out_dir: str) -> str:
+def format_projection(s: dict, out_dir: str, charts: bool = True) -> str:
     """The one-screen summary printed after a projection."""
     def f(x, fmt=".3g"):
         return "n/a" if x is None or x != x else format(x, fmt)
@@ -72,5 +72,6 @@ def format_projection(s: dict, out_dir: str) -> str:
     if "tco2_per_day_p50" in s:
         lines.append(f"  carbon     {f(s['tco2_per_day_p50'])} tCO2/day P50  [P5"
                      f" {f(s['tco2_per_day_p5'])}, P95 {f(s['tco2_per_day_p95'])}]")
-    lines.append(f"  wrote {Path(out_dir) / 'summary.json'}, hourly.csv, draws.csv, charts/")
+    lines.append(f"  wrote {Path(out_dir) / 'summary.json'}, hourly.csv, draws.csv"
+                 + (", charts/" if charts else ""))
     return "\n".join(lines)

@@ -79,3 +79,25 @@ def test_measure_gives_per_node_power_between_idle_and_rating():
     assert lv.throughput_per_node == pytest.approx(3.0, rel=0.25)
     same = lv.rescaled(3.0)
     assert same.gpu_decode_w == lv.gpu_decode_w and same.gpu_idle_w == pytest.approx(lv.gpu_idle_w)
+
+
+def test_replay_level_is_the_fleet_rate_trace_thinned_to_the_sampled_share():
+    """A replay level speeds the traces up to the fleet's rate and keeps the sampled nodes'
+    share of its requests, so its arrival rate is the sampled nodes' rate."""
+    from pathlib import Path
+
+    from simulator.projection.sample import trace_rate_per_s
+    from simulator.scenario.load import load_scenario
+    from simulator.workload.arrivals import Workload
+
+    root = Path(__file__).resolve().parents[2]
+    sc = load_scenario(root / "scenarios" / "azure-mix.yaml")
+    tr = trace_rate_per_s(sc)
+    lv = level_scenario(sc, 1.5, 2, 500, 10.0, 0, trace_rate=tr, fleet_rate=15000.0)
+    wl = lv.workload
+    assert wl.time_scale == pytest.approx(15000.0 / tr)
+    assert wl.replay_share == pytest.approx(3.0 / 15000.0)
+    assert Workload(wl, 0, lv._base_dir).mean_rate_per_s() == pytest.approx(3.0)
+    # without a fleet rate the sampled nodes replay the whole trace at their own rate
+    own = level_scenario(sc, 1.5, 2, 500, 10.0, 0, trace_rate=tr).workload
+    assert own.replay_share == 1.0 and own.time_scale == pytest.approx(3.0 / tr)
