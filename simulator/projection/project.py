@@ -274,6 +274,16 @@ def project(sc: Scenario, workers: int = 1,
     return proj
 
 
+def _class_shares(sc: Scenario) -> dict[str, float]:
+    """Share of queries per class: the mix, or for a replay the traces' own request counts."""
+    if sc.workload.arrival != "replay":
+        return sc.workload.class_shares()
+    from simulator.workload.arrivals import Workload
+
+    w = Workload(sc.workload, 0, sc._base_dir)
+    return {c: float(x) for c, x in zip(w.class_names, w.shares)}
+
+
 def _minmax(df: pd.DataFrame, col: str) -> tuple[float, float]:
     return (float(df[col].min()), float(df[col].max())) if len(df) else (1.0, 1.0)
 
@@ -357,7 +367,7 @@ def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: lis
         "calibration_version": cal.version,
         "queries_per_day": queries,
         "daily_curve": curve_source,
-        "class_shares": sc.workload.class_shares(),
+        "class_shares": _class_shares(sc),
         "gwh_per_day_facility_p5": fac5,
         "gwh_per_day_facility_p50": fac50,
         "gwh_per_day_facility_p95": fac95,
