@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from simulator.workload.spec import check_daily_curve
+
 HOURS_PER_DAY = 24
 
 
@@ -209,16 +211,7 @@ class ProjectionSpec(_Strict):
     @field_validator("hourly_multipliers")
     @classmethod
     def _hourly(cls, v: list[float] | None) -> list[float] | None:
-        if v is None:
-            return v
-        if len(v) != HOURS_PER_DAY:
-            raise ValueError(f"needs exactly 24 values (one per hour of day), got {len(v)}")
-        for h, m in enumerate(v):
-            if m < 0:
-                raise ValueError(f"value {h} is {m}, must be >= 0")
-        if max(v) <= 0:
-            raise ValueError("all 24 values are 0; at least one must be > 0")
-        return v
+        return v if v is None else check_daily_curve(v)
 
     @model_validator(mode="after")
     def _one_curve(self) -> "ProjectionSpec":

@@ -207,6 +207,19 @@ def _default_classes() -> dict[str, QueryClass]:
     return {"chat": QueryClass()}
 
 
+def check_daily_curve(v: list[float]) -> list[float]:
+    """A daily load curve: 24 non-negative hourly factors, not all 0 (ValueError otherwise;
+    the caller's field path names the field)."""
+    if len(v) != 24:
+        raise ValueError(f"needs exactly 24 values (one per hour of day), got {len(v)}")
+    for h, m in enumerate(v):
+        if m < 0:
+            raise ValueError(f"value {h} (hour {h}) is {m}, must be >= 0")
+    if max(v) <= 0:
+        raise ValueError("the 24 values are all 0; at least one must be > 0")
+    return v
+
+
 class WorkloadSpec(_Strict):
     """Who sends what, when: the arrival process, the query classes and their mix."""
 
@@ -359,16 +372,7 @@ class WorkloadSpec(_Strict):
                 f"hourly_multipliers apply only to poisson and gamma arrivals (arrival is"
                 f" {arrival!r})"
             )
-        if len(v) != 24:
-            raise ValueError(
-                f"hourly_multipliers needs exactly 24 values (one per hour of day), got {len(v)}"
-            )
-        for h, m in enumerate(v):
-            if m < 0:
-                raise ValueError(f"hourly_multipliers[{h}] is {m}, must be >= 0")
-        if max(v) <= 0:
-            raise ValueError("hourly_multipliers are all 0; at least one must be > 0")
-        return v
+        return check_daily_curve(v)
 
     @field_validator("traces")
     @classmethod
