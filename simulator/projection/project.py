@@ -28,7 +28,7 @@ import pandas as pd
 
 from simulator.errors import ScenarioError
 from simulator.projection.day import (HOURS, J_PER_GWH, DayPlan, Facility, daily_curve,
-                                      integrate_day, nodes_for, plan_day)
+                                      fleet_rate, integrate_day, nodes_for, plan_day)
 from simulator.projection.sample import (LevelJob, LevelResult, Perturbation, auto_warmup_s,
                                          idle_level, run_level, scenario_calibration,
                                          trace_rate_per_s)
@@ -109,8 +109,9 @@ def project(sc: Scenario, workers: int = 1,
     base_dir = str(sc._base_dir)
     trace_rate = trace_rate_per_s(sc) if sc.workload.arrival == "replay" else None
     target = p.fleet.slo_target
-    # a replay is sped up to the peak hour's fleet rate and thinned to the sampled nodes' share
-    q_peak_fleet = float((p.queries_per_day * m / m.sum() / 3600.0).max())
+    # the peak hour's fleet rate: the capacity search starts from it for an explicit fleet, and
+    # a replay is sped up to it and thinned to the sampled nodes' share
+    q_peak_fleet = float(fleet_rate(p.queries_per_day, m).max())
 
     def job(rate: float, level_key: int, pert: Perturbation = Perturbation(),
             keep: bool = True, requests: int | None = None) -> LevelJob:
@@ -131,8 +132,7 @@ def project(sc: Scenario, workers: int = 1,
                 r = runner.map([job(rate, 10**6, keep=False, requests=n)])[0]
                 search.append((rate, r.min_attainment()))
                 return r.min_attainment() >= target
-            q_peak = float((p.queries_per_day * m / m.sum() / 3600.0).max())
-            start = q_peak / p.fleet.nodes if isinstance(p.fleet.nodes, int) else 1.0
+            start = q_peak_fleet / p.fleet.nodes if isinstance(p.fleet.nodes, int) else 1.0
             lo, hi = 0.0, start
             if ok(start, short):
                 lo = start
@@ -175,20 +175,19 @@ def project(sc: Scenario, workers: int = 1,
 
         need_cap = p.fleet.nodes == "auto" or p.idle.policy == "autoscale"
         cap = capacity() if need_cap else None
-        plan = plan_day(sc, m, cap)
-        nominal = runner.map([job(r, i) for i, r in enumerate(plan.levels)])
-        peak_level = plan.level_of_hour[plan.peak_hour]
         capacity_cuts = 0
-        while (cap is not None and peak_level >= 0 and capacity_cuts < MAX_CAPACITY_CUTS
-               and nominal[peak_level].min_attainment() < target
-               and (p.fleet.nodes == "auto" or p.idle.policy == "autoscale")):
+        while True:
+            plan = plan_day(sc, m, cap)
+            nominal = runner.map([job(r, i) for i, r in enumerate(plan.levels)])
+            peak_level = plan.level_of_hour[plan.peak_hour]
+            if (cap is None or peak_level < 0 or capacity_cuts >= MAX_CAPACITY_CUTS
+                    or nominal[peak_level].min_attainment() >= target
+                    or (p.fleet.nodes != "auto" and p.idle.policy != "autoscale")):
+                break
             # the searched capacity was sized on one random stream; the peak level runs on its
             # own and may miss the target near the threshold: lower the capacity and re-plan
             cap *= 1.0 - max(p.fleet.capacity_tolerance, 0.01)
             capacity_cuts += 1
-            plan = plan_day(sc, m, cap)
-            nominal = runner.map([job(r, i) for i, r in enumerate(plan.levels)])
-            peak_level = plan.level_of_hour[plan.peak_hour]
         if (peak_level >= 0 and nominal[peak_level].min_attainment() < target
                 and p.fleet.nodes == "auto"):
             raise ScenarioError(
@@ -201,7 +200,7 @@ def project(sc: Scenario, workers: int = 1,
             # that this cannot happen, up to the noise of the search)
             if cap is None:
                 cap = capacity()
-            q_peak = float(plan.fleet_rate_per_s.max())
+            q_peak = q_peak_fleet
             need = nodes_for(q_peak, cap, 1.0)
             worst = min(classes, key=lambda c: nominal[peak_level].attainment(c))
             raise ScenarioError(
