@@ -288,10 +288,10 @@ class Workload:
         return merged
 
     def _replay_chunks(self) -> Iterator[_Piece]:
-        t, cls, inp, out = self._replay  # type: ignore[misc]
         if self.spec.replay_share < 1.0:
             yield from self._shared_replay_chunks()
             return
+        t, cls, inp, out = self._replay  # type: ignore[misc]
         rep = 0
         while True:
             shifted = t + rep * self._replay_period_s
