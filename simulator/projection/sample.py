@@ -187,35 +187,18 @@ def level_scenario(sc: Scenario, rate_per_node: float, nodes: int, requests: int
 
 
 def mean_output_tokens(sc: Scenario) -> dict[str, float]:
-    """Mean output length of each class, tokens (trace means for empirical and replay)."""
-    out: dict[str, float] = {}
-    for name, c in sc.workload.classes.items():
-        d = c.output_tokens
-        if sc.workload.arrival == "replay" and sc.workload.traces and name in sc.workload.traces:
-            p = Path(sc.workload.traces[name])
-            df = pd.read_csv(p if p.is_absolute() else sc._base_dir / p, usecols=["GeneratedTokens"])
-            out[name] = float(np.maximum(df["GeneratedTokens"], 1).mean())
-        elif d.dist == "fixed":
-            out[name] = float(d.value)
-        elif d.dist == "uniform":
-            out[name] = (d.low + d.high) / 2.0
-        elif d.dist == "exponential":
-            out[name] = d.mean_tokens
-        elif d.dist == "lognormal":
-            out[name] = d.median * math.exp(d.sigma ** 2 / 2.0)
-        else:
-            p = Path(d.trace)
-            df = pd.read_csv(p if p.is_absolute() else sc._base_dir / p, usecols=[d.column])
-            out[name] = float(np.maximum(df[d.column], 1).mean())
-        if d.max_tokens is not None:
-            out[name] = min(out[name], float(d.max_tokens))
-    return out
+    """Mean output length of each class, tokens (the workload's samplers; trace rows for
+    replay, NaN for a replay class without rows)."""
+    from simulator.workload.arrivals import Workload
+
+    return Workload(sc.workload, 0, sc._base_dir).class_mean_output_tokens()
 
 
 def auto_warmup_s(sc: Scenario) -> float:
     """2 x the longest class's SLO-bound request time: ttft_s + mean output tokens x tpot_s."""
     means = mean_output_tokens(sc)
-    return 2.0 * max(c.slo.ttft_s + means[n] * c.slo.tpot_s for n, c in sc.workload.classes.items())
+    return 2.0 * max(c.slo.ttft_s + means[n] * c.slo.tpot_s
+                     for n, c in sc.workload.classes.items() if not math.isnan(means[n]))
 
 
 # ------------------------------------------------------------------ one level's result

@@ -196,6 +196,15 @@ class Workload:
             return float(self._replay[3].mean())
         return float(sum(s * d.mean_tokens for s, d in zip(self.shares, self._out)))
 
+    def class_mean_output_tokens(self) -> dict[str, float]:
+        """Mean generated length of each class, tokens (its trace rows for replay; NaN for a
+        replay class without rows)."""
+        if self._replay is not None:
+            cls, out = self._replay[1], self._replay[3]
+            return {n: float(out[cls == k].mean()) if (cls == k).any() else math.nan
+                    for k, n in enumerate(self.class_names)}
+        return {n: float(d.mean_tokens) for n, d in zip(self.class_names, self._out)}
+
     def mean_rate_per_s(self) -> float | None:
         """Long-run mean arrival rate, requests/s (None for closed loop).
 
