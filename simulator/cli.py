@@ -1,4 +1,4 @@
-"""Command line: ``fleetsim run|validate|reference|calibrate|profile``.
+"""Command line: ``fleetsim run|validate|reference|project|sweep|plot|report|headroom|calibrate|profile``.
 
 User errors (bad scenario, bad data) print one line to stderr and exit with code 2; nothing
 half-written is left behind.
@@ -32,7 +32,7 @@ class Group(click.Group):
 @click.group(cls=Group)
 @click.version_option(package_name="fleetsim")
 def main() -> None:
-    """fleetsim: simulate LLM serving on H100 fleets (latency, power, energy)."""
+    """fleetsim: simulate LLM serving on GPU fleets (latency, power, energy)."""
 
 
 def _load(scenario: str, overrides: tuple[str, ...]):
@@ -50,12 +50,15 @@ def _load(scenario: str, overrides: tuple[str, ...]):
               help="override a scenario field by dotted path (repeatable)")
 def validate(scenario: str, overrides: tuple[str, ...]) -> None:
     """Check SCENARIO (schema, references, memory fit) without running it."""
-    from simulator.engine.run import Simulation
+    from simulator.api import build
 
     sc = _load(scenario, overrides)
-    Simulation(sc)  # builds the workload (reads traces) and the fleet, runs nothing
-    click.echo(f"{scenario}: ok ({sc.model_shape().name}, {sc.deployment.nodes} node(s),"
-               f" tp={sc.deployment.tp}, {sc.replicas_per_node} replica(s)/node)")
+    build(sc)  # builds the workload (reads traces) and the fleet, runs nothing
+    pools = "; ".join(
+        f"{p.name}: {p.model_shape().name} on {p.deployment.nodes} x {p.gpus_per_node}"
+        f" {p.profile().name}, tp={p.deployment.tp}, {p.replicas_per_node} replica(s)/node"
+        for p in sc.pool_specs())
+    click.echo(f"{scenario}: ok ({pools})")
 
 
 @main.command()
@@ -70,17 +73,16 @@ def run(scenario: str, out_dir: str, overrides: tuple[str, ...], csv: bool, quie
     """Simulate SCENARIO and write results to OUT."""
     from tqdm import tqdm
 
-    from simulator.engine.run import Simulation
+    from simulator.api import build, run as run_sim
     from simulator.output import write_run
 
     sc = _load(scenario, overrides)
-    sim = Simulation(sc)  # reads traces and builds the fleet: input errors surface here
+    sim = build(sc)  # reads traces and builds the fleet: input errors surface here
     total = sc.simulation.requests
     bar = None if quiet else tqdm(total=total, unit="req", desc="simulating", file=sys.stderr,
                                   mininterval=0.5, leave=False)
-    sim.progress = bar.update if bar is not None else None
     try:
-        res = sim.run()
+        res = run_sim(sim, bar.update if bar is not None else None)
     finally:
         if bar is not None:
             bar.close()

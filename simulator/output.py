@@ -13,8 +13,7 @@ from typing import Any
 
 import yaml
 
-from simulator.engine.run import RunResult
-from simulator.metrics.summary import node_timeline
+from simulator.result import RunResult
 
 
 def _clean(x: Any) -> Any:
@@ -64,7 +63,8 @@ class AtomicDir:
 
 
 def write_run(res: RunResult, out_dir: str | Path, csv: bool = False) -> Path:
-    """Write summary.json, requests.parquet (+csv), power/node-<i>.parquet, scenario.yaml."""
+    """Write summary.json, requests.parquet (+csv), power/node-<i>.parquet (and each
+    controller's tables, e.g. power/rows.parquet), scenario.resolved.yaml."""
     with AtomicDir(out_dir) as tmp:
         write_json(tmp / "summary.json", res.summary)
         res.requests.to_parquet(tmp / "requests.parquet", index=False)
@@ -72,10 +72,11 @@ def write_run(res: RunResult, out_dir: str | Path, csv: bool = False) -> Path:
             res.requests.to_csv(tmp / "requests.csv", index=False)
         (tmp / "power").mkdir()
         for node in range(res.fleet.nodes):
-            node_timeline(res, node).to_parquet(tmp / "power" / f"node-{node}.parquet", index=False)
-        if res.capping is not None:
-            res.capping.rows_frame().to_parquet(tmp / "power" / "rows.parquet", index=False)
-            res.capping.events_frame().to_parquet(tmp / "power" / "capping-events.parquet", index=False)
+            res.ledger.node_timeline(node).to_parquet(tmp / "power" / f"node-{node}.parquet",
+                                                      index=False)
+        for c in res.controllers.values():
+            for key, frame in c.frames().items():
+                frame.to_parquet(tmp / "power" / f"{key}.parquet", index=False)
         (tmp / "scenario.resolved.yaml").write_text(
             yaml.safe_dump(resolved_scenario(res), sort_keys=False))
     return Path(out_dir)

@@ -13,7 +13,7 @@ import click
 @click.option("--data", "data", default="calibration/data", show_default=True,
               type=click.Path(file_okay=False), help="folder with sources/, profiles/ and"
               " mlenergy_conditions.yaml")
-@click.option("--out", "out", default="calibration/h100.yaml", show_default=True,
+@click.option("--out", "out", default="simulator/devices/h100/calibration.yaml", show_default=True,
               type=click.Path(dir_okay=False), help="fitted calibration file to write (a"
               " '-splitwise2023' sibling is written next to it)")
 @click.option("--report", "report", default="calibration/report", show_default=True,

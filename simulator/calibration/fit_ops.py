@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from simulator.calibration.sources import ELEMENTWISE_OPS, GEMM_OPS
-from simulator.hardware import H100
+from simulator.calibration.anchors import h100_gpu
 from simulator.physics.params import AllReduceFit, RooflineOp
 
 ACT = 2.0      # activation bytes (bf16)
@@ -53,9 +53,11 @@ def curve_weights(df: pd.DataFrame) -> np.ndarray:
     return w
 
 
-def gemm_time(op: RooflineOp, m, K, N, peak=H100.peak_bf16_flops, bw=H100.hbm_bw_bytes_per_s,
-              w_bytes=W_BF16):
-    """Vectorised :func:`simulator.physics.timing.roofline_s` for GEMMs (seconds)."""
+def gemm_time(op: RooflineOp, m, K, N, peak=None, bw=None, w_bytes=W_BF16):
+    """Vectorised :func:`simulator.physics.timing.roofline_s` for GEMMs (seconds); ``peak`` and
+    ``bw`` default to the H100's."""
+    peak = h100_gpu().peak_bf16_flops if peak is None else peak
+    bw = h100_gpu().hbm_bw_bytes_per_s if bw is None else bw
     m, K, N = (np.asarray(x, dtype=float) for x in (m, K, N))
     flops = 2.0 * m * K * N
     nbytes = K * N * w_bytes + m * (K + N) * ACT
@@ -63,7 +65,8 @@ def gemm_time(op: RooflineOp, m, K, N, peak=H100.peak_bf16_flops, bw=H100.hbm_bw
     return op.overhead_s + np.maximum(flops / (peak * eta_c), nbytes / (bw * op.eta_memory))
 
 
-def elementwise_time(op: RooflineOp, m, bytes_per_row, bw=H100.hbm_bw_bytes_per_s):
+def elementwise_time(op: RooflineOp, m, bytes_per_row, bw=None):
+    bw = h100_gpu().hbm_bw_bytes_per_s if bw is None else bw
     m = np.asarray(m, dtype=float)
     return op.overhead_s + m * np.asarray(bytes_per_row, float) / (bw * op.eta_memory)
 

@@ -26,6 +26,7 @@ import pandas as pd
 import yaml
 from scipy.optimize import least_squares
 
+from simulator.calibration.anchors import h100, h100_gpu
 from simulator.calibration.extra_shapes import EXTRA_SHAPES, shape
 from simulator.errors import DataError
 from simulator.physics.memory import plan_memory
@@ -71,7 +72,7 @@ def kv_batch_limit(model: str, tp: int, cond: dict, ctx_tokens: float) -> int:
     """Sequences whose KV cache fits (vLLM admits no more; it preempts beyond)."""
     s = cond["server"]
     plan = plan_memory(shape(model), tp, "bf16", "bf16", s["gpu_memory_fraction"],
-                       s["max_batched_tokens"], s["block_size_tokens"], 2.0)
+                       s["max_batched_tokens"], s["block_size_tokens"], 2.0, h100_gpu())
     return max(1, int(plan.kv_tokens / max(ctx_tokens, 1.0)))
 
 
@@ -96,12 +97,13 @@ def steady_metrics(run, cond: dict, timing: TimingParams, power: PowerParams | N
                    input_scale: float = 1.0) -> dict[str, float]:
     """Approximate median ITL, per-GPU power and J/token of a run (closed form)."""
     ss = steady_state(run, cond, input_scale)
-    tm = TimingModel(shape(run.model), int(run.tp), "bf16", timing)
+    tm = TimingModel(shape(run.model), int(run.tp), "bf16", timing, "bf16", h100_gpu())
     wd, wm = tm.work(ss.decode), tm.work(ss.mixed)
     if power is None:
         td, tmix, ed, em = wd.time_s, wm.time_s, 0.0, 0.0
     else:
-        cd, cm = iteration_cost(power, wd, CAP_W), iteration_cost(power, wm, CAP_W)
+        d = h100().dvfs()
+        cd, cm = iteration_cost(power, wd, CAP_W, d), iteration_cost(power, wm, CAP_W, d)
         td, tmix, ed, em = cd.time_s, cm.time_s, cd.energy_j, cm.energy_j
     q = ss.q_mixed
     # median of the two-point mixture of iteration times, smoothed around q = 0.5
@@ -121,7 +123,7 @@ def power_basis(run, cond: dict, timing: TimingParams, input_scale: float = 1.0)
     """Time-averaged (1, FLOP/s, byte/s) of the busy GPU in the steady state: the uncapped
     per-GPU power is ``basis @ (p_busy_w, e_flop_j, e_byte_j)``."""
     ss = steady_state(run, cond, input_scale)
-    tm = TimingModel(shape(run.model), int(run.tp), "bf16", timing)
+    tm = TimingModel(shape(run.model), int(run.tp), "bf16", timing, "bf16", h100_gpu())
     wd, wm = tm.work(ss.decode), tm.work(ss.mixed)
     q = ss.q_mixed
     T = (1 - q) * wd.time_s + q * wm.time_s
@@ -159,7 +161,7 @@ def scenario_dict(run, cond: dict, input_scale: float = 1.0) -> dict[str, Any]:
         from dataclasses import replace
         sh = replace(sh, tied_embeddings=False)
     plan = plan_memory(sh, int(run.tp), "bf16", "bf16", float(s["gpu_memory_fraction"]),
-                       int(s["max_batched_tokens"]), int(s["block_size_tokens"]), 2.0)
+                       int(s["max_batched_tokens"]), int(s["block_size_tokens"]), 2.0, h100_gpu())
     max_len = int(min(int(s["max_model_len"]), plan.kv_tokens)) // 1024 * 1024
     return {
         "name": f"mlenergy-{m}-{run.task}-tp{int(run.tp)}-b{B}",
@@ -186,7 +188,7 @@ def simulate_run(run, cond: dict, cal: Calibration, input_scale: float = 1.0) ->
     and J per output token = that power x tp / output tokens per second (what ML.ENERGY
     reports, GPU energy of the run's GPUs only).
     """
-    from simulator.engine.run import simulate
+    from simulator.api import simulate
     from simulator.scenario.load import scenario_from_dict
 
     sc = scenario_from_dict(scenario_dict(run, cond, input_scale))

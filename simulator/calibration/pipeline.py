@@ -11,8 +11,9 @@ Stages (each deterministic):
    *simulated* with the engine (ITL, power and J per output token come out of the simulation);
 4. Splitwise (2023 stack) constants in a separate file, checked against llama2-70b with the
    per-op coefficients refitted without Llama-2-70B, and against bloom-176b held out entirely;
-5. ``calibration/h100.yaml`` (+ ``h100-splitwise2023.yaml``) with provenance, errors and
-   residuals, and the markdown/PNG report.
+5. the H100 profile's ``calibration.yaml`` (+ ``calibration-splitwise2023.yaml``) in
+   ``simulator/devices/h100/``, with provenance, errors and residuals, and the markdown/PNG
+   report.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import yaml
 
 from simulator.calibration import fit_ops, mlenergy, splitwise
 from simulator.calibration import sources as S
-from simulator.hardware import H100
+from simulator.calibration.anchors import h100_gpu
 from simulator.physics.params import Calibration, TimingParams
 
 VERSION = "1.0"
@@ -140,7 +141,10 @@ def fit_timing_base(ops: pd.DataFrame, ar: pd.DataFrame) -> TimingParams:
     return TimingParams(gemm=gemm, elementwise=elem, all_reduce=fit_ops.fit_collective(ar))
 
 
-def run(data: str | Path = "calibration/data", out: str | Path = "calibration/h100.yaml",
+SHIPPED = "simulator/devices/h100/calibration.yaml"  # relative to a checkout's root
+
+
+def run(data: str | Path = "calibration/data", out: str | Path = SHIPPED,
         report: str | Path | None = "calibration/report", opts: Options | None = None,
         progress: bool = True) -> Results:
     """The whole pipeline; writes ``out``, its Splitwise sibling and (optionally) the report."""
@@ -231,10 +235,10 @@ def run(data: str | Path = "calibration/data", out: str | Path = "calibration/h1
         timing=timing, power=power, provenance=provenance, errors=errors, residuals=residuals)
     cal_sw = Calibration(
         version=VERSION + "-splitwise2023",
-        description="Same per-op and power coefficients as h100.yaml, with the serving-stack"
+        description="Same per-op and power coefficients as calibration.yaml, with the serving-stack"
                     " constants of the 2023 stack Splitwise measured (slow all-reduce, no CUDA"
                     " graphs, K/V repeated per query head). Use it to reproduce Splitwise-era"
-                    " numbers; h100.yaml is the default.",
+                    " numbers; calibration.yaml is the default.",
         timing=sw_stack, power=power, provenance=provenance,
         errors={"splitwise": errors["splitwise"]},
         residuals={k: v for k, v in residuals.items() if k in ("prefill_time", "decode_time")})
@@ -247,7 +251,11 @@ def run(data: str | Path = "calibration/data", out: str | Path = "calibration/h1
     if report is not None:
         from simulator.calibration.report import write_report
 
-        write_report(res, Path(report), out)
+        # calibration/README.md; and the project README when the shipped file is rewritten
+        readmes = [data.parent / "README.md"]
+        if out.resolve() == (data.parent.parent / SHIPPED).resolve():
+            readmes.append(data.parent.parent / "README.md")
+        write_report(res, Path(report), out, [r for r in readmes if r.exists()])
     tick()
     close()
     return res
@@ -363,8 +371,8 @@ def _provenance(d, data: Path, opts: Options, excluded: pd.DataFrame) -> dict[st
         "profiles": d["profiles_meta"],
         "profile_precedence": "a profile's (shape, TP) block replaces Vidur's rows of the same"
                               " shape and TP",
-        "anchors": {"idle_w": IDLE_W, "peak_bf16_flops": H100.peak_bf16_flops,
-                    "hbm_bw_bytes_per_s": H100.hbm_bw_bytes_per_s, "cap_w": H100.tdp_w},
+        "anchors": {"idle_w": IDLE_W, "peak_bf16_flops": h100_gpu().peak_bf16_flops,
+                    "hbm_bw_bytes_per_s": h100_gpu().hbm_bw_bytes_per_s, "cap_w": h100_gpu().tdp_w},
         "assumptions": {
             "mlenergy_conditions": "calibration/data/mlenergy_conditions.yaml (prompt lengths,"
                                    " vLLM defaults, output-length shape)",

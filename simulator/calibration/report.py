@@ -16,7 +16,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from simulator.physics.params import DEFAULT_CALIBRATION  # noqa: E402
 
 BEGIN = "<!-- BEGIN GENERATED ERROR TABLE (fleetsim calibrate) -->"
 END = "<!-- END GENERATED ERROR TABLE -->"
@@ -189,7 +188,9 @@ def _params_table(cal) -> str:
     return "\n".join(out)
 
 
-def write_report(res, d: Path, out_yaml: Path) -> Path:
+def write_report(res, d: Path, out_yaml: Path, readmes: list[Path] = ()) -> Path:
+    """The markdown report and charts in ``d``; the generated error tables of ``readmes``
+    (calibration/README.md and, for the shipped calibration, the project README) refreshed."""
     d.mkdir(parents=True, exist_ok=True)
     files = _charts(res, d)
     e = res.errors
@@ -282,11 +283,6 @@ def write_report(res, d: Path, out_yaml: Path) -> Path:
         md += ["", "## Notes", ""] + [f"* {n}" for n in res.notes]
     path = d / "README.md"
     path.write_text("\n".join(md) + "\n")
-    # the generated blocks of calibration/README.md and, for the shipped calibration, the
-    # project README
-    readmes = [out_yaml.parent / "README.md"]
-    if out_yaml.resolve() == DEFAULT_CALIBRATION.resolve():
-        readmes.append(DEFAULT_CALIBRATION.parent.parent / "README.md")
     for readme in readmes:
         sync_readme(readme, e)
     return path

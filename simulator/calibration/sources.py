@@ -28,7 +28,7 @@ import pandas as pd
 from simulator.calibration.extra_shapes import shape
 from simulator.catalog import ModelShape
 from simulator.errors import DataError, did_you_mean
-from simulator.hardware import H100
+from simulator.calibration.anchors import h100_gpu
 
 MS = 1e-3  # seconds per millisecond
 
@@ -247,7 +247,8 @@ def _check_op_units(t: pd.DataFrame, path: Path, roofline: bool = True) -> None:
         m = g["n_tokens"].to_numpy()
         flops = 2 * m * g["K"].to_numpy() * g["N"].to_numpy()
         nbytes = g["K"].to_numpy() * g["N"].to_numpy() * 2.0
-        bound = np.maximum(flops / H100.peak_bf16_flops, nbytes / H100.hbm_bw_bytes_per_s)
+        gpu = h100_gpu()
+        bound = np.maximum(flops / gpu.peak_bf16_flops, nbytes / gpu.hbm_bw_bytes_per_s)
         ratio = g["t_s"].to_numpy() / bound
         for vop, r in pd.Series(ratio, index=g.index).groupby(g["vidur_op"]):
             med = float(np.median(r))

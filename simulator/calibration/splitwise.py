@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
+from simulator.calibration.anchors import h100_gpu
 from simulator.calibration.extra_shapes import shape
 from simulator.physics.params import AllReduceFit, RooflineOp, TimingParams
 from simulator.physics.shapes import IterationShape, decode_shape
@@ -60,7 +61,7 @@ def predict(pts: pd.DataFrame, params: TimingParams) -> tuple[np.ndarray, np.nda
         key = (r.model, int(r.tp))
         tm = models.get(key)
         if tm is None:
-            tm = models[key] = TimingModel(shape(r.model), int(r.tp), "bf16", params)
+            tm = models[key] = TimingModel(shape(r.model), int(r.tp), "bf16", params, "bf16", h100_gpu())
         P, B, T = int(r.prompt_tokens), int(r.batch), int(r.output_tokens)
         s = IterationShape(prefill_tokens=B * P, prefill_attn_pairs=B * IterationShape.causal_pairs(P, 0),
                            prefill_seqs=B, sampled_seqs=B)

@@ -1,7 +1,9 @@
 """Row power budgets: a SimPy controller process that samples row power and sets GPU caps.
 
-Every ``telemetry_interval_s`` the controller reads each row's IT power (GPUs at their current
-iteration's power, idle GPUs at idle power, hosts at idle plus their busy share). Over budget
+A controller plug-in (:mod:`simulator.engine.control`): it sees the fleet through a read-only
+:class:`~simulator.engine.control.FleetView` and acts only by setting caps. Every
+``telemetry_interval_s`` it reads each row's IT power from the ledger's sensing (GPUs at their
+current iteration's power, idle GPUs at idle power, hosts at idle plus their busy share). Over budget
 (and no change of that row still in flight): it computes new caps by the policy, such that the
 row cannot exceed the budget even with every GPU at its cap and every host fully busy, and
 applies them after ``actuation_delay_s`` (:meth:`Replica.set_cap`; the iteration running then
@@ -19,16 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from simulator.capping.spec import PowerSpec
-from simulator.engine.request import DECODE
-
-if TYPE_CHECKING:
-    from simulator.engine.run import RunResult, Simulation
+from simulator.engine.control import FleetView, ReplicaStatus
+from simulator.engine.ledger import Ledger
+from simulator.errors import ScenarioError
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,72 +98,62 @@ def water_fill(caps: dict[int, float], tp: dict[int, int], groups: list[list[int
 
 
 class CappingController:
-    """Static caps plus (when a budget is given) the row controller of one simulation."""
+    """Static caps plus (when a budget is given) the row controller of one run."""
 
-    def __init__(self, sim: "Simulation"):
-        self.sim, self.env = sim, sim.env
-        sc, fleet = sim.sc, sim.fleet
-        self.spec: PowerSpec = sc.power
-        node_caps, rep_caps = self.spec.node_cap_map(), self.spec.replica_caps_w or {}
-        for r in fleet.replicas:
-            cap = rep_caps.get(r.index, node_caps.get(r.node, sc.deployment.gpu_cap_w))
-            r.set_cap(float(cap))
-        self.base = {r.index: r.cap_w for r in fleet.replicas}
-        self.target = dict(self.base)
-        self.tp = {r.index: r.tp for r in fleet.replicas}
-        self.rows = self.spec.row_nodes(fleet.nodes)
-        self.budgets = [self.spec.budget_w(row) for row in self.rows]
-        self.reps = [[r for r in fleet.replicas if r.node in set(row)] for row in self.rows]
-        self.pending = [False] * len(self.rows)
-        self.idle_w = sim.cal.power.idle_w
-        f = sc.facility
-        self.host_idle_w, self.host_busy_gpu_w = f.host_idle_w, f.host_active_w / fleet.gpus_per_node
-        self.gpn = fleet.gpus_per_node
-        self.unused_gpus_node = fleet.gpus_per_node - fleet.replicas_per_node * fleet.tp
+    name = "capping"
+
+    def __init__(self, spec: PowerSpec, file: str | None = None):
+        self.spec = spec
+        self.file = file  # the scenario's, for error messages
         self.samples: dict[str, list] = {k: [] for k in (
             "t_s", "row", "power_w", "budget_w", "capped_gpus", "min_cap_w", "action")}
         self.events: dict[str, list] = {k: [] for k in (
             "t_s", "decided_s", "row", "replica", "node", "old_cap_w", "new_cap_w", "action")}
+        self.policy = POLICIES[spec.policy]
+
+    # ------------------------------------------------------------ start (time 0)
+    def start(self, view: FleetView) -> None:
+        self.view, self.env = view, view.env
+        spec = self.spec
+        node_caps, rep_caps = spec.node_cap_map(), spec.replica_caps_w or {}
+        for r in view.replicas:
+            cap = rep_caps.get(r.index, node_caps.get(r.node, view.static_cap_w(r.index)))
+            view.set_cap(r.index, float(cap))
+        self.base = {r.index: r.cap_w for r in view.replicas}
+        self.target = dict(self.base)
+        self.tp = {r.index: r.tp for r in view.replicas}
+        self.rows = spec.row_nodes(view.nodes)
+        plates = [view.nameplate_w(k) for k in range(view.nodes)]
+        self.budgets = [spec.budget_w(row, plates) for row in self.rows]
+        self.reps: list[list[ReplicaStatus]] = [view.replicas_of(row) for row in self.rows]
+        self.pending = [False] * len(self.rows)
+        self.min_cap_w = spec.min_cap_w if spec.min_cap_w is not None else max(
+            view.cap_range_w(r.index)[0] for r in view.replicas)
         self.min_cap_seen_w = min(self.base.values(), default=float("nan"))
-        self.policy = POLICIES[self.spec.policy]
-        if self.spec.has_budget:
+        if spec.has_budget:
             for row, b in zip(self.rows, self.budgets):
-                idle = len(row) * (self.host_idle_w + fleet.gpus_per_node * self.idle_w)
+                idle = view.idle_power_w(row)
                 if b < idle:
-                    from simulator.errors import ScenarioError
                     raise ScenarioError(f"row budget {b:.0f} W is below the row's idle power"
-                                        f" {idle:.0f} W", file=sc._file, field="power.row_budget_w")
+                                        f" {idle:.0f} W", file=self.file, field="power.row_budget_w")
             self.env.process(self._run())
 
     # ------------------------------------------------------------ sensing
     def row_power_w(self, k: int) -> float:
-        p = len(self.rows[k]) * (self.host_idle_w + self.unused_gpus_node * self.idle_w)
-        for r in self.reps[k]:
-            p += r.current_power_w()
-            if r.busy:
-                p += self.host_busy_gpu_w * r.tp
-        return p
+        return self.view.power_now_w(self.rows[k])
 
-    def _view(self, r) -> ReplicaView:
-        pri = self.sim.workload.priorities
-        reqs = list(r.waiting) + list(r.prefilling) + [e[3] for e in r.heap if e[3].state == DECODE]
-        top = max((pri[q.cls] for q in reqs), default=float("-inf"))
-        pre = sum(q.prompt_tokens - q.prefilled_tokens for q in list(r.waiting) + r.prefilling)
-        return ReplicaView(r.index, r.node, r.tp, self.target[r.index], r.current_power_w(), pre, top)
-
-    def _finished(self) -> bool:
-        sim, spec = self.sim, self.sim.sc.simulation
-        if any(r.busy for r in sim.fleet.replicas) or sim.n_done < len(sim.requests):
-            return False
-        return ((spec.requests is not None and len(sim.requests) >= spec.requests)
-                or (spec.duration_s is not None and self.env.now >= spec.duration_s))
+    def _view(self, r: ReplicaStatus) -> ReplicaView:
+        pri = self.view.class_priorities
+        top = max((pri[q.cls] for q in r.live_requests()), default=float("-inf"))
+        return ReplicaView(r.index, r.node, r.tp, self.target[r.index], r.power_now_w(),
+                           r.pending_prefill_tokens(), top)
 
     # ------------------------------------------------------------ control loop
     def _run(self):
         spec = self.spec
         while True:
             yield self.env.timeout(spec.telemetry_interval_s)
-            if self.sim.sc.simulation.drain and self._finished():
+            if self.view.drain and self.view.finished():
                 return
             for k in range(len(self.rows)):
                 self._step(k)
@@ -175,10 +166,9 @@ class CappingController:
         if not self.pending[k]:
             caps = {r.index: self.target[r.index] for r in reps}
             if p > budget:
-                fixed = sum(self.host_idle_w + self.host_busy_gpu_w * (self.gpn - self.unused_gpus_node)
-                            + self.unused_gpus_node * self.idle_w for _ in self.rows[k])
+                fixed = self.view.ceiling_outside_caps_w(self.rows[k])
                 groups = self.policy([self._view(r) for r in reps])
-                new = water_fill(caps, self.tp, groups, budget - fixed, spec.min_cap_w, spec.cap_step_w)
+                new = water_fill(caps, self.tp, groups, budget - fixed, self.min_cap_w, spec.cap_step_w)
                 action = "lower"
             else:
                 capped = [i for i, c in caps.items() if c < self.base[i]]
@@ -205,31 +195,28 @@ class CappingController:
             s[name].append(v)
 
     def _apply(self, k: int, changed: dict[int, float], decided_s: float, action: str) -> None:
-        fleet = self.sim.fleet
+        view = self.view
         for i, cap in changed.items():
-            r = fleet.replicas[i]
+            r = view.replicas[i]
             e = self.events
             for name, v in (("t_s", self.env.now), ("decided_s", decided_s), ("row", k),
                             ("replica", i), ("node", r.node), ("old_cap_w", r.cap_w),
                             ("new_cap_w", cap), ("action", action)):
                 e[name].append(v)
-            r.set_cap(cap)
+            view.set_cap(i, cap)
             self.min_cap_seen_w = min(self.min_cap_seen_w, cap)
         self.pending[k] = False
 
     # ------------------------------------------------------------ outputs
-    def rows_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.samples)
+    def frames(self) -> dict[str, pd.DataFrame]:
+        return {"rows": pd.DataFrame(self.samples), "capping-events": pd.DataFrame(self.events)}
 
-    def events_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.events)
-
-    def summary(self, res: "RunResult") -> dict[str, Any]:
-        """Exact time and energy over budget per row (from the recorded power ledger)."""
+    def summary(self, ledger: Ledger) -> dict[str, Any]:
+        """Exact time and energy over budget per row (from the final ledger)."""
         out_rows = []
         t_over = e_over = 0.0
         for k, row in enumerate(self.rows):
-            tl = row_timeline(res, row)
+            tl = ledger.row_timeline(row)
             over = np.clip(tl["power_w"].to_numpy() - self.budgets[k], 0.0, None)
             dur = (tl["t_end_s"] - tl["t_start_s"]).to_numpy()
             rt, re = float(dur[over > 0].sum()), float((over * dur).sum())
@@ -250,26 +237,7 @@ class CappingController:
         }
 
 
-def row_timeline(res: "RunResult", row: list[int]) -> pd.DataFrame:
-    """Piecewise-constant IT power of a row (sum of its nodes' exact timelines)."""
-    from simulator.metrics.summary import node_timeline
-
-    tls = [node_timeline(res, n) for n in row]
-    edges = np.unique(np.concatenate([np.r_[t["t_start_s"].to_numpy(), t["t_end_s"].to_numpy()[-1:]]
-                                      for t in tls]))
-    if edges.size < 2:
-        return pd.DataFrame({"t_start_s": [], "t_end_s": [], "power_w": []})
-    mids = 0.5 * (edges[:-1] + edges[1:])
-    p = np.zeros(mids.size)
-    for t in tls:
-        idx = np.clip(np.searchsorted(t["t_start_s"].to_numpy(), mids, side="right") - 1, 0, None)
-        p += t["node_power_w"].to_numpy()[idx]
-    return pd.DataFrame({"t_start_s": edges[:-1], "t_end_s": edges[1:], "power_w": p})
-
-
-def attach(sim: "Simulation") -> CappingController | None:
-    """Apply the scenario's static caps and start its controller; None without a power section."""
-    spec = sim.sc.power
-    if spec.node_caps_w is None and spec.replica_caps_w is None and not spec.has_budget:
-        return None
-    return CappingController(sim)
+def from_scenario(sc: Any) -> CappingController | None:
+    """The scenario's capping controller: static caps and, with a budget, the row controller;
+    None without a power section."""
+    return CappingController(sc.power, sc.file) if sc.power.is_set else None

@@ -17,33 +17,34 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from simulator.engine.run import simulate
+from simulator.api import simulate
+from simulator.capping.spec import PowerSpec
 from simulator.errors import ScenarioError
-from simulator.scenario.load import load_scenario, scenario_from_dict
+from simulator.projection.sample import with_nodes
+from simulator.scenario.load import load_scenario
 from simulator.scenario.schema import Scenario
+from simulator.strict import replace
 
 METRICS = ("ttft_s_p99", "tpot_s_p99")
 
 
 def _variant(sc: Scenario, nodes: int | None = None, rate_scale: float = 1.0,
              uncapped: bool = False, budget_w: float | None = None) -> Scenario:
-    d = sc.model_dump(mode="json", exclude_none=True)
-    if nodes is not None:
-        d["deployment"]["nodes"] = nodes
+    """``sc`` with ``nodes`` nodes, the arrival rate times ``rate_scale``, and either no power
+    section or one row of all nodes under ``budget_w`` (validated)."""
+    out = sc if nodes is None else with_nodes(sc, nodes)
+    changes: dict = {}
     if rate_scale != 1.0:
-        if d["workload"].get("rate_per_s") is None:
+        if sc.workload.rate_per_s is None:
             raise ScenarioError("capacity needs workload.rate_per_s to scale the load with nodes",
                                 field="workload.rate_per_s")
-        d["workload"]["rate_per_s"] *= rate_scale
+        changes["workload"] = replace(sc.workload, rate_per_s=sc.workload.rate_per_s * rate_scale)
     if uncapped:
-        d["power"] = {}
+        changes["power"] = PowerSpec()
     elif budget_w is not None:
-        d["power"] = {**d["power"], "row_budget_w": budget_w, "rows": None}
-        d["power"].pop("oversubscription", None)
-        d["power"].pop("node_caps_w", None)
-    out = scenario_from_dict(d, file=sc._file)
-    out._base_dir = sc._base_dir
-    return out
+        changes["power"] = replace(sc.power, row_budget_w=budget_w, rows=None,
+                                   oversubscription=None, node_caps_w=None)
+    return out.derive(**changes) if changes else out
 
 
 def latency_cost(capped: dict[str, Any], uncapped: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -64,9 +65,12 @@ def compare(sc: Scenario) -> dict[str, Any]:
 def capacity(sc: Scenario, max_impact: float = 0.1, max_extra: int = 8,
              progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     p = sc.power
-    n0 = sc.deployment.nodes
-    budget = p.budget_w(list(range(n0))) if p.has_budget else n0 * p.nameplate_node_w
-    at_nameplate = int(budget // p.nameplate_node_w)
+    n0 = sc.nodes
+    plates = [pool.profile().node.rated_power_w for pool in sc.pool_specs()
+              for _ in range(pool.deployment.nodes)]
+    plate = p.nameplate_node_w if p.nameplate_node_w is not None else max(plates)
+    budget = p.budget_w(list(range(n0)), plates) if p.has_budget else n0 * plate
+    at_nameplate = int(budget // plate)
     points, best = [], None
     for n in range(max(1, at_nameplate), at_nameplate + max_extra + 1):
         scale = n / n0

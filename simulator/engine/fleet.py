@@ -1,70 +1,179 @@
-"""Build a fleet: nodes of 8 GPUs split into tensor-parallel replicas, with their physics."""
+"""Build a fleet: pools of nodes, each node split into tensor-parallel replicas with their physics.
+
+A :class:`Pool` is one model on one GPU type (its device profile and calibration), one
+parallelism and one set of serving limits; nodes and replicas are numbered through the pools in
+order, so ``power.node_caps_w``, ``power.rows`` and the outputs use one index space.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import simpy
 
-from simulator.engine.batching import BatchLimits
+from simulator.devices import DeviceProfile, load_calibration
+from simulator.engine.kvcache import KVCache
 from simulator.engine.replica import Replica
 from simulator.engine.request import Request
+from simulator.engine.scheduler import SCHEDULERS, BatchLimits
 from simulator.errors import ScenarioError
-from simulator.hardware import GIB
+from simulator.physics.hardware import GIB
+from simulator.physics.host import HostPower
+from simulator.physics.iteration import IterationModel
 from simulator.physics.memory import MemoryPlan, plan_memory
 from simulator.physics.params import Calibration
-from simulator.physics.power import for_precision
-from simulator.physics.timing import TimingModel
-from simulator.scenario.schema import Scenario
+from simulator.scenario.schema import PoolSpec, Scenario
+
+
+@dataclass
+class Pool:
+    """One pool of identical nodes and its replicas."""
+
+    index: int
+    spec: PoolSpec
+    profile: DeviceProfile
+    calibration: Calibration
+    model: IterationModel
+    memory: MemoryPlan
+    limits: BatchLimits
+    kv: KVCache
+    host: HostPower
+    first_node: int
+    nodes: int
+    replicas: list[Replica] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def tp(self) -> int:
+        return self.spec.deployment.tp
+
+    @property
+    def gpus_per_node(self) -> int:
+        return self.host.gpus_per_node
+
+    @property
+    def replicas_per_node(self) -> int:
+        return self.spec.replicas_per_node
+
+    @property
+    def gpus(self) -> int:
+        return self.nodes * self.gpus_per_node
+
+    @property
+    def idle_w(self) -> float:
+        """Power of one idle GPU, W."""
+        return self.calibration.power.idle_w
+
+    @property
+    def unused_gpus_per_node(self) -> int:
+        """GPUs of a node that belong to no replica (they idle all run)."""
+        return self.gpus_per_node - self.replicas_per_node * self.tp
+
+    @property
+    def node_range(self) -> range:
+        return range(self.first_node, self.first_node + self.nodes)
 
 
 @dataclass
 class Fleet:
+    """Pools in order; ``replicas`` is every replica by its global index."""
+
+    pools: list[Pool]
     replicas: list[Replica]
-    memory: MemoryPlan
-    limits: BatchLimits
-    timing: TimingModel
-    nodes: int
-    gpus_per_node: int
-    replicas_per_node: int
-    tp: int
+    node_pool: list[int]  # pool index of every node
+
+    @property
+    def nodes(self) -> int:
+        return len(self.node_pool)
+
+    @property
+    def gpus(self) -> int:
+        return sum(p.gpus for p in self.pools)
+
+    def pool_of_node(self, node: int) -> Pool:
+        return self.pools[self.node_pool[node]]
 
 
-def check_memory(sc: Scenario) -> MemoryPlan:
-    """Plan one replica's memory; reject a model that does not fit with a clear message."""
-    m, d, s = sc.model_shape(), sc.deployment, sc.serving
-    plan = plan_memory(m, d.tp, d.precision, d.kv_precision, s.gpu_memory_fraction,
-                       s.max_batched_tokens, s.block_size_tokens, s.runtime_overhead_gib)
-    if plan.kv_tokens < s.max_model_len:
-        need_gib = (plan.weight_bytes + plan.activation_bytes + plan.overhead_bytes
-                    + s.max_model_len * plan.kv_bytes_per_token) / GIB
-        raise ScenarioError(
-            f"{m.name} in {d.precision} at tp={d.tp} does not fit: needs {need_gib:.1f} GiB per GPU"
-            f" (weights {plan.weight_bytes / GIB:.1f} GiB + activations + overhead + KV cache for one"
-            f" {s.max_model_len}-token sequence) but only {plan.usable_bytes / GIB:.1f} GiB are usable;"
-            " use a larger tp, fp8, or a smaller serving.max_model_len",
-            file=sc._file, field="deployment")
-    return plan
+def pool_calibration(sc: Scenario, pool: PoolSpec) -> Calibration:
+    """The pool's fitted coefficients: its own file, the scenario's, or its profile's."""
+    path = pool.hardware.calibration or sc.simulation.calibration
+    if path is None:
+        return pool.profile().calibration()
+    where = (f"{pool.path}hardware.calibration" if pool.hardware.calibration
+             else "simulation.calibration")
+    try:
+        return load_calibration(sc.resolve(path))
+    except ScenarioError as e:
+        raise ScenarioError(f"{e}", file=sc.file, field=where) from None
 
 
-def build_fleet(env: simpy.Environment, sc: Scenario, cal: Calibration,
-                on_finish: Callable[[Request], None]) -> Fleet:
-    d, s, f = sc.deployment, sc.serving, sc.facility
-    mem = check_memory(sc)
-    timing = TimingModel(sc.model_shape(), d.tp, d.precision, cal.timing, d.kv_precision)
-    limits = BatchLimits(
-        max_batch_size=s.max_batch_size, max_batched_tokens=s.max_batched_tokens,
-        chunk_tokens=s.chunk_size_tokens or s.max_batched_tokens, chunked_prefill=s.chunked_prefill,
-        kv_capacity_tokens=mem.kv_tokens, block_tokens=s.block_size_tokens)
-    power = for_precision(cal.power, d.precision)
-    gpn = sc.hardware.gpus_per_node
-    host_busy_w_per_gpu = f.host_active_w / gpn
-    rpn = sc.replicas_per_node
-    replicas = []
-    for node in range(d.nodes):
-        for _ in range(rpn):
-            replicas.append(Replica(env, len(replicas), node, d.tp, timing, power, d.gpu_cap_w,
-                                    limits, host_busy_w_per_gpu, on_finish,
-                                    stepped=sc.simulation.engine == "stepped"))
-    return Fleet(replicas, mem, limits, timing, d.nodes, gpn, rpn, d.tp)
+def plan_pool_memory(pool: PoolSpec) -> MemoryPlan:
+    """One replica's per-GPU memory plan (``kv_blocks`` <= 0 when the model does not fit)."""
+    d, s = pool.deployment, pool.serving
+    return plan_memory(pool.model_shape(), d.tp, d.precision, d.kv_precision,
+                       s.gpu_memory_fraction, s.max_batched_tokens, s.block_size_tokens,
+                       s.runtime_overhead_gib, pool.profile().gpu)
+
+
+def check_memory(sc: Scenario) -> list[MemoryPlan]:
+    """Plan every pool's memory; reject a model that does not fit with a clear message."""
+    plans = []
+    for pool in sc.pool_specs():
+        m, d, s = pool.model_shape(), pool.deployment, pool.serving
+        plan = plan_pool_memory(pool)
+        if plan.kv_tokens < s.max_model_len:
+            need_gib = (plan.weight_bytes + plan.activation_bytes + plan.overhead_bytes
+                        + s.max_model_len * plan.kv_bytes_per_token) / GIB
+            raise ScenarioError(
+                f"{m.name} in {d.precision} at tp={d.tp} does not fit {pool.profile().name}:"
+                f" needs {need_gib:.1f} GiB per GPU (weights {plan.weight_bytes / GIB:.1f} GiB +"
+                f" activations + overhead + KV cache for one {s.max_model_len}-token sequence) but"
+                f" only {plan.usable_bytes / GIB:.1f} GiB are usable; use a larger tp, fp8, or a"
+                " smaller serving.max_model_len",
+                file=sc.file, field=f"{pool.path}deployment")
+        plans.append(plan)
+    return plans
+
+
+def build_fleet(env: simpy.Environment, sc: Scenario, on_finish: Callable[[Request], None],
+                calibration: Calibration | Mapping[str, Calibration] | None = None) -> Fleet:
+    """The fleet of ``sc``. ``calibration`` overrides the pools' coefficients: one for every
+    pool, or one per pool name (pools not named keep theirs)."""
+    plans = check_memory(sc)
+    pools: list[Pool] = []
+    replicas: list[Replica] = []
+    node_pool: list[int] = []
+    stepped = sc.simulation.engine == "stepped"
+    for i, (spec, mem) in enumerate(zip(sc.pool_specs(), plans)):
+        if isinstance(calibration, Calibration):
+            cal = calibration
+        elif calibration is not None and spec.name in calibration:
+            cal = calibration[spec.name]
+        else:
+            cal = pool_calibration(sc, spec)
+        d, s = spec.deployment, spec.serving
+        prof = spec.profile()
+        model = IterationModel.build(spec.model_shape(), d.tp, d.precision, d.kv_precision, cal,
+                                     prof.gpu, prof.dvfs())
+        limits = BatchLimits(
+            max_batch_size=s.max_batch_size, max_batched_tokens=s.max_batched_tokens,
+            chunk_tokens=s.chunk_size_tokens or s.max_batched_tokens,
+            chunked_prefill=s.chunked_prefill)
+        kv = KVCache(mem.kv_tokens, s.block_size_tokens)
+        host = HostPower(sc.facility.host_idle_w, sc.facility.host_active_w, spec.gpus_per_node)
+        pool = Pool(i, spec, prof, cal, model, mem, limits, kv, host, len(node_pool), d.nodes)
+        host_busy_w = host.busy_w(d.tp)
+        cap_w = spec.gpu_cap_w
+        for node in pool.node_range:
+            node_pool.append(i)
+            for _ in range(spec.replicas_per_node):
+                r = Replica(env, len(replicas), node, i, d.tp, model, cap_w, limits, kv,
+                            host_busy_w, on_finish, SCHEDULERS[s.scheduler], stepped)
+                replicas.append(r)
+                pool.replicas.append(r)
+        pools.append(pool)
+    return Fleet(pools, replicas, node_pool)

@@ -1,91 +1,86 @@
 """A replica: one tensor-parallel group of GPUs running continuous batching on SimPy events.
 
-At each iteration boundary the replica asks the batching policy for the next iteration, asks the physics for its
-time and energy, and advances the clock. When only decodes run and nothing can join, it jumps
-over ``k`` decode iterations in one event (closed form, :class:`DecodeSpan`) up to the next
-membership change: the first request to finish or the KV cache filling up. An arrival during a
-jump cuts it short: the jump then ends at the first iteration boundary after the arrival, where
-the stepped engine (``simulation.engine: stepped``, one event per iteration) would also have
-admitted it.
+At each iteration boundary the replica asks its scheduling policy for the next iteration
+(:mod:`simulator.engine.scheduler`), asks its :class:`~simulator.physics.iteration.IterationModel`
+for the iteration's time and energy, and advances the clock. When only decodes run and nothing
+can join, it jumps over ``k`` decode iterations in one event (closed form,
+:class:`~simulator.physics.power.DecodeSpan`) up to the next membership change: the first
+request to finish or the KV cache filling up. An arrival during a jump cuts it short: the jump
+then ends at the first iteration boundary after the arrival, where the stepped engine
+(``simulation.engine: stepped``, one event per iteration) would also have admitted it.
 
-Energy ledger (per replica, all GPUs of the group): every busy interval is recorded with its
-exact energy; idle time is filled in later at idle power. Each iteration's energy (GPUs plus
-the host share of a busy GPU) is shared by the tokens it processed: prefill chunks by their
-tokens, decodes one share each (a per-slot cumulative counter makes this O(1) per request).
+Energy (per replica, all GPUs of the group): every busy interval goes to the
+:class:`~simulator.engine.recorder.Recorder` with its exact energy; idle time is filled in by
+the ledger. Each iteration's energy (GPUs plus the host's busy share) is shared by the tokens it
+processed: prefill chunks by their tokens, decodes one share each (a per-slot cumulative counter
+makes this O(1) per request).
 """
 
 from __future__ import annotations
 
 import heapq
-import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-import numpy as np
 import simpy
 from simpy.events import Timeout
 
-from simulator.engine.batching import BatchLimits, plan_iteration
+from simulator.engine.kvcache import KVCache
+from simulator.engine.recorder import Recorder
 from simulator.engine.request import DECODE, DONE, PREFILL, QUEUED, Request
-from simulator.physics.params import PowerParams
-from simulator.physics.power import DecodeSpan, iteration_cost
+from simulator.engine.scheduler import SCHEDULERS, BatchLimits, Plan, Scheduler
+from simulator.physics.iteration import IterationModel
+from simulator.physics.power import Cost, DecodeSpan
 from simulator.physics.shapes import IterationShape
-from simulator.physics.timing import TimingModel
 
 
-class Recorder:
-    """Struct-of-lists of busy intervals and inter-token-latency pieces of one replica.
+class DecodeJump:
+    """A running coalesced decode span: ``k`` iterations of ``n`` sequences from ``t_start_s``,
+    total context ``c0`` at the first."""
 
-    Interval i: ``[t0_s[i], t1_s[i])`` with replica GPU energy ``energy_j[i]`` (sum over its
-    GPUs), peak per-GPU power ``peak_w[i]``, mean sequences ``batch[i]``, tokens emitted
-    ``tokens_out[i]``, prefill energy share ``prefill_j[i]``, mean KV tokens ``kv_tokens[i]``.
-    ITL piece p: ``k`` iterations whose durations are ``a + b j`` (j < k), each giving ``w``
-    tokens that inter-token latency; starting at ``itl_t_s``.
-    """
+    __slots__ = ("t_start_s", "span", "c0", "k", "n")
 
-    FIELDS = ("t0_s", "t1_s", "energy_j", "peak_w", "batch", "tokens_out", "prefill_j",
-              "kv_tokens", "itl_t_s", "itl_a", "itl_b", "itl_k", "itl_w")
-    __slots__ = FIELDS + ("_arrays",)
+    def __init__(self, t_start_s: float, span: DecodeSpan, c0: int, k: int, n: int):
+        self.t_start_s, self.span, self.c0, self.k, self.n = t_start_s, span, c0, k, n
 
-    def __init__(self) -> None:
-        for name in self.FIELDS:
-            setattr(self, name, [])
-        self._arrays: dict[str, tuple[int, np.ndarray]] = {}
 
-    def array(self, name: str) -> np.ndarray:
-        """Field ``name`` as a float64 array (converted once, again only after it grew)."""
-        lst = getattr(self, name)
-        hit = self._arrays.get(name)
-        if hit is None or hit[0] != len(lst):
-            hit = self._arrays[name] = (len(lst), np.array(lst, dtype=np.float64))
-        return hit[1]
+class MixedStep:
+    """A running iteration with prefill chunks: its plan and cost, ``n_decode`` decodes taking
+    part, ``prefill_tokens`` prompt tokens and ``finishing`` prompts it completes."""
 
-    def itl(self, t_s: float, a: float, b: float, k: int, w: int) -> None:
-        if w > 0 and k > 0:
-            self.itl_t_s.append(t_s)
-            self.itl_a.append(a)
-            self.itl_b.append(b)
-            self.itl_k.append(k)
-            self.itl_w.append(w)
+    __slots__ = ("plan", "cost", "t_start_s", "n_decode", "prefill_tokens", "finishing")
+
+    def __init__(self, plan: Plan, cost: Cost, t_start_s: float, n_decode: int,
+                 prefill_tokens: int, finishing: int):
+        self.plan, self.cost, self.t_start_s = plan, cost, t_start_s
+        self.n_decode, self.prefill_tokens, self.finishing = n_decode, prefill_tokens, finishing
 
 
 class Replica:
-    """One replica's scheduler state and SimPy process."""
+    """One replica's scheduler state and SimPy process.
 
-    def __init__(self, env: simpy.Environment, index: int, node: int, tp: int,
-                 timing: TimingModel, power: PowerParams, cap_w: float, limits: BatchLimits,
-                 host_busy_w_per_gpu: float, on_finish: Callable[[Request], None],
-                 stepped: bool = False):
-        self.env, self.index, self.node, self.tp = env, index, node, tp
-        self.timing, self.power, self.cap_w, self.limits = timing, power, cap_w, limits
-        self.host_busy_w = host_busy_w_per_gpu * tp  # host share drawn while this group is busy
+    Read-only to routers (``outstanding``, ``outstanding_tokens``) and to controllers
+    (``index``, ``node``, ``pool``, ``tp``, ``cap_w``, ``busy``, :meth:`power_now_w`,
+    :meth:`live_requests`, :meth:`pending_prefill_tokens`); controllers act only through
+    :meth:`set_cap`.
+    """
+
+    def __init__(self, env: simpy.Environment, index: int, node: int, pool: int, tp: int,
+                 model: IterationModel, cap_w: float, limits: BatchLimits, kv: KVCache,
+                 host_busy_w: float, on_finish: Callable[[Request], None],
+                 scheduler: Scheduler = SCHEDULERS["fcfs"], stepped: bool = False):
+        self.env, self.index, self.node, self.pool, self.tp = env, index, node, pool, tp
+        self.model, self.cap_w, self.limits, self.kv = model, cap_w, limits, kv
+        self.idle_w = model.idle_w * tp  # GPU power of the idle group, W
+        self.host_busy_w = host_busy_w   # host share drawn while this group is busy, W
         self.on_finish = on_finish
+        self.schedule = scheduler
         self.stepped = stepped
         self.rec = Recorder()
         # queues
         self.waiting: deque[Request] = deque()
         self.prefilling: list[Request] = []
-        self.heap: list[tuple[int, int, int, Request]] = []  # (finish_it, rid, version, req)
+        self._heap: list[tuple[int, int, int, Request]] = []  # (finish_it, rid, version, req)
         self.n_dec = 0
         self.ctx_sum = 0          # sum over decoders of the context of their next step
         self.kv_reserved = 0      # KV tokens held by sequences still in prefill
@@ -99,19 +94,17 @@ class Replica:
         self.outstanding_tokens = 0
         # counters
         self.preemptions = 0
-        self.busy_s = 0.0
-        self.gpu_energy_busy_j = 0.0
         # clock state
         self.busy = False
         self._in_jump = False
-        self._timer = None
-        self._on_end = None
-        self._jump = None
-        self._mixed = None
+        self._timer: Timeout | None = None
+        self._on_end: Callable[[], None] | None = None
+        self._jump: DecodeJump | None = None
+        self._mixed: MixedStep | None = None
         self._spans: dict[int, DecodeSpan] = {}
         self._fire_cb = self._fire  # one bound method, not one per event
 
-    # ------------------------------------------------------------ arrivals
+    # ------------------------------------------------------------ arrivals and actuation
     def submit(self, r: Request) -> None:
         """Receive a routed request at the current time."""
         r.replica = self.index
@@ -124,7 +117,7 @@ class Replica:
             self._cut_jump()
 
     def set_cap(self, cap_w: float) -> None:
-        """Change this replica's GPU power cap now (a capping controller's actuation).
+        """Change this replica's GPU power cap now (a controller's actuation).
 
         The running iteration finishes under the old cap; a coalesced jump is cut at the next
         iteration boundary so that every later iteration runs under the new cap.
@@ -136,15 +129,28 @@ class Replica:
         if self.busy and self._in_jump:
             self._cut_jump()
 
-    def current_power_w(self) -> float:
-        """GPU power of the whole group now, W (read-only; idle groups draw idle power)."""
+    # ------------------------------------------------------------ read-only views
+    def power_now_w(self) -> float:
+        """GPU power of the whole group now, W (idle groups draw idle power)."""
         if not self.busy:
-            return self.power.idle_w * self.tp
+            return self.idle_w
         if self._on_end == self._end_decode:
-            t_start, span, c0, k, n = self._jump
-            kd = span.iterations_within(c0, self.env.now - t_start, k) if k > 1 else 0
-            return span.one(c0 + n * min(kd, k - 1)).power_w * self.tp
-        return self._mixed[1].power_w * self.tp
+            j = self._jump
+            kd = j.span.iterations_within(j.c0, self.env.now - j.t_start_s, j.k) if j.k > 1 else 0
+            return j.span.one(j.c0 + j.n * min(kd, j.k - 1)).power_w * self.tp
+        return self._mixed.cost.power_w * self.tp
+
+    def live_requests(self) -> Iterator[Request]:
+        """Requests waiting, in prefill or decoding here (a decoding one may repeat)."""
+        yield from self.waiting
+        yield from self.prefilling
+        for e in self._heap:
+            if e[3].state == DECODE:
+                yield e[3]
+
+    def pending_prefill_tokens(self) -> int:
+        """Prompt tokens still to prefill here (waiting and in-flight prompts)."""
+        return sum(q.prompt_tokens - q.prefilled_tokens for q in (*self.waiting, *self.prefilling))
 
     def close(self) -> None:
         """Stop now (end of a run without drain): record the elapsed part of the running
@@ -153,30 +159,25 @@ class Replica:
             return
         now = self.env.now
         if self._on_end == self._end_decode:
-            t_start, span, c0, k, n = self._jump
+            j = self._jump
+            t_start, span, c0, k, n = j.t_start_s, j.span, j.c0, j.k, j.n
             elapsed = now - t_start
             kd = span.iterations_within(c0, elapsed, k)
             part = elapsed - span.duration_s(c0, kd)
             e_gpu = span.energy_j(c0, kd) + (span.one(c0 + n * kd).power_w * part if kd < k else 0.0)
             peak, batch = span.one(c0).power_w, n
         else:
-            plan, cost, t_start, n, p_tok, done = self._mixed
-            e_gpu = cost.power_w * (now - t_start)
-            peak, batch = cost.power_w, n + len(plan.chunks)
+            m = self._mixed
+            t_start = m.t_start_s
+            e_gpu = m.cost.power_w * (now - t_start)
+            peak, batch = m.cost.power_w, m.n_decode + len(m.plan.chunks)
         if now > t_start:
-            self._record(t_start, now, e_gpu * self.tp, peak, batch, 0, 0.0,
-                         self.kv_reserved + self.ctx_sum)
+            self.rec.busy(t_start, now, e_gpu * self.tp, peak, batch, 0, 0.0,
+                          self.kv_reserved + self.ctx_sum)
         self.busy = False
         self._timer = None
 
-    # ------------------------------------------------------------ helpers
-    def _kv_steps_possible(self) -> int:
-        """Decode steps that fit the KV cache before someone must be preempted."""
-        lim = self.limits
-        n_running = self.n_dec + len(self.prefilling)
-        free = lim.kv_capacity_tokens - self.kv_reserved - n_running * (lim.block_tokens - 1) - self.ctx_sum
-        return math.floor(free / self.n_dec) + 1 if free >= 0 else 0
-
+    # ------------------------------------------------------------ sequences
     def _preempt_one(self) -> None:
         """Evict the most recently admitted running sequence (recompute later), vLLM's LIFO."""
         order = self.admitted_order
@@ -211,7 +212,7 @@ class Replica:
         self.ctx_sum += r.input_tokens + r.generated_tokens
         self.n_dec += 1
         r.heap_ver += 1
-        heapq.heappush(self.heap, (self.it + r.output_tokens - r.generated_tokens, r.rid, r.heap_ver, r))
+        heapq.heappush(self._heap, (self.it + r.output_tokens - r.generated_tokens, r.rid, r.heap_ver, r))
 
     def _finish(self, r: Request, now: float) -> None:
         r.state = DONE
@@ -222,7 +223,7 @@ class Replica:
         self.on_finish(r)
 
     def _pop_finished(self, now: float) -> None:
-        heap = self.heap
+        heap = self._heap
         while heap and heap[0][0] <= self.it:
             _, _, ver, r = heapq.heappop(heap)
             if r.state != DECODE or ver != r.heap_ver:
@@ -233,7 +234,7 @@ class Replica:
             self._finish(r, now)
 
     def _next_finish_steps(self) -> int:
-        heap = self.heap
+        heap = self._heap
         while heap:
             fin, _, ver, r = heap[0]
             if r.state == DECODE and ver == r.heap_ver:
@@ -246,28 +247,29 @@ class Replica:
     # jump) is one Timeout whose callback ends it and starts the next. A jump cut short by an
     # arrival gets a new, earlier Timeout; the stale one is ignored when it fires.
 
-    def _arm(self, delay_s: float, on_end) -> None:
+    def _arm(self, delay_s: float, on_end: Callable[[], None]) -> None:
         ev = Timeout(self.env, delay_s)
         self._timer = ev
         self._on_end = on_end
         ev.callbacks.append(self._fire_cb)
 
-    def _fire(self, ev) -> None:
+    def _fire(self, ev: Timeout) -> None:
         if ev is self._timer:
             self._timer = None
             self._on_end()
 
     def _cut_jump(self) -> None:
         """An arrival during a coalesced jump: end the jump at the next iteration boundary."""
-        t_start, span, c0, k, n = self._jump
-        elapsed = self.env.now - t_start
+        j = self._jump
+        span, c0, k = j.span, j.c0, j.k
+        elapsed = self.env.now - j.t_start_s
         kd = span.iterations_within(c0, elapsed, k)
         if kd == 0 or span.duration_s(c0, kd) < elapsed:
             kd += 1  # the iteration in progress completes first
         if kd >= k:
             return
-        self._jump = (t_start, span, c0, kd, n)
-        self._arm(max(0.0, t_start + span.duration_s(c0, kd) - self.env.now), self._end_decode)
+        j.k = kd
+        self._arm(max(0.0, j.t_start_s + span.duration_s(c0, kd) - self.env.now), self._end_decode)
 
     def _next(self) -> None:
         """At an iteration boundary: choose and start the next iteration, or go idle."""
@@ -276,15 +278,11 @@ class Replica:
         while True:
             n_dec = self.n_dec
             if n_dec:
-                # decode steps that fit the KV cache before someone must be preempted
-                # (_kv_steps_possible, inlined: this runs at every iteration boundary)
-                lim = self.limits
-                free = (lim.kv_capacity_tokens - self.kv_reserved - self.ctx_sum
-                        - (n_dec + len(prefilling)) * (lim.block_tokens - 1))
-                if free < 0:
+                kv_steps = self.kv.decode_steps(self.kv_reserved + self.ctx_sum,
+                                                n_dec + len(prefilling), n_dec)
+                if kv_steps == 0:  # the KV cache is over-committed: someone must go
                     self._preempt_one()
                     continue
-                kv_steps = math.floor(free / n_dec) + 1
             elif not waiting and not prefilling:
                 self.busy = False
                 return
@@ -292,7 +290,8 @@ class Replica:
         self.busy = True
         t_start = self.env.now
         if waiting or prefilling:
-            plan = plan_iteration(self.limits, waiting, prefilling, n_dec, self.kv_reserved + self.ctx_sum)
+            plan = self.schedule(self.limits, self.kv, waiting, prefilling, n_dec,
+                                 self.kv_reserved + self.ctx_sum)
             chunks = plan.chunks
         else:
             chunks = None  # only decodes can run
@@ -302,7 +301,7 @@ class Replica:
                 raise RuntimeError("replica has waiting work it can never schedule")
             span = self._spans.get(n_dec)
             if span is None:
-                span = self._spans[n_dec] = DecodeSpan.of(self.timing.decode_line(n_dec), self.power, self.cap_w)
+                span = self._spans[n_dec] = self.model.decode_span(n_dec, self.cap_w)
             c0 = self.ctx_sum
             if self.stepped or self.stall_s > 0.0:
                 k = 1
@@ -312,7 +311,7 @@ class Replica:
                     k = kv_steps
                 if k > 1 and not span.uncapped(c0, k):
                     k = 1  # the cap binds somewhere in the span: step one iteration at a time
-            self._jump = (t_start, span, c0, k, n_dec)
+            self._jump = DecodeJump(t_start, span, c0, k, n_dec)
             self._in_jump = k > 1
             self._arm(span.duration_s(c0, k), self._end_decode)
             return
@@ -336,21 +335,22 @@ class Replica:
                 done += 1
         shape = IterationShape(p_tok, pairs, prefix, len(chunks), n + done, n,
                                self.ctx_sum if n else 0)
-        cost = iteration_cost(self.power, self.timing.work(shape), self.cap_w)
-        self._mixed = (plan, cost, t_start, n, p_tok, done)
+        cost = self.model.cost(shape, self.cap_w)
+        self._mixed = MixedStep(plan, cost, t_start, n, p_tok, done)
         self._in_jump = False
         self._arm(cost.time_s, self._end_mixed)
 
     def _end_decode(self) -> None:
-        t_start, span, c0, k, n = self._jump
+        j = self._jump
         self._in_jump = False
-        dur = self.env.now - t_start
-        self._account_decode(span, c0, k, n, t_start, dur, span.energy_j(c0, k))
+        dur = self.env.now - j.t_start_s
+        self._account_decode(j, dur, j.span.energy_j(j.c0, j.k))
         self._pop_finished(self.env.now)
         self._next()
 
     def _end_mixed(self) -> None:
-        plan, cost, t_start, n, p_tok, done = self._mixed
+        m = self._mixed
+        plan, cost, t_start, n, p_tok, done = m.plan, m.cost, m.t_start_s, m.n_decode, m.prefill_tokens, m.finishing
         rec, tp = self.rec, self.tp
         now = self.env.now
         dur = cost.time_s
@@ -363,7 +363,7 @@ class Replica:
                 rec.itl(t_start, dur + self.stall_s, 0.0, 1, self.n_stalled)
                 rec.itl(t_start, dur, 0.0, 1, n - self.n_stalled)
                 self.stall_s, self.n_stalled = 0.0, 0
-            else:  # rec.itl(t_start, dur, 0.0, 1, n), inlined
+            else:  # rec.itl(t_start, dur, 0.0, 1, n), inlined (n > 0)
                 rec.itl_t_s.append(t_start)
                 rec.itl_a.append(dur)
                 rec.itl_b.append(0.0)
@@ -388,45 +388,26 @@ class Replica:
                     self._finish(r, now)
                 else:
                     self._join_decode(r)
-        self._record(t_start, now, e_gpu, cost.power_w, n + len(plan.chunks), n + done,
-                     e_gpu * p_tok / (p_tok + n), self.kv_reserved + self.ctx_sum)
+        rec.busy(t_start, now, e_gpu, cost.power_w, n + len(plan.chunks), n + done,
+                 e_gpu * p_tok / (p_tok + n), self.kv_reserved + self.ctx_sum)
         self._pop_finished(now)
         self._next()
 
-    def _account_decode(self, span: DecodeSpan, c0: int, k: int, n: int, t_start: float,
-                        dur: float, energy_gpu: float) -> None:
-        rec = self.rec
-        tp = self.tp
-        e_total = energy_gpu * tp + self.host_busy_w * dur
-        self.slot_j += e_total / n
-        # ITL pieces: per-iteration time is max(a1 + b1 j, a2 + b2 j); split at the crossing
-        if self.stall_s > 0.0:  # k == 1 here
+    def _account_decode(self, j: DecodeJump, dur: float, energy_gpu: float) -> None:
+        rec, tp = self.rec, self.tp
+        span, c0, k, n, t_start = j.span, j.c0, j.k, j.n, j.t_start_s
+        self.slot_j += (energy_gpu * tp + self.host_busy_w * dur) / n
+        if self.stall_s > 0.0:  # k == 1 here: the first decode after prefill-only iterations
             rec.itl(t_start, dur + self.stall_s, 0.0, 1, self.n_stalled)
             rec.itl(t_start, dur, 0.0, 1, n - self.n_stalled)
             self.stall_s, self.n_stalled = 0.0, 0
         elif k == 1:
             rec.itl(t_start, dur, 0.0, 1, n)
-        else:  # uncapped span: durations t0 + t1 (c0 + n j)
-            rec.itl(t_start, span.t0_s + span.t1_s * c0, span.t1_s * n, k, n)
-        if k == 1:
-            p_peak = energy_gpu / dur if dur > 0 else 0.0
-        else:  # uncapped: power (e0 + e1 c) / (t0 + t1 c) is monotone in c, so check the ends
-            c1 = c0 + n * (k - 1)
-            p_peak = max((span.e0_j + span.e1_j * c0) / (span.t0_s + span.t1_s * c0),
-                         (span.e0_j + span.e1_j * c1) / (span.t0_s + span.t1_s * c1))
+        else:  # uncapped span: durations a + b j
+            a, b = span.itl_line(c0)
+            rec.itl(t_start, a, b, k, n)
+        peak = span.peak_power_w(c0, k, energy_gpu, dur)
         self.it += k
         self.ctx_sum += n * k
-        self._record(t_start, t_start + dur, energy_gpu * tp, p_peak, n, n * k,
-                     0.0, self.kv_reserved + self.ctx_sum - n * (k + 1) / 2.0)
-
-    def _record(self, t0: float, t1: float, energy_j: float, peak_w: float, batch: float,
-                tokens_out: int, prefill_j: float, kv_tokens: float) -> None:
-        rec = self.rec
-        rec.t0_s.append(t0)
-        rec.t1_s.append(t1)
-        rec.energy_j.append(energy_j)
-        rec.peak_w.append(peak_w)
-        rec.batch.append(batch)
-        rec.tokens_out.append(tokens_out)
-        rec.prefill_j.append(prefill_j)
-        rec.kv_tokens.append(kv_tokens)
+        rec.busy(t_start, t_start + dur, energy_gpu * tp, peak, n, n * k,
+                 0.0, self.kv_reserved + self.ctx_sum - n * (k + 1) / 2.0)

@@ -15,7 +15,7 @@ class Request:
     __slots__ = (
         "rid", "cls", "arrival_s", "input_tokens", "output_tokens", "client",
         "replica", "state", "prompt_tokens", "prefilled_tokens", "generated_tokens",
-        "join_it", "join_gen", "heap_ver", "admit_seq",
+        "join_it", "join_gen", "heap_ver",
         "first_token_s", "finish_s", "energy_j", "slot_mark_j", "preemptions",
         "first_sched_s",
     )
@@ -36,7 +36,6 @@ class Request:
         self.join_it = 0
         self.join_gen = 0
         self.heap_ver = 0
-        self.admit_seq = 0
         self.first_token_s = float("nan")
         self.finish_s = float("nan")
         self.first_sched_s = float("nan")

@@ -1,22 +1,25 @@
-"""Run one scenario: arrivals -> router -> replicas, until the stop condition; collect results."""
+"""Run one scenario's world: arrivals -> router -> replicas (and controllers) until the stop
+condition. The engine builds and runs; what the run means (tables, summary) is computed by
+:mod:`simulator.metrics` from the :class:`EngineRun` it returns.
+"""
 
 from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import simpy
 from simpy.events import Timeout
 
+from simulator.engine.control import Controller, FleetView
 from simulator.engine.fleet import Fleet, build_fleet
-from simulator.engine.request import DONE, DROPPED, Request
+from simulator.engine.ledger import Ledger
+from simulator.engine.request import DROPPED, Request
 from simulator.engine.router import ROUTERS
-from simulator.physics.params import Calibration, load_calibration
+from simulator.physics.params import Calibration
 from simulator.scenario.schema import Scenario
 from simulator.workload.arrivals import Workload
 
@@ -25,46 +28,58 @@ STREAM_WORKLOAD, STREAM_ROUTER = 1, 2
 
 
 @dataclass
-class RunResult:
-    """Everything a run produced. ``summary`` is the ``summary.json`` contract."""
+class EngineRun:
+    """What the engine produced: the requests as they ended, the fleet and its ledger."""
 
     scenario: Scenario
-    calibration: Calibration
     fleet: Fleet
-    requests: pd.DataFrame
+    ledger: Ledger
+    workload: Workload
+    requests: list[Request]
     end_s: float
-    window_s: tuple[float, float]
-    class_names: list[str]
-    summary: dict[str, Any] = field(default_factory=dict)
-    capping: Any = None  # simulator.capping.controller.CappingController, if the scenario caps
-    timelines: dict[int, pd.DataFrame] = field(default_factory=dict, repr=False)  # node_timeline cache
+    last_arrival_s: float
 
 
 class Simulation:
-    """One scenario's SimPy world. No global state: many can live in one process."""
+    """One scenario's SimPy world. No global state: many can live in one process.
 
-    def __init__(self, sc: Scenario, calibration: Calibration | None = None,
+    ``calibration`` overrides the pools' fitted coefficients (one for every pool, or one per
+    pool name); ``progress`` is called with the number of newly ended requests.
+    """
+
+    def __init__(self, sc: Scenario,
+                 calibration: Calibration | Mapping[str, Calibration] | None = None,
                  progress: Callable[[int], None] | None = None):
         self.sc = sc
-        self.cal = calibration if calibration is not None else load_calibration(sc.simulation.calibration and _resolve(sc, sc.simulation.calibration))
         self.env = simpy.Environment()
         root = np.random.SeedSequence(sc.simulation.seed)
         ss = lambda k: np.random.SeedSequence(root.entropy, spawn_key=(k,))  # noqa: E731
-        self.workload = Workload(sc.workload, ss(STREAM_WORKLOAD), sc._base_dir)
+        self.workload = Workload(sc.workload, ss(STREAM_WORKLOAD), sc.base_dir)
         self.requests: list[Request] = []
-        self.fleet = build_fleet(self.env, sc, self.cal, self._on_finish)
-        from simulator.capping.controller import attach
-
-        self.capping = attach(self)  # static caps and the row power controller (or None)
+        self.fleet = build_fleet(self.env, sc, self._on_finish, calibration)
+        self.ledger = Ledger(self.fleet)
         self.route = ROUTERS[sc.router.policy](len(self.fleet.replicas), np.random.default_rng(ss(STREAM_ROUTER)))
         self.progress = progress
-        self.max_len = sc.serving.max_model_len
+        self.max_len = min(p.serving.max_model_len for p in sc.pool_specs())
         self.n_done = 0
         self.last_arrival_s = 0.0
         # closed loop
-        self._closed_pool: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._closed_pool: tuple[list, list, list] | None = None
         self._closed_pos = 0
         self.issued = 0
+
+    def view(self) -> FleetView:
+        """What controllers of this run see (:mod:`simulator.engine.control`)."""
+        return FleetView(self.env, self.fleet, self.ledger, self.finished,
+                         self.workload.priorities, self.sc.simulation.drain)
+
+    def finished(self) -> bool:
+        """Every request has arrived and ended, and no replica works."""
+        spec = self.sc.simulation
+        if any(r.busy for r in self.fleet.replicas) or self.n_done < len(self.requests):
+            return False
+        return ((spec.requests is not None and len(self.requests) >= spec.requests)
+                or (spec.duration_s is not None and self.env.now >= spec.duration_s))
 
     # --------------------------------------------------------------- arrivals
     def _new_request(self, cls: int, t: float, inp: int, out: int, client: int = -1) -> None:
@@ -155,9 +170,14 @@ class Simulation:
             self._client_next(r.client)
 
     # --------------------------------------------------------------- run
-    def run(self) -> RunResult:
+    def run(self, controllers: Sequence[Controller] = ()) -> EngineRun:
+        """Start the controllers, then the arrivals; run to the stop condition."""
         sim = self.sc.simulation
         env = self.env
+        if controllers:
+            view = self.view()
+            for c in controllers:
+                c.start(view)
         if self.workload.is_closed_loop:
             for c in range(self.workload.clients):
                 self._issue(c)
@@ -177,40 +197,6 @@ class Simulation:
         finally:
             if gc_was_on:
                 gc.enable()
-        end_s = env.now
-        from simulator.metrics.summary import request_table, summarise
-
-        table = request_table(self)
-        w0, w1 = measurement_window(self, table)
-        res = RunResult(self.sc, self.cal, self.fleet, table, end_s, (w0, w1),
-                        list(self.workload.class_names))
-        res.summary = summarise(res)
-        if self.capping is not None:
-            res.capping = self.capping
-            res.summary["capping"] = self.capping.summary(res)
-        return res
-
-
-def measurement_window(sim: Simulation, table: pd.DataFrame) -> tuple[float, float]:
-    """Steady-state window: from the end of warm-up to the last arrival (or the duration)."""
-    spec = sim.sc.simulation
-    measured = table[~table["warmup"]]
-    w0 = float(measured["arrival_s"].min()) if len(measured) else 0.0
-    w0 = max(w0, spec.warmup_s)
-    w1 = sim.last_arrival_s if spec.drain else float(spec.duration_s or sim.env.now)
-    if w1 <= w0:
-        w1 = sim.env.now
-    return w0, max(w1, w0)
-
-
-def _resolve(sc: Scenario, path: str) -> str:
-    from pathlib import Path
-
-    p = Path(path)
-    return str(p if p.is_absolute() else sc._base_dir / p)
-
-
-def simulate(sc: Scenario, calibration: Calibration | None = None,
-             progress: Callable[[int], None] | None = None) -> RunResult:
-    """Run a validated scenario and return its results (see :class:`RunResult`)."""
-    return Simulation(sc, calibration, progress).run()
+        self.ledger.close(env.now)
+        return EngineRun(self.sc, self.fleet, self.ledger, self.workload, self.requests,
+                         env.now, self.last_arrival_s)

@@ -1,4 +1,4 @@
-"""Metrics of a run: the per-request table, the energy ledger and ``summary.json``.
+"""Metrics of a run: the per-request table and ``summary.json``.
 
 Definitions (all exclude warm-up requests; windowed quantities use the steady-state window
 ``[window_start_s, window_end_s]``: end of warm-up to the last arrival):
@@ -8,24 +8,29 @@ Definitions (all exclude warm-up requests; windowed quantities use the steady-st
 * itl_s_*: quantiles over every generated token after the first of the gap since the previous
   token of the same request (exact: computed from the iteration durations).
 * energy_*_j: exact integrals over the whole run [0, simulated_time_s] of piecewise-constant
-  power; GPU idle power fills every interval a GPU has no work.
+  power (the engine's :class:`~simulator.engine.ledger.Ledger`); GPU idle power fills every
+  interval a GPU has no work.
 * energy_per_output_token_j: GPU energy / output tokens, inside the window (what GPU-metered
   benchmarks report). energy_per_query_wh_*: facility energy (GPU + host busy share, times PUE)
   attributed to each query by the tokens it had in each iteration.
+* ``pools``: the same power, energy, batch and KV figures per pool of the fleet.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from simulator.engine.control import Controller
+from simulator.engine.fleet import Pool
+from simulator.engine.ledger import Window
 from simulator.engine.request import DECODE, DONE, DROPPED, PREFILL, QUEUED
-
-if TYPE_CHECKING:
-    from simulator.engine.run import RunResult, Simulation
+from simulator.engine.run import EngineRun
+from simulator.result import RunResult
 
 STATE_NAMES = {DONE: "completed", DROPPED: "dropped", QUEUED: "in_flight", PREFILL: "in_flight",
                DECODE: "in_flight"}
@@ -35,12 +40,12 @@ STATE_CODES = np.array([STATE_CATEGORIES.index(STATE_NAMES[k]) for k in sorted(S
 J_PER_WH = 3600.0
 
 
-def request_table(sim: "Simulation") -> pd.DataFrame:
+def request_table(run: EngineRun) -> pd.DataFrame:
     """One row per request (struct of arrays built once from the Request objects)."""
-    reqs = sim.requests
-    sc = sim.sc
+    reqs = run.requests
+    sc = run.scenario
     pue = sc.facility.pue
-    rpn = sim.fleet.replicas_per_node
+    replica_node = np.array([r.node for r in run.fleet.replicas], dtype=np.int64)
     n = len(reqs)
     g = lambda name, dt=float: np.fromiter(map(attrgetter(name), reqs), dtype=dt, count=n)  # noqa: E731
     arrival = g("arrival_s")
@@ -55,10 +60,11 @@ def request_table(sim: "Simulation") -> pd.DataFrame:
         tpot = np.where(out > 1, (finish - first) / np.maximum(out - 1, 1), 0.0)
     rid = np.arange(n)
     warm = (arrival < sc.simulation.warmup_s) | (rid < sc.simulation.warmup_requests)
-    classes = np.array(sim.workload.class_names, dtype=object)
+    wl = run.workload
+    classes = np.array(wl.class_names, dtype=object)
     cls = g("cls", np.int64)
-    slo_ttft = np.array([s.ttft_s for s in sim.workload.slos])[cls] if n else np.zeros(0)
-    slo_tpot = np.array([s.tpot_s for s in sim.workload.slos])[cls] if n else np.zeros(0)
+    slo_ttft = np.array([s.ttft_s for s in wl.slos])[cls] if n else np.zeros(0)
+    slo_tpot = np.array([s.tpot_s for s in wl.slos])[cls] if n else np.zeros(0)
     energy = g("energy_j")
     done = state_code == 0
     return pd.DataFrame({
@@ -67,7 +73,8 @@ def request_table(sim: "Simulation") -> pd.DataFrame:
         "state": pd.Categorical.from_codes(state_code, categories=STATE_CATEGORIES),
         "warmup": warm,
         "replica": replica,
-        "node": np.where(replica >= 0, replica // rpn, -1),
+        "node": np.where(replica >= 0, replica_node[np.clip(replica, 0, None)], -1)
+        if n else np.zeros(0, np.int64),
         "arrival_s": arrival,
         "input_tokens": g("input_tokens", np.int64),
         "output_tokens": out,
@@ -81,6 +88,33 @@ def request_table(sim: "Simulation") -> pd.DataFrame:
         "energy_facility_wh": energy * pue / J_PER_WH,
         "slo_met": done & (ttft <= slo_ttft) & (np.where(out > 1, tpot, 0.0) <= slo_tpot),
     })
+
+
+def measurement_window(run: EngineRun, table: pd.DataFrame) -> tuple[float, float]:
+    """Steady-state window: from the end of warm-up to the last arrival (or the duration)."""
+    spec = run.scenario.simulation
+    measured = table[~table["warmup"]]
+    w0 = float(measured["arrival_s"].min()) if len(measured) else 0.0
+    w0 = max(w0, spec.warmup_s)
+    w1 = run.last_arrival_s if spec.drain else float(spec.duration_s or run.end_s)
+    if w1 <= w0:
+        w1 = run.end_s
+    return w0, max(w1, w0)
+
+
+def collect(run: EngineRun, controllers: Sequence[Controller] = ()) -> RunResult:
+    """The run's result: request table, window, ``summary.json`` (with each controller's
+    part under its name)."""
+    table = request_table(run)
+    res = RunResult(run.scenario, run.fleet, run.ledger, table, run.end_s,
+                    measurement_window(run, table), list(run.workload.class_names),
+                    controllers={c.name: c for c in controllers})
+    res.summary = summarise(res)
+    for c in controllers:
+        part = c.summary(run.ledger)
+        if part is not None:
+            res.summary[c.name] = part
+    return res
 
 
 MATERIALISE_MAX_ITERATIONS = 20_000_000  # above this, bisection on counts instead of a sort
@@ -157,127 +191,86 @@ def weighted_itl_quantiles(rec_list, t_from_s: float, qs: list[float]) -> list[f
     return out
 
 
-def records_frame(replica) -> pd.DataFrame:
-    r = replica.rec
-    return pd.DataFrame({"t0_s": r.t0_s, "t1_s": r.t1_s, "energy_j": r.energy_j, "peak_w": r.peak_w,
-                         "batch": r.batch, "tokens_out": r.tokens_out, "prefill_j": r.prefill_j,
-                         "kv_tokens": r.kv_tokens})
-
-
-def _clip_sum(t0: np.ndarray, t1: np.ndarray, vals: np.ndarray, w0: float, w1: float) -> float:
-    """Sum of interval values prorated by their overlap with [w0, w1]."""
-    dur = t1 - t0
-    ov = np.clip(np.minimum(t1, w1) - np.maximum(t0, w0), 0.0, None)
-    frac = np.divide(ov, dur, out=np.zeros_like(ov), where=dur > 0)
-    return float((vals * frac).sum())
-
-
-def node_timeline(res: "RunResult", node: int) -> pd.DataFrame:
-    """Piecewise-constant power of one node: GPUs (busy at their interval mean, idle at idle
-    power, unused GPUs idle) plus host (idle + busy share). Exact integral of the ledger.
-    Computed once per node and kept in ``res.timelines`` (the ledger is final after a run)."""
-    hit = res.timelines.get(node)
-    if hit is None:
-        hit = res.timelines[node] = _node_timeline(res, node)
-    return hit
-
-
-def _node_timeline(res: "RunResult", node: int) -> pd.DataFrame:
-    fleet, sc = res.fleet, res.scenario
-    idle_w = res.calibration.power.idle_w
-    gpn, tp = fleet.gpus_per_node, fleet.tp
-    host_idle = sc.facility.host_idle_w
-    host_busy_per_gpu = sc.facility.host_active_w / gpn
-    reps = [r for r in fleet.replicas if r.node == node]
-    bounds = [np.array([0.0, res.end_s])]
-    for r in reps:
-        bounds += [r.rec.array("t0_s"), r.rec.array("t1_s")]
-    edges = np.unique(np.concatenate(bounds))
-    edges = edges[(edges >= 0) & (edges <= res.end_s)]
-    if edges.size < 2:
-        edges = np.array([0.0, max(res.end_s, 0.0)])
-    mids = 0.5 * (edges[:-1] + edges[1:])
-    gpu_w = np.full(mids.size, idle_w * (gpn - len(reps) * tp))
-    peak_w = gpu_w.copy()
-    busy_gpus = np.zeros(mids.size)
-    for r in reps:
-        t0 = r.rec.array("t0_s")
-        t1 = r.rec.array("t1_s")
-        p = np.divide(r.rec.array("energy_j"), t1 - t0, out=np.zeros(t0.size), where=t1 > t0)
-        pk = r.rec.array("peak_w") * tp
-        idx = np.searchsorted(t0, mids, side="right") - 1
-        inside = (idx >= 0) & (mids < t1[np.clip(idx, 0, None)]) if t0.size else np.zeros(mids.size, bool)
-        gi = np.clip(idx, 0, None)
-        gpu_w += np.where(inside, p[gi] if t0.size else 0.0, idle_w * tp)
-        peak_w += np.where(inside, pk[gi] if t0.size else 0.0, idle_w * tp)
-        busy_gpus += np.where(inside, tp, 0)
-    host_w = host_idle + host_busy_per_gpu * busy_gpus
-    return pd.DataFrame({"t_start_s": edges[:-1], "t_end_s": edges[1:], "gpu_power_w": gpu_w,
-                         "host_power_w": host_w, "node_power_w": gpu_w + host_w,
-                         "node_power_w_peak": peak_w + host_w, "busy_gpus": busy_gpus})
-
-
 def _pct(x: np.ndarray, q: float) -> float:
     x = x[~np.isnan(x)]
     return float(np.percentile(x, q)) if x.size else float("nan")
 
 
-def summarise(res: "RunResult") -> dict[str, Any]:
-    sc, fleet, df = res.scenario, res.fleet, res.requests
+def _power_figures(w: Window, peak_w: float) -> dict[str, float]:
+    """Power, energy, batch and KV figures of a window (a pool's or the fleet's)."""
+    win = max(w.duration_s, 1e-12)
+    return {
+        "mean_batch_size": w.batch_s / w.replica_busy_s if w.replica_busy_s > 0 else 0.0,
+        "kv_utilisation_mean": w.kv_fraction_s / w.replica_busy_s if w.replica_busy_s > 0 else 0.0,
+        "gpu_busy_fraction": w.busy_gpu_s / (win * w.gpus),
+        "gpu_power_w_mean": w.gpu_j / (win * w.gpus),
+        "node_power_w_mean": w.it_j / (win * w.nodes),
+        "node_power_w_peak": peak_w,
+    }
+
+
+def _energy_figures(total: Window, pue: float) -> dict[str, float]:
+    """Whole-run energy by part, J."""
+    return {
+        "energy_gpu_j": total.gpu_j,
+        "energy_gpu_prefill_j": total.prefill_gpu_j,
+        "energy_gpu_decode_j": total.decode_gpu_j,
+        "energy_gpu_idle_j": total.idle_gpu_j,
+        "energy_host_j": total.host_j,
+        "energy_it_j": total.it_j,
+        "energy_facility_j": total.it_j * pue,
+    }
+
+
+def _pool_summary(res: RunResult, pool: Pool, w0: float, w1: float, pue: float) -> dict[str, Any]:
+    led = res.ledger
+    w = led.window(w0, w1, pool)
+    total = led.window(pool=pool)
+    win = max(w1 - w0, 1e-12)
+    df = res.requests
+    m = df[~df["warmup"]]
+    reps = np.array([r.index for r in pool.replicas])
+    mine = m[np.isin(m["replica"].to_numpy(), reps)]
+    done = mine[mine["state"] == "completed"]
+    in_win = done[(done["finish_s"] >= w0) & (done["finish_s"] <= w1)]
+    return {
+        "model": pool.spec.model_shape().name, "gpu": pool.profile.name,
+        "nodes": pool.nodes, "gpus": pool.gpus, "tp": pool.tp, "replicas": len(pool.replicas),
+        "kv_capacity_tokens_per_replica": pool.kv.capacity_tokens,
+        "requests_completed": int(len(done)),
+        "throughput_requests_per_s": len(in_win) / win,
+        "throughput_output_tokens_per_s": w.tokens_out / win,
+        **_power_figures(w, led.peak_node_power_w(pool)),
+        **_energy_figures(total, pue),
+        "energy_per_output_token_j": w.gpu_j / w.tokens_out if w.tokens_out > 0 else float("nan"),
+    }
+
+
+def summarise(res: RunResult) -> dict[str, Any]:
+    sc, fleet, df, led = res.scenario, res.fleet, res.requests, res.ledger
     w0, w1 = res.window_s
     win = max(w1 - w0, 1e-12)
     pue = sc.facility.pue
-    idle_w = res.calibration.power.idle_w
-    n_gpus = fleet.nodes * fleet.gpus_per_node
-    end = res.end_s
-    # ---- energy ledger, whole run
-    busy_gpu_j = prefill_j = 0.0
-    busy_gpu_s = 0.0  # GPU-seconds busy
-    win_gpu_j = win_tokens = win_batch_s = win_busy_s = win_kv = 0.0
-    for r in fleet.replicas:
-        rf = r.rec
-        if not rf.t0_s:
-            continue
-        t0, t1 = rf.array("t0_s"), rf.array("t1_s")
-        e = rf.array("energy_j")
-        dur = t1 - t0
-        busy_gpu_j += float(e.sum())
-        prefill_j += float(rf.array("prefill_j").sum())
-        busy_gpu_s += float(dur.sum()) * r.tp
-        win_gpu_j += _clip_sum(t0, t1, e, w0, w1) + idle_w * r.tp * (
-            win - _clip_sum(t0, t1, dur, w0, w1))
-        win_tokens += _clip_sum(t0, t1, rf.array("tokens_out"), w0, w1)
-        win_batch_s += _clip_sum(t0, t1, rf.array("batch") * dur, w0, w1)
-        win_busy_s += _clip_sum(t0, t1, dur, w0, w1)
-        win_kv += _clip_sum(t0, t1, rf.array("kv_tokens") * dur, w0, w1)
-    unused_gpus = n_gpus - len(fleet.replicas) * fleet.tp
-    win_gpu_j += idle_w * unused_gpus * win * (0 if not fleet.replicas else 1)
-    idle_gpu_j = idle_w * (n_gpus * end - busy_gpu_s)
-    energy_gpu_j = busy_gpu_j + idle_gpu_j
-    host_busy_per_gpu = sc.facility.host_active_w / fleet.gpus_per_node
-    energy_host_j = sc.facility.host_idle_w * fleet.nodes * end + host_busy_per_gpu * busy_gpu_s
-    win_host_j = sc.facility.host_idle_w * fleet.nodes * win
-    for r in fleet.replicas:
-        if r.rec.t0_s:
-            t0, t1 = r.rec.array("t0_s"), r.rec.array("t1_s")
-            win_host_j += host_busy_per_gpu * r.tp * _clip_sum(t0, t1, t1 - t0, w0, w1)
-    energy_it_j = energy_gpu_j + energy_host_j
-    # ---- peak node power
-    node_peak = max((float(node_timeline(res, i)["node_power_w_peak"].max())
-                     for i in range(fleet.nodes)), default=0.0)
+    pools = fleet.pools
+    w = led.window(w0, w1)
+    total = led.window()
     # ---- requests
     m = df[~df["warmup"]]
     done = m[m["state"] == "completed"]
     in_win = done[(done["finish_s"] >= w0) & (done["finish_s"] <= w1)]
     itl = weighted_itl_quantiles([r.rec for r in fleet.replicas], w0, [0.5, 0.9, 0.99])
     wh = done["energy_facility_wh"].to_numpy()
+    one = len(pools) == 1
+    models = list(dict.fromkeys(p.spec.model_shape().name for p in pools))
+    cal_versions = list(dict.fromkeys(p.calibration.version for p in pools))
     s: dict[str, Any] = {
         "schema_version": 1,
         "scenario": sc.name,
-        "model": sc.model_shape().name,
-        "nodes": fleet.nodes, "gpus": n_gpus, "tp": fleet.tp, "replicas": len(fleet.replicas),
-        "calibration_version": res.calibration.version,
-        "simulated_time_s": end,
+        "model": " + ".join(models),
+        "nodes": fleet.nodes, "gpus": fleet.gpus, "tp": pools[0].tp if one else None,
+        "replicas": len(fleet.replicas),
+        "calibration_version": " + ".join(cal_versions),
+        "simulated_time_s": res.end_s,
         "window_start_s": w0, "window_end_s": w1,
         "requests_arrived": int(len(df)),
         "requests_completed": int((df["state"] == "completed").sum()),
@@ -286,7 +279,7 @@ def summarise(res: "RunResult") -> dict[str, Any]:
         "requests_measured": int(len(m)),
         "preemptions": int(sum(r.preemptions for r in fleet.replicas)),
         "throughput_requests_per_s": len(in_win) / win,
-        "throughput_output_tokens_per_s": win_tokens / win,
+        "throughput_output_tokens_per_s": w.tokens_out / win,
         "ttft_s_p50": _pct(done["ttft_s"].to_numpy(), 50),
         "ttft_s_p90": _pct(done["ttft_s"].to_numpy(), 90),
         "ttft_s_p99": _pct(done["ttft_s"].to_numpy(), 99),
@@ -297,27 +290,17 @@ def summarise(res: "RunResult") -> dict[str, Any]:
         "e2e_s_p99": _pct(done["e2e_s"].to_numpy(), 99),
         "queue_s_p50": _pct(done["queue_s"].to_numpy(), 50),
         "queue_s_p99": _pct(done["queue_s"].to_numpy(), 99),
-        "mean_batch_size": win_batch_s / win_busy_s if win_busy_s > 0 else 0.0,
-        "kv_utilisation_mean": (win_kv / win_busy_s / fleet.memory.kv_tokens) if win_busy_s > 0 else 0.0,
-        "kv_capacity_tokens_per_replica": fleet.memory.kv_tokens,
-        "gpu_busy_fraction": win_busy_s * fleet.tp / (win * n_gpus),
-        "gpu_power_w_mean": win_gpu_j / (win * n_gpus),
-        "node_power_w_mean": (win_gpu_j + win_host_j) / (win * fleet.nodes),
-        "node_power_w_peak": node_peak,
-        "energy_gpu_j": energy_gpu_j,
-        "energy_gpu_prefill_j": prefill_j,
-        "energy_gpu_decode_j": busy_gpu_j - prefill_j,
-        "energy_gpu_idle_j": idle_gpu_j,
-        "energy_host_j": energy_host_j,
-        "energy_it_j": energy_it_j,
-        "energy_facility_j": energy_it_j * pue,
+        "kv_capacity_tokens_per_replica": pools[0].kv.capacity_tokens if one else None,
+        **_power_figures(w, led.peak_node_power_w()),
+        **_energy_figures(total, pue),
         "energy_per_query_wh_mean": float(wh.mean()) if wh.size else float("nan"),
         "energy_per_query_wh_p50": _pct(wh, 50),
         "energy_per_query_wh_p25": _pct(wh, 25),
         "energy_per_query_wh_p75": _pct(wh, 75),
-        "energy_per_output_token_j": win_gpu_j / win_tokens if win_tokens > 0 else float("nan"),
+        "energy_per_output_token_j": w.gpu_j / w.tokens_out if w.tokens_out > 0 else float("nan"),
         "slo_attainment": {},
         "classes": {},
+        "pools": {p.name: _pool_summary(res, p, w0, w1, pue) for p in pools},
     }
     for name in res.class_names:
         c = m[m["class"] == name]

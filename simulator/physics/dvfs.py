@@ -22,8 +22,8 @@ Model (clock ratio ``r = f / f_max`` in ``[r_min, 1]``; all quantities per GPU):
 Postconditions: time >= uncapped time; energy / time <= cap (to rounding of 1e-12
 relative); a tighter cap never gives a shorter time.
 
-Calibration (``simulator/capping/calibrate_dvfs.py``, result in ``calibration/dvfs.yaml``): s is
-fitted so that a DGX-H100 node capped to 70 % of its 10.2 kW rating slows llama2-70b TP8 prefill
+Calibration (:mod:`simulator.calibration.dvfs_fit`, result in the device profile's ``dvfs.yaml``):
+s is fitted so that a DGX-H100 node capped to 70 % of its 10.2 kW rating slows llama2-70b TP8 prefill
 by 1.3x (Splitwise, ISCA 2024); k, mu and the sustained FLOP rate are fixed from physics and
 datasheets, their ranges propagate into the uncertainty of s (see the yaml).
 """
@@ -31,26 +31,23 @@ datasheets, their ranges propagate into the uncertainty of s (see the yaml).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import yaml
-
-from simulator.physics.params import REPO_ROOT, PowerParams
+from simulator.physics.params import PowerParams
 from simulator.physics.timing import Work
 
-DEFAULT_DVFS_FILE = REPO_ROOT / "calibration" / "dvfs.yaml"
 BISECT_STEPS = 48  # r to ~4e-15: far below any timing resolution
 
 
 @dataclass(frozen=True, slots=True)
 class DVFSParams:
-    """Parameters of the clock model (dimensionless unless the name has a unit)."""
+    """Parameters of the clock model (dimensionless unless the name has a unit); a device
+    profile's ``dvfs.yaml`` gives every one (no silent defaults)."""
 
-    static_fraction: float = 0.524    # s: clock-independent share of core power (fitted)
-    k_dyn: float = 2.5                # dynamic core power ~ r^k (range 2-3)
-    mem_clock_sensitivity: float = 0.1  # mu: share of memory-bound time that scales 1/r (0.05-0.2)
-    sustained_flops_per_s: float = 0.8 * 989e12  # BF16 dense GEMMs reach ~75-80 % of peak
-    r_min: float = 0.2                # lowest usable clock ratio (~400 MHz / 1980 MHz)
+    static_fraction: float        # s: clock-independent share of core power (fitted)
+    k_dyn: float                  # dynamic core power ~ r^k (range 2-3)
+    mem_clock_sensitivity: float  # mu: share of memory-bound time that scales 1/r (0.05-0.2)
+    sustained_flops_per_s: float  # dense GEMMs reach ~75-80 % of the BF16 peak
+    r_min: float                  # lowest usable clock ratio (~400 MHz / 1980 MHz on an H100)
 
     def __post_init__(self) -> None:
         for name, lo, hi in (("static_fraction", 0.0, 0.999), ("k_dyn", 1.0, 4.0),
@@ -60,19 +57,6 @@ class DVFSParams:
                 raise ValueError(f"dvfs.{name} must be in [{lo}, {hi}] (got {v})")
         if not self.sustained_flops_per_s > 0:
             raise ValueError(f"dvfs.sustained_flops_per_s must be > 0 (got {self.sustained_flops_per_s})")
-
-
-def load_dvfs(path: str | Path | None = None) -> DVFSParams:
-    """Read the fitted parameters (``calibration/dvfs.yaml``; built-in defaults if absent)."""
-    p = Path(path) if path is not None else DEFAULT_DVFS_FILE
-    if not p.exists():
-        return DVFSParams()
-    raw = yaml.safe_load(p.read_text()) or {}
-    fields = {k: float(v) for k, v in (raw.get("params") or {}).items()}
-    return DVFSParams(**fields)
-
-
-DEFAULT_DVFS = load_dvfs()
 
 
 class ClockModel:
@@ -94,7 +78,7 @@ class ClockModel:
         return self.p_core0 * (self.s + (1.0 - self.s) * r ** self.k) + self.e_hbm_j / self.time_s(r)
 
 
-def clock_ratio(p: PowerParams, w: Work, cap_w: float, d: DVFSParams = DEFAULT_DVFS) -> float:
+def clock_ratio(p: PowerParams, w: Work, cap_w: float, d: DVFSParams) -> float:
     """Clock ratio the GPU settles at under ``cap_w`` (1.0 if the cap does not bind)."""
     m = ClockModel(p, w, d)
     if m.power_w(1.0) <= cap_w:
@@ -112,7 +96,7 @@ def clock_ratio(p: PowerParams, w: Work, cap_w: float, d: DVFSParams = DEFAULT_D
 
 
 def dvfs_capped(p: PowerParams, w: Work, energy_j: float, cap_w: float,
-                d: DVFSParams = DEFAULT_DVFS) -> tuple[float, float]:
+                d: DVFSParams) -> tuple[float, float]:
     """``(time_s, energy_j)`` per GPU of an iteration of work ``w`` (uncapped energy
     ``energy_j``) under ``cap_w``. Exactly ``(w.time_s, energy_j)`` when the cap does not bind."""
     if energy_j / w.time_s <= cap_w:

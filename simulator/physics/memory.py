@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from simulator.catalog import ModelShape
-from simulator.hardware import BYTES_PER_ELEMENT, H100, GIB, GPUSpec
+from simulator.physics.hardware import BYTES_PER_ELEMENT, GIB, GPUSpec
 
 ACT_BYTES = 2.0
 
@@ -36,7 +36,7 @@ class MemoryPlan:
 
 def plan_memory(model: ModelShape, tp: int, precision: str, kv_precision: str,
                 gpu_memory_fraction: float, max_batched_tokens: int, block_size_tokens: int,
-                runtime_overhead_gib: float, gpu: GPUSpec = H100) -> MemoryPlan:
+                runtime_overhead_gib: float, gpu: GPUSpec) -> MemoryPlan:
     """Split one GPU's memory; ``kv_blocks`` may be <= 0 when the model does not fit."""
     usable = gpu.hbm_bytes * gpu_memory_fraction
     weights = model.params_total * BYTES_PER_ELEMENT[precision] / tp

@@ -1,38 +1,22 @@
-"""Coefficients of the timing and power models, loaded from a calibration file.
+"""Coefficients of the timing and power models: the schema of a calibration file.
 
-The file (``calibration/h100.yaml`` by default) is written by ``fleetsim calibrate`` from
-measured data; every coefficient records where it came from and how well it fits. This module
-only reads it: the models in :mod:`simulator.physics.timing` and :mod:`.power` are pure
-functions of an iteration's shape and these coefficients.
+A device profile's ``calibration.yaml`` (``simulator/devices/<gpu>/``) is written by
+``fleetsim calibrate`` from measured data; every coefficient records where it came from and how
+well it fits. Files are read by :mod:`simulator.devices`; the models in
+:mod:`simulator.physics.timing` and :mod:`.power` are pure functions of an iteration's shape and
+these coefficients.
 """
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field
 
-from simulator.errors import ScenarioError
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CALIBRATION = REPO_ROOT / "calibration" / "h100.yaml"
+from simulator.strict import Frozen
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _finite(cls, v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ValueError("must be a finite number")
-        return v
-
-
-class RooflineOp(_Strict):
+class RooflineOp(Frozen):
     """Time of one kernel: ``overhead_s + max(flops / (peak * eta_c(m)), bytes / (bw * eta_m))``.
 
     ``eta_c(m) = eta_compute_max * m / (m + m_half_tokens)`` where ``m`` is the number of rows
@@ -45,14 +29,14 @@ class RooflineOp(_Strict):
     overhead_s: float = Field(0.0, ge=0, description="fixed launch/latency cost per kernel, s")
 
 
-class AllReduceFit(_Strict):
+class AllReduceFit(Frozen):
     """NCCL all-reduce time: ``alpha_s + bytes * beta_s_per_byte`` for a group size."""
 
     alpha_s: float = Field(ge=0)
     beta_s_per_byte: float = Field(ge=0)
 
 
-class TimingParams(_Strict):
+class TimingParams(Frozen):
     """Per-op roofline efficiencies and fixed costs (see :mod:`simulator.physics.timing`)."""
 
     gemm: dict[str, RooflineOp] = Field(
@@ -80,7 +64,7 @@ class TimingParams(_Strict):
         return self.elementwise.get(name) or self.elementwise.get("default") or RooflineOp()
 
 
-class PowerParams(_Strict):
+class PowerParams(Frozen):
     """Per-GPU power: ``P = p_busy_w + e_flop_j * FLOP/s + e_byte_j * byte/s`` while busy."""
 
     idle_w: float = Field(70.0, gt=0, description="GPU power with no work, W")
@@ -89,7 +73,7 @@ class PowerParams(_Strict):
     e_byte_j: float = Field(0.0, ge=0, description="energy per HBM byte moved, J")
 
 
-class Calibration(_Strict):
+class Calibration(Frozen):
     """A calibration file: versioned coefficients plus their provenance and fit errors."""
 
     version: str = "0"
@@ -102,20 +86,3 @@ class Calibration(_Strict):
         default_factory=dict,
         description="relative residuals (predicted/measured - 1) per quantity, for Monte Carlo",
     )
-
-
-def load_calibration(path: str | Path | None = None) -> Calibration:
-    """Read and validate a calibration file (default: ``calibration/h100.yaml``)."""
-    p = Path(path) if path is not None else DEFAULT_CALIBRATION
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise ScenarioError(f"cannot read calibration file: {e.strerror}", file=str(p)) from None
-    except yaml.YAMLError as e:
-        raise ScenarioError(f"malformed YAML: {e}", file=str(p)) from None
-    try:
-        return Calibration.model_validate(raw or {})
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        raise ScenarioError(err["msg"], file=str(p), field=loc) from None

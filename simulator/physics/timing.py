@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from simulator.catalog import ModelShape
-from simulator.hardware import BYTES_PER_ELEMENT, H100, GPUSpec
+from simulator.physics.hardware import BYTES_PER_ELEMENT, GPUSpec
 from simulator.physics.params import RooflineOp, TimingParams
 from simulator.physics.shapes import IterationShape
 
@@ -67,7 +67,7 @@ class TimingModel:
     """
 
     def __init__(self, model: ModelShape, tp: int, precision: str, params: TimingParams,
-                 kv_precision: str = "bf16", gpu: GPUSpec = H100):
+                 kv_precision: str, gpu: GPUSpec):
         self.model, self.tp, self.params, self.gpu = model, tp, params, gpu
         self.w_bytes = BYTES_PER_ELEMENT[precision]
         self.kv_bytes = BYTES_PER_ELEMENT[kv_precision]
@@ -144,23 +144,6 @@ class TimingModel:
         t = L * lay.time_s + emb.time_s + head.time_s + p.iteration_fixed_s + p.per_seq_s * sampled
         return Work(t, L * lay.flops + head.flops, L * lay.hbm_bytes + emb.hbm_bytes + head.hbm_bytes)
 
-    def attention(self, s: IterationShape) -> Work:
-        """Attention of all sequences of the iteration, all layers."""
-        L, p = self.model.layers, self.params
-        t = fl = by = 0.0
-        if s.prefill_tokens:
-            flops = self.attn_flops_pair_layer * s.prefill_attn_pairs
-            nbytes = ((s.prefill_tokens + s.prefill_prefix_tokens) * self.kv_bytes_token_layer
-                      + 2 * s.prefill_tokens * self.heads_gpu * self.model.head_dim * ACT_BYTES)
-            t += L * roofline_s(p.attn_prefill, s.prefill_tokens, flops, nbytes, self.peak, self.bw)
-            fl, by = L * flops, L * nbytes
-        if s.decode_seqs:
-            line = self.decode_attention(s.decode_seqs)
-            t += line[0] + line[1] * s.decode_ctx_tokens
-            fl += line[2] * s.decode_ctx_tokens
-            by += line[3] * s.decode_ctx_tokens
-        return Work(t, fl, by)
-
     def decode_attention(self, n_seqs: int) -> tuple[float, float, float, float]:
         """(t0_s, t1_s per context token, FLOPs and bytes per context token) of decode attention.
 
@@ -180,10 +163,9 @@ class TimingModel:
 
     # ------------------------------------------------------------------- API
     def work(self, s: IterationShape) -> Work:
-        """Time, FLOPs and HBM bytes of one iteration, per GPU of the replica.
-
-        Equals ``_linear + attention`` (same arithmetic, inlined: this is the engine's hot path).
-        """
+        """Time, FLOPs and HBM bytes of one iteration, per GPU of the replica: the cached
+        non-attention work of its rows plus the attention of its prefill chunks (causal-pair
+        FLOPs, KV bytes) and of its decodes (:meth:`decode_attention`, linear in context)."""
         lin = self._linear_cached(s.prefill_tokens + s.decode_seqs, s.sampled_seqs)
         t = fl = by = 0.0
         if s.prefill_tokens:

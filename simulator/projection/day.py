@@ -43,26 +43,26 @@ def curve_from_trace(sc: Scenario) -> np.ndarray:
     """Requests per hour of day in a timestamp trace (every hour must hold one)."""
     ct = sc.projection.curve_trace  # type: ignore[union-attr]
     path = Path(ct.path)
-    path = path if path.is_absolute() else sc._base_dir / path
+    path = path if path.is_absolute() else sc.base_dir / path
     field = "projection.curve_trace"
     try:
         col = pd.read_csv(path, usecols=[ct.column])[ct.column]
     except FileNotFoundError:
-        raise ScenarioError(f"cannot read {path}: no such file", file=sc._file,
+        raise ScenarioError(f"cannot read {path}: no such file", file=sc.file,
                             field=f"{field}.path") from None
     except ValueError as e:
-        raise ScenarioError(f"{path}: {e}", file=sc._file, field=f"{field}.column") from None
+        raise ScenarioError(f"{path}: {e}", file=sc.file, field=f"{field}.column") from None
     ts = pd.to_datetime(col, errors="coerce", format="mixed")
     if ts.isna().any():
         row = int(np.flatnonzero(ts.isna().to_numpy())[0])
         raise ScenarioError(f"{path}: row {row + 1}: {col.iloc[row]!r} is not a timestamp",
-                            file=sc._file, field=f"{field}.column")
+                            file=sc.file, field=f"{field}.column")
     counts = np.bincount(ts.dt.hour.to_numpy(), minlength=HOURS).astype(float)
     missing = [h for h in range(HOURS) if counts[h] == 0]
     if missing:
         raise ScenarioError(f"{path} has no request in {len(missing)} of 24 hours of day"
                             f" (first: hour {missing[0]}); a daily curve needs all 24",
-                            file=sc._file, field=field)
+                            file=sc.file, field=field)
     return counts
 
 

@@ -29,8 +29,9 @@ import pandas as pd
 from simulator.errors import ScenarioError
 from simulator.projection.day import (HOURS, J_PER_GWH, DayPlan, Facility, daily_curve,
                                       fleet_rate, integrate_day, nodes_for, plan_day)
+from simulator.physics.host import HostPower
 from simulator.projection.sample import (LevelJob, LevelResult, Perturbation, auto_warmup_s,
-                                         idle_level, run_level, scenario_calibration,
+                                         idle_level, level_calibration, run_level,
                                          trace_rate_per_s)
 from simulator.projection.uncertainty import draw_inputs, perturbation, sensitivity
 from simulator.scenario.schema import Scenario
@@ -99,14 +100,13 @@ def project(sc: Scenario, workers: int = 1,
     p = sc.projection
     if p is None:
         raise ScenarioError("missing: `fleetsim project` needs a projection section (at least"
-                            " projection.queries_per_day)", file=sc._file, field="projection")
-    cal = scenario_calibration(sc)
+                            " projection.queries_per_day)", file=sc.file, field="projection")
+    cal = level_calibration(sc)
+    gpn = sc.pool_specs()[0].gpus_per_node
     m, curve_source = daily_curve(sc)
     k = p.sample.nodes
     warmup_s = p.sample.warmup_s if p.sample.warmup_s is not None else auto_warmup_s(sc)
     classes = list(sc.workload.classes)
-    data = sc.model_dump(mode="json")
-    base_dir = str(sc._base_dir)
     trace_rate = trace_rate_per_s(sc) if sc.workload.arrival == "replay" else None
     target = p.fleet.slo_target
     # the peak hour's fleet rate: the capacity search starts from it for an explicit fleet, and
@@ -115,7 +115,7 @@ def project(sc: Scenario, workers: int = 1,
 
     def job(rate: float, level_key: int, pert: Perturbation = Perturbation(),
             keep: bool = True, requests: int | None = None) -> LevelJob:
-        return LevelJob(data, base_dir, sc._file, rate, k, requests or p.sample.requests,
+        return LevelJob(sc, rate, k, requests or p.sample.requests,
                         warmup_s, _seed(p.sample.seed, level_key), pert, keep, trace_rate,
                         q_peak_fleet)
 
@@ -143,7 +143,7 @@ def project(sc: Scenario, workers: int = 1,
                     lo = hi
                 else:
                     raise ScenarioError(f"per-node capacity above {hi:.4g} queries/s: the SLO"
-                                        " never binds", file=sc._file, field="workload.classes")
+                                        " never binds", file=sc.file, field="workload.classes")
             else:
                 for _ in range(MAX_BRACKET_STEPS):
                     hi_try = hi / 2.0
@@ -155,7 +155,7 @@ def project(sc: Scenario, workers: int = 1,
                     raise ScenarioError(
                         f"no per-node rate down to {hi:.3g} queries/s meets every class's SLO"
                         f" (slo_target {target:g}): the SLO cannot be met on this deployment",
-                        file=sc._file, field="projection.fleet.slo_target")
+                        file=sc.file, field="projection.fleet.slo_target")
             # confirm the bracket with full-length trials (a short trial can miss a slow
             # build-up of the queue)
             for _ in range(MAX_BRACKET_STEPS):
@@ -194,7 +194,7 @@ def project(sc: Scenario, workers: int = 1,
                 f"the auto-sized fleet misses slo_target {target:.1%} in the peak hour even after"
                 f" lowering the searched per-node capacity {capacity_cuts} times (the SLO"
                 " attainment is too noisy near the threshold): raise projection.sample.requests",
-                file=sc._file, field="projection.sample.requests")
+                file=sc.file, field="projection.sample.requests")
         if peak_level >= 0 and nominal[peak_level].min_attainment() < target:
             # an explicit fleet too small for its peak hour (auto and autoscale are sized so
             # that this cannot happen, up to the noise of the search)
@@ -208,7 +208,7 @@ def project(sc: Scenario, workers: int = 1,
                 f" class {worst!r} meets its SLO for {nominal[peak_level].attainment(worst):.1%}"
                 f" of requests < slo_target {target:.1%}; at least {need} nodes would meet it"
                 f" (per-node capacity {cap:.4g} queries/s), {nodes_for(q_peak, cap, p.fleet.headroom)}"
-                f" with headroom {p.fleet.headroom:g}", file=sc._file, field="projection.fleet.nodes")
+                f" with headroom {p.fleet.headroom:g}", file=sc.file, field="projection.fleet.nodes")
         inputs = draw_inputs(p.uncertainty, cal)
         jobs = []
         perts = []
@@ -221,7 +221,6 @@ def project(sc: Scenario, workers: int = 1,
 
     fac0 = Facility(sc.facility.pue, sc.facility.host_idle_w, sc.facility.host_active_w)
     carbon = p.carbon.hourly() if p.carbon is not None else None
-    gpn = sc.hardware.gpus_per_node
     idle_gpu_node_w = gpn * cal.power.idle_w
     warm = p.idle.warmup_s if p.idle.policy == "autoscale" else 0.0
 
@@ -231,7 +230,7 @@ def project(sc: Scenario, workers: int = 1,
             li = plan.level_of_hour[h]
             lv = idle_level(gpn, cal.power.idle_w, classes) if li < 0 else \
                 levels[li].rescaled(float(plan.rate_per_node[h]))
-            hourly.append(lv.node_power(fac.host_idle_w, fac.host_active_w))
+            hourly.append(lv.node_power(HostPower(fac.host_idle_w, fac.host_active_w, gpn)))
         return integrate_day(plan, hourly, fac, warm, idle_gpu_node_w, carbon)
 
     tot0, hourly0 = day(nominal, fac0)
@@ -279,7 +278,7 @@ def _class_shares(sc: Scenario) -> dict[str, float]:
         return sc.workload.class_shares()
     from simulator.workload.arrivals import Workload
 
-    w = Workload(sc.workload, 0, sc._base_dir)
+    w = Workload(sc.workload, 0, sc.base_dir)
     return {c: float(x) for c, x in zip(w.class_names, w.shares)}
 
 
@@ -394,7 +393,7 @@ def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: lis
         "nodes_peak": int(plan.nodes_on.max()),
         "nodes_mean": float(plan.nodes_on.mean()),
         "nodes_min": int(plan.nodes_on.min()),
-        "gpus_peak": int(plan.nodes_on.max()) * sc.hardware.gpus_per_node,
+        "gpus_peak": int(plan.nodes_on.max()) * sc.pool_specs()[0].gpus_per_node,
         "capacity_queries_per_s_per_node": cap,
         "peak_queries_per_s": float(plan.fleet_rate_per_s.max()),
         "facility_power_w_peak": float(proj.hourly["facility_power_w"].max()),

@@ -11,22 +11,23 @@ without re-simulating.
 
 Perturbed physics for Monte Carlo draws (:class:`Perturbation`) goes through the public inputs
 of the engine only: a modified :class:`~simulator.physics.params.Calibration` (timing and busy
-power) and a modified scenario (length distributions, or scaled copies of traces).
+power) and a derived scenario (each length distribution scaled by its own ``scaled`` method,
+replayed rows by ``workload.replay_*_scale``).
 """
 
 from __future__ import annotations
 
 import math
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from simulator.physics.params import Calibration, RooflineOp, load_calibration
+from simulator.engine.fleet import pool_calibration
+from simulator.physics.host import HostPower
+from simulator.physics.params import Calibration, RooflineOp
 from simulator.scenario.schema import Scenario
+from simulator.strict import replace
 
 J_PER_WH = 3600.0
 
@@ -84,106 +85,55 @@ def perturb_calibration(cal: Calibration, p: Perturbation) -> Calibration:
     return cal.model_copy(update={"timing": timing, "power": power})
 
 
-def scenario_calibration(sc: Scenario) -> Calibration:
-    path = sc.simulation.calibration
-    if path is None:
-        return load_calibration(None)
-    p = Path(path)
-    return load_calibration(p if p.is_absolute() else sc._base_dir / p)
+def level_calibration(sc: Scenario) -> Calibration:
+    """The fitted coefficients of the scenario's (one) pool."""
+    return pool_calibration(sc, sc.pool_specs()[0])
 
 
 # ------------------------------------------------------------------ scenario of a level
-def _scale_length(d: dict[str, Any], s: float, tmp: Path | None, base_dir: Path,
-                  tag: str) -> dict[str, Any]:
-    d = dict(d)
-    kind = d["dist"]
-    if kind == "fixed":
-        d["value"] = max(1, round(d["value"] * s))
-    elif kind == "uniform":
-        d["low"] = max(1, round(d["low"] * s))
-        d["high"] = max(d["low"], round(d["high"] * s))
-    elif kind == "exponential":
-        for k in ("median", "mean"):
-            if d.get(k) is not None:
-                d[k] = d[k] * s
-    elif kind == "lognormal":
-        d["median"] = d["median"] * s
-    elif kind == "empirical":
-        assert tmp is not None
-        src = Path(d["trace"]) if Path(d["trace"]).is_absolute() else base_dir / d["trace"]
-        df = pd.read_csv(src)
-        col = d["column"]
-        df[col] = np.maximum(1, np.round(pd.to_numeric(df[col]) * s)).astype(np.int64)
-        out = tmp / f"{tag}.csv"
-        df.to_csv(out, index=False)
-        d["trace"] = str(out)
-    return d
-
-
-def _scaled_trace(path: Path, si: float, so: float, out: Path) -> str:
-    df = pd.read_csv(path)
-    df["ContextTokens"] = np.maximum(1, np.round(df["ContextTokens"] * si)).astype(np.int64)
-    df["GeneratedTokens"] = np.maximum(0, np.round(df["GeneratedTokens"] * so)).astype(np.int64)
-    df.to_csv(out, index=False)
-    return str(out)
-
-
 def trace_rate_per_s(sc: Scenario) -> float:
     """Mean arrival rate of a replay workload at ``time_scale`` 1 (looped), requests/s."""
     from simulator.workload.arrivals import Workload
 
-    wl = sc.workload.model_copy(update={"time_scale": 1.0, "loop": True})
-    rate = Workload(wl, np.random.SeedSequence(0), sc._base_dir).mean_rate_per_s()
+    wl = replace(sc.workload, time_scale=1.0, loop=True)
+    rate = Workload(wl, np.random.SeedSequence(0), sc.base_dir).mean_rate_per_s()
     if not rate:
         raise ValueError("replay traces give no rate")
     return float(rate)
 
 
+def with_nodes(sc: Scenario, nodes: int) -> Scenario:
+    """``sc`` with its one pool resized to ``nodes`` (validated)."""
+    if sc.pools is None:
+        return sc.derive(deployment=replace(sc.deployment, nodes=nodes))
+    (pool,) = sc.pools
+    return sc.derive(pools=[replace(pool, deployment=replace(pool.deployment, nodes=nodes))])
+
+
 def level_scenario(sc: Scenario, rate_per_node: float, nodes: int, requests: int,
                    warmup_s: float, seed: int, pert: Perturbation = Perturbation(),
-                   tmp: Path | None = None, trace_rate: float | None = None,
-                   fleet_rate: float | None = None) -> Scenario:
+                   trace_rate: float | None = None, fleet_rate: float | None = None) -> Scenario:
     """The scenario that simulates ``nodes`` sampled nodes at ``rate_per_node`` each.
 
     A replay workload is sped up to ``fleet_rate`` (the whole fleet's queries/s) and the sampled
     nodes receive their share of it, request by request (``workload.replay_share``): what a
     few nodes of a large fleet see of a trace, bursts spread by the router. Without
-    ``fleet_rate`` the sampled nodes replay the whole trace at their own rate."""
-    from simulator.scenario.load import scenario_from_dict
-
-    data = sc.model_dump(mode="json")
-    data["projection"] = None
-    data["deployment"]["nodes"] = nodes
-    wl = data["workload"]
-    wl["hourly_multipliers"] = None
+    ``fleet_rate`` the sampled nodes replay the whole trace at their own rate. Lengths are
+    scaled by the perturbation (each distribution's :meth:`scaled`, replayed rows likewise)."""
+    wl = sc.workload
     total_rate = rate_per_node * nodes
-    if wl["arrival"] == "replay":
+    if wl.arrival == "replay":
         assert trace_rate is not None
         fleet = max(fleet_rate or total_rate, total_rate)
-        wl["time_scale"] = fleet / trace_rate
-        wl["replay_share"] = min(1.0, total_rate / fleet)
-        wl["loop"] = True
-        if pert.input_scale != 1.0 or pert.output_scale != 1.0:
-            assert tmp is not None
-            wl["traces"] = {name: _scaled_trace(
-                Path(p) if Path(p).is_absolute() else sc._base_dir / p, pert.input_scale,
-                pert.output_scale, tmp / f"replay-{name}.csv") for name, p in wl["traces"].items()}
+        wl = replace(wl, hourly_multipliers=None, time_scale=fleet / trace_rate,
+                     replay_share=min(1.0, total_rate / fleet), loop=True)
     else:
-        wl["rate_per_s"] = total_rate
-    if pert.input_scale != 1.0 or pert.output_scale != 1.0:
-        for name, c in wl["classes"].items():
-            c["input_tokens"] = _scale_length(c["input_tokens"], pert.input_scale, tmp,
-                                              sc._base_dir, f"{name}-in")
-            c["output_tokens"] = _scale_length(c["output_tokens"], pert.output_scale, tmp,
-                                               sc._base_dir, f"{name}-out")
+        wl = replace(wl, hourly_multipliers=None, rate_per_s=total_rate)
+    wl = wl.scaled_lengths(pert.input_scale, pert.output_scale)
     warm_requests = int(math.ceil(total_rate * warmup_s))
-    data["simulation"].update({"requests": warm_requests + requests, "duration_s": None,
-                               "warmup_s": warmup_s, "warmup_requests": 0, "drain": True,
-                               "seed": int(seed)})
-    out = scenario_from_dict(data, file=sc._file)
-    out._base_dir = sc._base_dir  # type: ignore[attr-defined]
-    out._file = sc._file  # type: ignore[attr-defined]
-    return out
+    simulation = replace(sc.simulation, requests=warm_requests + requests, duration_s=None,
+                         warmup_s=warmup_s, warmup_requests=0, drain=True, seed=int(seed))
+    return with_nodes(sc, nodes).derive(projection=None, workload=wl, simulation=simulation)
 
 
 def mean_output_tokens(sc: Scenario) -> dict[str, float]:
@@ -191,7 +141,7 @@ def mean_output_tokens(sc: Scenario) -> dict[str, float]:
     replay, NaN for a replay class without rows)."""
     from simulator.workload.arrivals import Workload
 
-    return Workload(sc.workload, 0, sc._base_dir).class_mean_output_tokens()
+    return Workload(sc.workload, 0, sc.base_dir).class_mean_output_tokens()
 
 
 def auto_warmup_s(sc: Scenario) -> float:
@@ -226,12 +176,12 @@ class LevelResult:
         idle = 1.0 - self.busy_gpu_fraction
         return self.idle_w_per_gpu * self.gpus_per_node * (idle if idle > 1e-9 else 0.0)
 
-    def node_power(self, host_idle_w: float, host_active_w: float) -> dict[str, float]:
-        """Mean power of one node, W, by part (host from the busy fraction, linear)."""
-        host_busy = host_active_w * self.busy_gpu_fraction
+    def node_power(self, host: HostPower) -> dict[str, float]:
+        """Mean power of one node, W, by part (the host model at the mean busy GPUs: exact
+        while it is linear in them)."""
         return {"gpu_prefill_w": self.gpu_prefill_w, "gpu_decode_w": self.gpu_decode_w,
-                "gpu_idle_w": self.gpu_idle_w, "host_idle_w": host_idle_w,
-                "host_busy_w": host_busy}
+                "gpu_idle_w": self.gpu_idle_w, "host_idle_w": host.idle_w,
+                "host_busy_w": host.busy_w(self.busy_gpu_fraction * self.gpus_per_node)}
 
     def attainment(self, cls: str) -> float:
         n = self.considered.get(cls, 0)
@@ -258,51 +208,23 @@ def idle_level(gpus_per_node: int, idle_w: float, classes: list[str]) -> LevelRe
                        {c: 0 for c in classes}, {c: 0 for c in classes})
 
 
-def _clip(t0: np.ndarray, t1: np.ndarray, vals: np.ndarray, w0: float, w1: float) -> float:
-    dur = t1 - t0
-    ov = np.clip(np.minimum(t1, w1) - np.maximum(t0, w0), 0.0, None)
-    frac = np.divide(ov, dur, out=np.zeros_like(ov), where=dur > 0)
-    return float((vals * frac).sum())
-
-
-def window_ledger(res: Any, w0: float, w1: float) -> dict[str, float]:
-    """GPU energy of a run inside [w0, w1]: busy (split prefill / decode by the engine's
-    per-iteration prefill share, prorated by overlap: exact for piecewise-constant power)
-    and busy GPU-seconds; idle GPU energy fills the rest. Whole fleet of the run."""
-    fleet = res.fleet
-    idle_w = res.calibration.power.idle_w
-    busy_j = prefill_j = busy_gpu_s = 0.0
-    for r in fleet.replicas:
-        rec = r.rec
-        t0 = np.asarray(rec.t0_s, dtype=float)
-        if not t0.size:
-            continue
-        t1 = np.asarray(rec.t1_s, dtype=float)
-        busy_j += _clip(t0, t1, np.asarray(rec.energy_j, dtype=float), w0, w1)
-        prefill_j += _clip(t0, t1, np.asarray(rec.prefill_j, dtype=float), w0, w1)
-        busy_gpu_s += _clip(t0, t1, t1 - t0, w0, w1) * r.tp
-    n_gpus = fleet.nodes * fleet.gpus_per_node
-    idle_gpu_s = max(0.0, n_gpus * (w1 - w0) - busy_gpu_s)
-    return {"gpu_prefill_j": prefill_j, "gpu_decode_j": busy_j - prefill_j,
-            "gpu_idle_j": idle_w * idle_gpu_s, "busy_gpu_s": busy_gpu_s, "gpus": n_gpus}
-
-
 def measure(res: Any, rate_per_node: float, keep_requests: bool = True) -> LevelResult:
     """Reduce a sampled run to its steady-state per-node figures."""
     w0, w1 = res.window_s
     win = max(w1 - w0, 1e-12)
-    led = window_ledger(res, w0, w1)
+    led = res.ledger.window(w0, w1)
     nodes = res.fleet.nodes
+    pool = res.fleet.pools[0]
     df = res.requests
     m = df[~df["warmup"].to_numpy()]
     done = m[m["state"] == "completed"]
     in_win = done[(done["finish_s"] >= w0) & (done["finish_s"] <= w1)]
     out = LevelResult(
         rate_per_node=rate_per_node, window_s=win,
-        gpu_prefill_w=led["gpu_prefill_j"] / win / nodes,
-        gpu_decode_w=led["gpu_decode_j"] / win / nodes,
-        busy_gpu_fraction=led["busy_gpu_s"] / (win * led["gpus"]),
-        gpus_per_node=res.fleet.gpus_per_node, idle_w_per_gpu=res.calibration.power.idle_w,
+        gpu_prefill_w=led.prefill_gpu_j / win / nodes,
+        gpu_decode_w=led.decode_gpu_j / win / nodes,
+        busy_gpu_fraction=led.busy_gpu_s / (win * led.gpus),
+        gpus_per_node=pool.gpus_per_node, idle_w_per_gpu=pool.idle_w,
         throughput_per_node=len(in_win) / win / nodes)
     cls = m["class"].astype(str).to_numpy()
     state = m["state"].astype(str).to_numpy()
@@ -322,9 +244,7 @@ def measure(res: Any, rate_per_node: float, keep_requests: bool = True) -> Level
 class LevelJob:
     """Everything a worker needs to simulate one level (picklable, no engine objects)."""
 
-    scenario: dict[str, Any]
-    base_dir: str
-    file: str | None
+    scenario: Scenario
     rate_per_node: float
     nodes: int
     requests: int
@@ -338,16 +258,10 @@ class LevelJob:
 
 def run_level(job: LevelJob) -> LevelResult:
     """Simulate one level (top-level function: process pools pickle it by reference)."""
-    from simulator.engine.run import simulate
-    from simulator.scenario.load import scenario_from_dict
+    from simulator.api import simulate
 
-    sc = scenario_from_dict(job.scenario, file=job.file)
-    sc._base_dir = Path(job.base_dir)  # type: ignore[attr-defined]
-    sc._file = job.file  # type: ignore[attr-defined]
-    cal = perturb_calibration(scenario_calibration(sc), job.pert)
-    with tempfile.TemporaryDirectory(prefix="fleetsim-level-") as tmp:
-        lsc = level_scenario(sc, job.rate_per_node, job.nodes, job.requests, job.warmup_s,
-                             job.seed, job.pert, Path(tmp), job.trace_rate,
-                             job.fleet_rate)
-        res = simulate(lsc, cal)
-    return measure(res, job.rate_per_node, job.keep_requests)
+    sc = job.scenario
+    cal = perturb_calibration(level_calibration(sc), job.pert)
+    lsc = level_scenario(sc, job.rate_per_node, job.nodes, job.requests, job.warmup_s,
+                         job.seed, job.pert, job.trace_rate, job.fleet_rate)
+    return measure(simulate(lsc, cal), job.rate_per_node, job.keep_requests)

@@ -16,15 +16,14 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from simulator.strict import Strict
 from simulator.workload.spec import check_daily_curve
 
 HOURS_PER_DAY = 24
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def _range(v: list[float], name: str, lo: float, hi: float | None = None) -> list[float]:
@@ -39,7 +38,7 @@ def _range(v: list[float], name: str, lo: float, hi: float | None = None) -> lis
     return v
 
 
-class CurveTrace(_Strict):
+class CurveTrace(Strict):
     """A daily load curve read from a trace of request timestamps: requests per hour of day."""
 
     path: str = Field(min_length=1, description="CSV file; a relative path resolves against"
@@ -49,7 +48,7 @@ class CurveTrace(_Strict):
                         " hold at least one request")
 
 
-class FleetPolicy(_Strict):
+class FleetPolicy(Strict):
     """How many nodes the fleet has, and how its size is chosen."""
 
     nodes: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
@@ -71,7 +70,7 @@ class FleetPolicy(_Strict):
         " dimensionless (the search stops when its bracket is narrower than this)")
 
 
-class IdlePolicy(_Strict):
+class IdlePolicy(Strict):
     """What happens to capacity the load does not need."""
 
     policy: Literal["always_on", "autoscale"] = Field(
@@ -86,7 +85,7 @@ class IdlePolicy(_Strict):
         " Default 600 s is a user-chosen figure, not a measurement")
 
 
-class SampleSpec(_Strict):
+class SampleSpec(Strict):
     """Scale by sampling: how each hour's per-node load is simulated."""
 
     nodes: int = Field(
@@ -108,7 +107,7 @@ class SampleSpec(_Strict):
                       " level has its own stream; draws reuse them: common random numbers)")
 
 
-class CarbonSpec(_Strict):
+class CarbonSpec(Strict):
     """Grid carbon intensity, for tCO2 per day."""
 
     intensity_g_per_kwh: float | list[float] = Field(
@@ -131,7 +130,7 @@ class CarbonSpec(_Strict):
         return list(v) if isinstance(v, list) else [float(v)] * HOURS_PER_DAY
 
 
-class UncertaintySpec(_Strict):
+class UncertaintySpec(Strict):
     """Monte Carlo over what is not known exactly. Each draw picks one value of every input
     below, re-simulates every load level with perturbed physics (same random streams as the
     nominal projection) and re-integrates the day; P5/P50/P95 are taken over the draws."""
@@ -188,7 +187,7 @@ class UncertaintySpec(_Strict):
         return v
 
 
-class ProjectionSpec(_Strict):
+class ProjectionSpec(Strict):
     """A fleet-day: daily volume x daily curve x the workload's query mix, on a fleet of the
     scenario's nodes; used by ``fleetsim project`` (ignored by ``fleetsim run``)."""
 
@@ -226,6 +225,9 @@ def check_projection(sc: Any) -> None:
     p = sc.projection
     if p is None:
         return
+    if sc.pools is not None and len(sc.pools) > 1:
+        raise ValueError("pools: a projection sizes one pool (a fleet of identical nodes);"
+                         " mixed pools are run with `fleetsim run`")
     if sc.workload.arrival == "closed_loop":
         raise ValueError("workload.arrival: a projection needs open-loop arrivals (poisson,"
                          " gamma or replay); closed_loop sets its own rate")

@@ -17,8 +17,9 @@ import numpy as np
 
 from simulator.projection.day import HOURS, J_PER_GWH, Facility, integrate_day
 from simulator.projection.project import Projection, _seed
-from simulator.projection.sample import (LevelJob, auto_warmup_s, idle_level, run_level,
-                                         scenario_calibration, trace_rate_per_s)
+from simulator.physics.host import HostPower
+from simulator.projection.sample import (LevelJob, auto_warmup_s, idle_level, level_calibration,
+                                         run_level, trace_rate_per_s)
 
 
 @dataclass
@@ -38,12 +39,11 @@ def full_fleet_day(proj: Projection, requests_per_node: int, seed: int = 12345) 
     p = sc.projection
     assert p is not None
     plan = proj.plan
-    cal = scenario_calibration(sc)
+    cal = level_calibration(sc)
     warmup_s = p.sample.warmup_s if p.sample.warmup_s is not None else auto_warmup_s(sc)
     trace_rate = trace_rate_per_s(sc) if sc.workload.arrival == "replay" else None
-    data = sc.model_dump(mode="json")
     classes = list(sc.workload.classes)
-    gpn = sc.hardware.gpus_per_node
+    gpn = sc.pool_specs()[0].gpus_per_node
     fac = Facility(sc.facility.pue, sc.facility.host_idle_w, sc.facility.host_active_w)
     cache: dict[tuple[int, float], dict[str, float]] = {}
     hourly = []
@@ -54,11 +54,11 @@ def full_fleet_day(proj: Projection, requests_per_node: int, seed: int = 12345) 
             if rate <= 0:
                 lv = idle_level(gpn, cal.power.idle_w, classes)
             else:
-                lv = run_level(LevelJob(data, str(sc._base_dir), sc._file, rate, n,
+                lv = run_level(LevelJob(sc, rate, n,
                                         requests_per_node * n, warmup_s, _seed(seed, len(cache)),
                                         keep_requests=False, trace_rate=trace_rate,
                                         fleet_rate=float(plan.fleet_rate_per_s.max())))
-            cache[key] = lv.node_power(fac.host_idle_w, fac.host_active_w)
+            cache[key] = lv.node_power(HostPower(fac.host_idle_w, fac.host_active_w, gpn))
         hourly.append(cache[key])
     warm = p.idle.warmup_s if p.idle.policy == "autoscale" else 0.0
     tot, _ = integrate_day(plan, hourly, fac, warm, gpn * cal.power.idle_w,

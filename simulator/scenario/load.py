@@ -121,15 +121,17 @@ def format_validation_error(e: ValidationError, file: str | None, prefix: tuple 
     return ScenarioError(msg, file=file, field=path or None)
 
 
-def scenario_from_dict(data: dict[str, Any], file: str | None = None) -> Scenario:
-    """Validate a scenario given as a dict (e.g. parsed YAML)."""
+def scenario_from_dict(data: dict[str, Any], file: str | None = None,
+                       base_dir: str | Path | None = None) -> Scenario:
+    """Validate a scenario given as a dict (e.g. parsed YAML); relative paths in it resolve
+    against ``base_dir`` (default the current folder)."""
     if not isinstance(data, dict):
         raise ScenarioError("a scenario must be a mapping of sections", file=file)
     try:
         sc = Scenario.model_validate(data)
     except ValidationError as e:
         raise format_validation_error(e, file, data=data) from None
-    return sc
+    return sc.with_origin(file, base_dir)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -159,7 +161,4 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     for text in overrides:
         key, value = parse_override(text)
         set_path(data, key, value)
-    sc = scenario_from_dict(data, file=str(path))
-    sc._base_dir = Path(path).resolve().parent  # type: ignore[attr-defined]
-    sc._file = str(path)  # type: ignore[attr-defined]
-    return sc
+    return scenario_from_dict(data, file=str(path), base_dir=Path(path).resolve().parent)

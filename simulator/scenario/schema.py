@@ -3,35 +3,31 @@
 Every field has a type, a unit in its name or description, a default and a range; unknown
 keys are errors. ``docs/scenario-reference.md`` is generated from this module
 (``fleetsim reference``), so the reference cannot drift from the code.
+
+A fleet is a list of pools (:class:`PoolSpec`: model, GPU type, parallelism, serving limits).
+Without a ``pools:`` section the top-level ``model``, ``hardware``, ``deployment`` and
+``serving`` sections are the fleet's one pool; with it, every pool starts from those sections
+and overrides what it gives, field by field.
 """
 
 from __future__ import annotations
 
-import math
+import re
+from pathlib import Path
 from typing import Any, Literal
 
-from pathlib import Path
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
-
-from simulator.capping.spec import PowerSpec
+from simulator.capping.spec import PowerSpec, check_power
 from simulator.catalog import CATALOG, ModelShape
+from simulator.devices import DeviceProfile, load_profile, names as device_names
 from simulator.errors import did_you_mean
-from simulator.projection.spec import ProjectionSpec
+from simulator.projection.spec import ProjectionSpec, check_projection
+from simulator.strict import Strict
 from simulator.workload.spec import WorkloadSpec
 
-
-class Strict(BaseModel):
-    """Base: unknown keys are errors, floats must be finite."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _finite(cls, v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ValueError("must be a finite number")
-        return v
+POOL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+POOL_SECTIONS = ("model", "hardware", "deployment", "serving")
 
 
 class ModelSpec(Strict):
@@ -61,28 +57,54 @@ class ModelSpec(Strict):
 
 
 class HardwareSpec(Strict):
-    """The GPU and node type (one type is supported: DGX-class H100 SXM5 80GB nodes)."""
+    """The GPU type (a device profile: datasheet, node, fitted coefficients) and its node."""
 
-    gpu: Literal["H100-SXM5-80GB"] = Field("H100-SXM5-80GB", description="GPU type")
-    gpus_per_node: Literal[8] = Field(8, description="GPUs per node")
+    gpu: str = Field("H100-SXM5-80GB", description="GPU type: the name or an alias of a device"
+                     " profile (simulator/devices/; the reference lists them below)")
+    gpus_per_node: int | None = Field(
+        None, ge=1, le=64, description="GPUs per node; default the profile's node (DGX: 8)")
+    calibration: str | None = Field(
+        None, description="calibration file (fitted timing and power coefficients) for this"
+        " GPU type instead of the profile's; a relative path resolves against the scenario"
+        " file's folder")
+
+    @field_validator("gpu")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        known = device_names()
+        if v not in known:
+            raise ValueError(f"unknown GPU {v!r}{did_you_mean(v, known)}; device profiles:"
+                             f" {', '.join(known)}")
+        return v
+
+    def profile(self) -> DeviceProfile:
+        return load_profile(self.gpu)
+
+    @property
+    def node_gpus(self) -> int:
+        """GPUs per node: the field, else the profile's."""
+        return self.gpus_per_node or self.profile().node.gpus_per_node
 
 
 class DeploymentSpec(Strict):
     """How many nodes, and how each node is split into tensor-parallel replicas."""
 
-    nodes: int = Field(1, gt=0, description="nodes in the fleet")
+    nodes: int = Field(1, gt=0, description="nodes in the fleet (in this pool)")
     tp: Literal[1, 2, 4, 8] = Field(8, description="tensor-parallel degree (GPUs per replica)")
     replicas_per_node: int | None = Field(
         None, gt=0, description="replicas per node; default gpus_per_node / tp (all GPUs used)")
     precision: Literal["bf16", "fp8"] = Field("bf16", description="weight/GEMM precision")
     kv_precision: Literal["bf16", "fp8"] = Field("bf16", description="KV-cache element type")
-    gpu_cap_w: float = Field(700.0, ge=200.0, le=700.0,
-                             description="power cap of every GPU, W (H100: 200-700)")
+    gpu_cap_w: float | None = Field(
+        None, gt=0, description="power cap of every GPU, W; default the GPU's board power"
+        " limit (H100: 700); must lie in the profile's range (H100: 200-700)")
 
 
 class ServingSpec(Strict):
     """The replica scheduler (vLLM-style continuous batching)."""
 
+    scheduler: str = Field("fcfs", description="scheduling policy (fcfs: vLLM-style first come,"
+                           " first served continuous batching)")
     max_batch_size: int = Field(256, gt=0, description="max sequences per iteration (max_num_seqs)")
     max_batched_tokens: int = Field(
         8192, gt=0, description="max tokens per iteration (prefill chunk tokens + decodes)")
@@ -99,6 +121,100 @@ class ServingSpec(Strict):
         " read from vLLM start-up logs; not measured here)")
     max_model_len: int = Field(32768, gt=0, description="longest sequence (prompt + output), tokens;"
                                " longer requests are dropped; the KV cache must hold one")
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from simulator.engine.scheduler import SCHEDULERS
+
+        if v not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {v!r}{did_you_mean(v, SCHEDULERS)};"
+                             f" valid: {', '.join(sorted(SCHEDULERS))}")
+        return v
+
+
+class PoolSpec(Strict):
+    """One pool of identical nodes: a model on a GPU type, split into replicas, served alike."""
+
+    name: str = Field(description="pool name (an identifier), used in outputs")
+    model: str | ModelSpec = Field("Llama-3.1-70B", description="catalog name or inline shape")
+    hardware: HardwareSpec = HardwareSpec()
+    deployment: DeploymentSpec = DeploymentSpec()
+    serving: ServingSpec = ServingSpec()
+
+    _path: str = PrivateAttr(default="")  # field-path prefix of errors ("" or "pools.<i>.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not POOL_NAME_RE.match(v):
+            raise ValueError(f"pool name {v!r} is not an identifier (letters, digits, '_' or '-',"
+                             " not starting with a digit)")
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _catalog(cls, v: str | ModelSpec) -> str | ModelSpec:
+        return _catalog_model(v)
+
+    def model_shape(self) -> ModelShape:
+        return CATALOG[self.model] if isinstance(self.model, str) else self.model.shape()
+
+    def profile(self) -> DeviceProfile:
+        return self.hardware.profile()
+
+    @property
+    def gpus_per_node(self) -> int:
+        return self.hardware.node_gpus
+
+    @property
+    def replicas_per_node(self) -> int:
+        d = self.deployment
+        return d.replicas_per_node or self.gpus_per_node // d.tp
+
+    @property
+    def gpu_cap_w(self) -> float:
+        """Every GPU's static cap, W (the deployment's, else the GPU's board limit)."""
+        cap = self.deployment.gpu_cap_w
+        return float(cap) if cap is not None else self.profile().gpu.tdp_w
+
+    @property
+    def path(self) -> str:
+        """Prefix of this pool's field paths in error messages ("" or "pools.<i>.")."""
+        return self._path
+
+    def check(self) -> None:
+        """Cross-field rules of one pool (ValueError naming the field path)."""
+        s, d, at = self.serving, self.deployment, self._path
+        if s.max_batched_tokens < s.max_batch_size:
+            raise ValueError(f"{at}serving.max_batched_tokens ({s.max_batched_tokens}) must be >="
+                             f" serving.max_batch_size ({s.max_batch_size})")
+        if not s.chunked_prefill and s.max_batched_tokens < s.max_model_len:
+            raise ValueError(f"{at}serving.max_batched_tokens must be >= serving.max_model_len when"
+                             " chunked_prefill is off (a whole prompt must fit one iteration)")
+        gpn = self.gpus_per_node
+        if d.tp > gpn:
+            raise ValueError(f"{at}deployment.tp: tp={d.tp} exceeds {gpn} GPUs per node")
+        if d.replicas_per_node is not None and d.replicas_per_node * d.tp > gpn:
+            raise ValueError(f"{at}deployment: replicas_per_node x tp = {d.replicas_per_node * d.tp}"
+                             f" exceeds {gpn} GPUs per node")
+        prof = self.profile()
+        lo, hi = prof.cap_range_w()
+        if d.gpu_cap_w is not None and not lo <= d.gpu_cap_w <= hi:
+            raise ValueError(f"{at}deployment.gpu_cap_w: {d.gpu_cap_w:g} W is outside the"
+                             f" {prof.name} range {lo:g}-{hi:g} W")
+        for name in ("precision", "kv_precision"):
+            p = getattr(d, name)
+            if p not in prof.precisions:
+                raise ValueError(f"{at}deployment.{name}: {prof.name} has no {p} support"
+                                 f" (has {', '.join(prof.precisions)})")
+
+
+def _catalog_model(v: str | ModelSpec) -> str | ModelSpec:
+    if isinstance(v, str) and v not in CATALOG:
+        raise ValueError(f"unknown model {v!r}{did_you_mean(v, CATALOG)};"
+                         f" catalog: {', '.join(CATALOG)}")
+    return v
 
 
 class RouterSpec(Strict):
@@ -139,7 +255,8 @@ class SimulationSpec(Strict):
     drain: bool = Field(True, description="after the last arrival, run until every request ends")
     seed: int = Field(0, ge=0, description="root seed of every random stream")
     calibration: str | None = Field(
-        None, description="calibration file; default calibration/h100.yaml")
+        None, description="calibration file for every pool that does not name its own"
+        " (hardware.calibration); default the device profile's")
     engine: Literal["coalesced", "stepped"] = Field(
         "coalesced", description="coalesced: jump over decode iterations in closed form;"
         " stepped: one event per iteration (reference, slow)")
@@ -159,6 +276,10 @@ class Scenario(Strict):
     hardware: HardwareSpec = HardwareSpec()
     deployment: DeploymentSpec = DeploymentSpec()
     serving: ServingSpec = ServingSpec()
+    pools: list[PoolSpec] | None = Field(
+        None, description="pools of the fleet (e.g. H100 and B200 nodes behind one router);"
+        " each starts from the top-level model, hardware, deployment and serving sections and"
+        " overrides the fields it gives. Null: those sections are the fleet's one pool")
     router: RouterSpec = RouterSpec()
     workload: WorkloadSpec = Field(default_factory=WorkloadSpec)
     facility: FacilitySpec = FacilitySpec()
@@ -171,51 +292,102 @@ class Scenario(Strict):
     _base_dir: Path = PrivateAttr(default_factory=lambda: Path("."))
     _file: str | None = PrivateAttr(default=None)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit(cls, data: Any) -> Any:
+        """Every pool starts from the top-level sections (field by field)."""
+        if not isinstance(data, dict) or not isinstance(data.get("pools"), list):
+            return data
+        pools = []
+        for p in data["pools"]:
+            if isinstance(p, dict):
+                p = dict(p)
+                for sec in POOL_SECTIONS:
+                    top = data.get(sec)
+                    if sec not in p:
+                        if top is not None:
+                            p[sec] = top
+                    elif isinstance(top, dict) and isinstance(p[sec], dict):
+                        p[sec] = {**top, **p[sec]}
+            pools.append(p)
+        return {**data, "pools": pools}
+
     @field_validator("model")
     @classmethod
     def _catalog(cls, v: str | ModelSpec) -> str | ModelSpec:
-        if isinstance(v, str) and v not in CATALOG:
-            raise ValueError(f"unknown model {v!r}{did_you_mean(v, CATALOG)};"
-                             f" catalog: {', '.join(CATALOG)}")
+        return _catalog_model(v)
+
+    @field_validator("pools")
+    @classmethod
+    def _pools(cls, v: list[PoolSpec] | None) -> list[PoolSpec] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("pools is empty; give at least one pool or leave pools out")
+        seen: set[str] = set()
+        for p in v:
+            if p.name in seen:
+                raise ValueError(f"two pools are named {p.name!r}")
+            seen.add(p.name)
         return v
 
     @model_validator(mode="after")
-    def _serving(self) -> "Scenario":
-        s = self.serving
-        if s.max_batched_tokens < s.max_batch_size:
-            raise ValueError(f"serving.max_batched_tokens ({s.max_batched_tokens}) must be >="
-                             f" serving.max_batch_size ({s.max_batch_size})")
-        if not s.chunked_prefill and s.max_batched_tokens < s.max_model_len:
-            raise ValueError("serving.max_batched_tokens must be >= serving.max_model_len when"
-                             " chunked_prefill is off (a whole prompt must fit one iteration)")
-        return self
-
-    @model_validator(mode="after")
-    def _fits_node(self) -> "Scenario":
-        d = self.deployment
-        if d.replicas_per_node is not None and d.replicas_per_node * d.tp > self.hardware.gpus_per_node:
-            raise ValueError(f"deployment: replicas_per_node x tp = {d.replicas_per_node * d.tp}"
-                             f" exceeds {self.hardware.gpus_per_node} GPUs per node")
-        return self
-
-    @model_validator(mode="after")
-    def _power(self) -> "Scenario":
-        from simulator.capping.spec import check_power
-
+    def _check(self) -> "Scenario":
+        for pool in self.pool_specs():
+            pool.check()
         check_power(self)
-        return self
-
-    @model_validator(mode="after")
-    def _projection(self) -> "Scenario":
-        from simulator.projection.spec import check_projection
-
         check_projection(self)
         return self
 
+    # ---------------------------------------------------------------- derived
+    def pool_specs(self) -> list[PoolSpec]:
+        """The fleet's pools in order (node and replica indexes count through them)."""
+        if self.pools is None:
+            one = PoolSpec(name="default", model=self.model, hardware=self.hardware,
+                           deployment=self.deployment, serving=self.serving)
+            return [one]
+        for i, p in enumerate(self.pools):
+            p._path = f"pools.{i}."
+        return list(self.pools)
+
     def model_shape(self) -> ModelShape:
-        return CATALOG[self.model] if isinstance(self.model, str) else self.model.shape()
+        """The first pool's model (the model of a one-pool fleet)."""
+        return self.pool_specs()[0].model_shape()
 
     @property
-    def replicas_per_node(self) -> int:
-        d = self.deployment
-        return d.replicas_per_node or self.hardware.gpus_per_node // d.tp
+    def nodes(self) -> int:
+        """Nodes of the whole fleet."""
+        return sum(p.deployment.nodes for p in self.pool_specs())
+
+    @property
+    def replicas(self) -> int:
+        """Replicas of the whole fleet."""
+        return sum(p.deployment.nodes * p.replicas_per_node for p in self.pool_specs())
+
+    @property
+    def base_dir(self) -> Path:
+        """Folder against which the scenario's relative paths resolve."""
+        return self._base_dir
+
+    @property
+    def file(self) -> str | None:
+        """The file the scenario came from (for error messages), if any."""
+        return self._file
+
+    def with_origin(self, file: str | None, base_dir: str | Path | None = None) -> "Scenario":
+        """Set where the scenario came from (file for messages, folder for relative paths)."""
+        self._file = file
+        if base_dir is not None:
+            self._base_dir = Path(base_dir)
+        return self
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the scenario, resolved against its folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self._base_dir / p
+
+    def derive(self, **changes: Any) -> "Scenario":
+        """A validated copy with whole sections replaced (typed values: sections or fields),
+        keeping the origin. ``sc.derive(deployment=replace(sc.deployment, nodes=4))``."""
+        out = type(self).model_validate({**dict(self), **changes})
+        return out.with_origin(self._file, self._base_dir)

@@ -18,7 +18,7 @@ from simulator.scenario.schema import Scenario
 
 def run_command(sc: Scenario, out_dir: Path) -> dict[str, Any]:
     """``fleetsim run``: simulate and write the run folder (summary, requests, power)."""
-    from simulator.engine.run import simulate
+    from simulator.api import simulate
     from simulator.output import write_run
 
     res = simulate(sc)

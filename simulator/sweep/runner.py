@@ -65,9 +65,7 @@ def run_point(task: PointTask) -> PointOutcome:
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
-        sc = scenario_from_dict(task.data, file=task.file)
-        sc._base_dir = Path(task.base_dir)  # type: ignore[attr-defined]
-        sc._file = task.file  # type: ignore[attr-defined]
+        sc = scenario_from_dict(task.data, file=task.file, base_dir=task.base_dir)
         summary = COMMANDS[task.command](sc, staging)
         staging.mkdir(parents=True, exist_ok=True)
         if not (staging / "summary.json").exists():

@@ -27,28 +27,27 @@ from typing import Any
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from simulator.errors import ScenarioError
 from simulator.scenario.load import (format_validation_error, parse_override, read_yaml,
                                      scenario_from_dict, set_path)
 from simulator.scenario.schema import Scenario
+from simulator.strict import Strict
 
 
-class SampleSpec(BaseModel):
+class SampleSpec(Strict):
     """Random points: ``n`` draws, uniform in each range, reproducible from ``seed``."""
 
-    model_config = ConfigDict(extra="forbid")
     n: int = Field(gt=0, description="number of random points")
     seed: int = Field(0, ge=0, description="seed of the draws")
     ranges: dict[str, tuple[int | float, int | float]] = Field(
         description="{dotted.path: [low, high]}; integers when both bounds are integers")
 
 
-class SweepSpec(BaseModel):
+class SweepSpec(Strict):
     """The ``sweep:`` section of a scenario file."""
 
-    model_config = ConfigDict(extra="forbid")
     command: str = Field("run", description="what runs at each point (see COMMANDS)")
     grid: dict[str, list[Any]] | None = Field(None, description="{dotted.path: [values]}: every combination")
     points: list[dict[str, Any]] | None = Field(None, description="explicit points [{dotted.path: value}]")
@@ -277,9 +276,7 @@ def build_sweep(path: str, overrides: list[str] | tuple[str, ...] = (), cli_spec
             set_path(d, k, copy.deepcopy(v))
         where = ", ".join(f"{k}={v!r}" for k, v in ov.items()) or "the base scenario"
         try:
-            sc = scenario_from_dict(d, file=path)
-            sc._base_dir = base_dir  # type: ignore[attr-defined]
-            sc._file = path  # type: ignore[attr-defined]
+            sc = scenario_from_dict(d, file=path, base_dir=base_dir)
             check_memory(sc)
         except ScenarioError as e:
             raise ScenarioError(f"{e.problem} (sweep point {where})", file=path, field=e.field) from None

@@ -275,8 +275,13 @@ class Workload:
             ns = (df["timestamp"] - t0).to_numpy().astype("timedelta64[ns]").astype(np.int64)
             ts.append(ns.astype(np.float64) / 1e9 / spec.time_scale)
             cl.append(np.full(len(df), k, dtype=np.int32))
-            ins.append(df["input_tokens"].to_numpy(np.int64))
-            outs.append(np.maximum(df["output_tokens"].to_numpy(np.int64), 1))
+            inp, out = df["input_tokens"].to_numpy(np.int64), df["output_tokens"].to_numpy(np.int64)
+            if spec.replay_input_scale != 1.0:
+                inp = np.maximum(1, np.rint(inp * spec.replay_input_scale)).astype(np.int64)
+            if spec.replay_output_scale != 1.0:
+                out = np.maximum(0, np.rint(out * spec.replay_output_scale)).astype(np.int64)
+            ins.append(inp)
+            outs.append(np.maximum(out, 1))
         t = np.concatenate(ts)
         order = np.argsort(t, kind="stable")
         merged = (t[order], np.concatenate(cl)[order], np.concatenate(ins)[order],

@@ -189,6 +189,8 @@ def _lognormal(spec: LognormalLength, base_dir: Path, field: str) -> LengthSampl
 
 def _empirical(spec: EmpiricalLength, base_dir: Path, field: str) -> LengthSampler:
     values = load_token_column(resolve_path(spec.trace, base_dir), spec.column, f"{field}.trace")
+    if spec.scale != 1.0:
+        values = np.rint(values * spec.scale).astype(np.int64)
     values = np.maximum(values, 1)
     if spec.max_tokens is not None:
         values = np.minimum(values, spec.max_tokens)

@@ -18,8 +18,6 @@ import re
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PlainValidator,
     ValidationInfo,
@@ -28,6 +26,7 @@ from pydantic import (
 )
 
 from simulator.errors import did_you_mean
+from simulator.strict import Strict, replace
 
 #: Shares of a mix must sum to 1 within this tolerance.
 MIX_SUM_TOLERANCE = 1e-6
@@ -55,10 +54,6 @@ MixShare = Annotated[
 ]
 
 
-class _Strict(BaseModel):
-    """Base: unknown keys are errors; NaN and infinity are rejected for every float."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 _MAX_TOKENS_DESC = (
@@ -67,7 +62,7 @@ _MAX_TOKENS_DESC = (
 )
 
 
-class _LengthBase(_Strict):
+class _LengthBase(Strict):
     max_tokens: int | None = Field(None, ge=1, description=_MAX_TOKENS_DESC)
 
 
@@ -76,6 +71,10 @@ class FixedLength(_LengthBase):
 
     dist: Literal["fixed"] = Field(description="distribution name: 'fixed'")
     value: int = Field(ge=1, description="length of every request, tokens (>= 1)")
+
+    def scaled(self, s: float) -> FixedLength:
+        """Lengths times ``s`` (rounded, >= 1 token)."""
+        return replace(self, value=max(1, round(self.value * s)))
 
 
 class UniformLength(_LengthBase):
@@ -90,6 +89,11 @@ class UniformLength(_LengthBase):
         if self.high < self.low:
             raise ValueError(f"uniform needs low <= high (got low={self.low}, high={self.high})")
         return self
+
+    def scaled(self, s: float) -> UniformLength:
+        """Bounds times ``s`` (rounded, >= 1 token, low <= high)."""
+        low = max(1, round(self.low * s))
+        return replace(self, low=low, high=max(low, round(self.high * s)))
 
 
 class ExponentialLength(_LengthBase):
@@ -120,6 +124,12 @@ class ExponentialLength(_LengthBase):
         """Mean of the continuous distribution (before rounding and clipping), tokens."""
         return self.mean if self.mean is not None else float(self.median) / math.log(2)  # type: ignore[arg-type]
 
+    def scaled(self, s: float) -> ExponentialLength:
+        """The same law with its median (or mean) times ``s``."""
+        if self.median is not None:
+            return replace(self, median=self.median * s)
+        return replace(self, mean=self.mean * s)  # type: ignore[operator]
+
 
 class LognormalLength(_LengthBase):
     """Log-normal length: ``exp(N(ln median, sigma^2))``, then ``max(1, round(x))`` tokens."""
@@ -131,6 +141,10 @@ class LognormalLength(_LengthBase):
     sigma: float = Field(
         ge=0, description="standard deviation of ln(length), dimensionless (0 = fixed length)"
     )
+
+    def scaled(self, s: float) -> LognormalLength:
+        """The same law with its median times ``s``."""
+        return replace(self, median=self.median * s)
 
 
 class EmpiricalLength(_LengthBase):
@@ -150,6 +164,14 @@ class EmpiricalLength(_LengthBase):
         description="column holding token counts (e.g. ContextTokens or GeneratedTokens of an"
         " Azure LLM inference trace), tokens",
     )
+    scale: float = Field(
+        1.0, gt=0, description="factor on every value of the column, dimensionless (then rounded,"
+        " >= 1 token): a what-if on the measured lengths"
+    )
+
+    def scaled(self, s: float) -> EmpiricalLength:
+        """Every value times ``s`` (rounded once, >= 1 token)."""
+        return replace(self, scale=self.scale * s)
 
 
 LengthSpec = Annotated[
@@ -158,7 +180,7 @@ LengthSpec = Annotated[
 ]
 
 
-class SLO(_Strict):
+class SLO(Strict):
     """Latency targets of a query class (defaults are user choices, not measurements)."""
 
     ttft_s: float = Field(
@@ -183,7 +205,7 @@ def _default_output() -> ExponentialLength:
     return ExponentialLength(dist="exponential", median=300)
 
 
-class QueryClass(_Strict):
+class QueryClass(Strict):
     """A kind of request: its length distributions, SLO and priority."""
 
     input_tokens: LengthSpec = Field(
@@ -220,7 +242,7 @@ def check_daily_curve(v: list[float]) -> list[float]:
     return v
 
 
-class WorkloadSpec(_Strict):
+class WorkloadSpec(Strict):
     """Who sends what, when: the arrival process, the query classes and their mix."""
 
     arrival: ArrivalKind = Field(
@@ -279,6 +301,14 @@ class WorkloadSpec(_Strict):
     )
     loop: bool = Field(
         False, description="replay: repeat the traces when they end before the simulation does"
+    )
+    replay_input_scale: float = Field(
+        1.0, gt=0, description="replay: factor on every trace row's prompt length, dimensionless"
+        " (rounded, >= 1 token)"
+    )
+    replay_output_scale: float = Field(
+        1.0, gt=0, description="replay: factor on every trace row's generated length,"
+        " dimensionless (rounded, >= 0 tokens)"
     )
     replay_share: float = Field(
         1.0,
@@ -402,6 +432,18 @@ class WorkloadSpec(_Strict):
         return v
 
     # ---------------------------------------------------------------- derived
+    def scaled_lengths(self, input_scale: float, output_scale: float) -> WorkloadSpec:
+        """The same workload with every prompt length times ``input_scale`` and every output
+        length times ``output_scale`` (each class's distribution, and the replayed rows)."""
+        if input_scale == 1.0 and output_scale == 1.0:
+            return self
+        classes = {n: replace(c, input_tokens=c.input_tokens.scaled(input_scale),
+                              output_tokens=c.output_tokens.scaled(output_scale))
+                   for n, c in self.classes.items()}
+        return replace(self, classes=classes,
+                       replay_input_scale=self.replay_input_scale * input_scale,
+                       replay_output_scale=self.replay_output_scale * output_scale)
+
     def class_shares(self) -> dict[str, float]:
         """Share of requests of every class (in ``classes`` order), fractions summing to 1.
 

@@ -1,25 +1,23 @@
-"""Replica scheduling policy: which sequences run in the next iteration (vLLM-style).
+"""Replica scheduling policies: which sequences run in the next iteration.
 
-The policy is pure bookkeeping over a replica's queues; it returns a :class:`Plan` and never
-advances time. Continuous batching with chunked prefill (Sarathi-Serve / vLLM V1): every
-running decode gets one token, then prefill chunks fill the remaining token budget, in-flight
-prefills first, then new admissions in arrival order while sequences, tokens and free KV-cache
-blocks allow. Without chunked prefill (vLLM V0): an iteration either prefills whole prompts or
-decodes.
+A policy is a plain function ``(limits, kv, waiting, prefilling, n_decode, kv_used_tokens) ->
+Plan``: pure bookkeeping over a replica's queues that never advances time. Policies are chosen
+by name from :data:`SCHEDULERS` (``serving.scheduler``), as routers are from ``ROUTERS``.
 
-KV-cache accounting: each sequence holds ``ceil(tokens / block)`` blocks; the scheduler bounds
-this by ``(tokens + block - 1) / block`` (worst-case fragmentation of the last block), which
-keeps the bound closed-form over a coalesced decode span. Admission keeps a 1 % watermark free,
-as vLLM does.
+``fcfs`` is vLLM-style first-come-first-served continuous batching with chunked prefill
+(Sarathi-Serve / vLLM V1): every running decode gets one token, then prefill chunks fill the
+remaining token budget, in-flight prefills first, then new admissions in arrival order while
+sequences, tokens and free KV-cache blocks (:class:`~simulator.engine.kvcache.KVCache`) allow.
+Without chunked prefill (vLLM V0) an iteration either prefills whole prompts or decodes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from simulator.engine.kvcache import KVCache
 from simulator.engine.request import Request
-
-WATERMARK_FRACTION = 0.01  # vLLM's default free-block watermark for admission
 
 
 class Plan:
@@ -37,21 +35,17 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class BatchLimits:
+    """A replica's serving limits (vLLM's max_num_seqs, max_num_batched_tokens, chunk size)."""
+
     max_batch_size: int
     max_batched_tokens: int
     chunk_tokens: int
     chunked_prefill: bool
-    kv_capacity_tokens: int
-    block_tokens: int
-
-    @property
-    def watermark_tokens(self) -> float:
-        return WATERMARK_FRACTION * self.kv_capacity_tokens
 
 
-def plan_iteration(lim: BatchLimits, waiting, prefilling: list[Request], n_decode: int,
-                   kv_used_tokens: int) -> Plan:
-    """Choose the next iteration.
+def fcfs(lim: BatchLimits, kv: KVCache, waiting: Sequence[Request], prefilling: list[Request],
+         n_decode: int, kv_used_tokens: int) -> Plan:
+    """Choose the next iteration (first come, first served; see the module docstring).
 
     ``kv_used_tokens``: KV tokens held after this iteration's decodes (already including one new
     token per decoding sequence). Returns an empty plan with ``decode=True`` when only the
@@ -59,7 +53,9 @@ def plan_iteration(lim: BatchLimits, waiting, prefilling: list[Request], n_decod
     """
     plan = Plan()
     n_running = n_decode + len(prefilling)
-    slack = lim.block_tokens - 1
+    slack = kv.slack_tokens
+    admit_limit = kv.admit_limit_tokens
+    used = kv.held_tokens(kv_used_tokens, n_running)
     if lim.chunked_prefill:
         budget = min(lim.max_batched_tokens - n_decode, lim.chunk_tokens)
         for r in prefilling:
@@ -68,13 +64,11 @@ def plan_iteration(lim: BatchLimits, waiting, prefilling: list[Request], n_decod
             c = min(r.prompt_tokens - r.prefilled_tokens, budget)
             plan.chunks.append((r, c))
             budget -= c
-        used = kv_used_tokens + n_running * slack
-        admit_tokens = lim.kv_capacity_tokens - lim.watermark_tokens
         for r in waiting:
             if budget <= 0 or n_running >= lim.max_batch_size:
                 break
             need = r.prompt_tokens + 1 + slack
-            if used + need > admit_tokens:
+            if used + need > admit_limit:
                 break
             c = min(r.prompt_tokens, budget)
             plan.admitted.append(r)
@@ -85,12 +79,11 @@ def plan_iteration(lim: BatchLimits, waiting, prefilling: list[Request], n_decod
         return plan
     # whole-prompt prefill iterations (no chunking): prefill if anyone can be admitted
     budget = lim.max_batched_tokens
-    used = kv_used_tokens + n_running * slack
     for r in waiting:
         if n_running >= lim.max_batch_size or r.prompt_tokens > budget:
             break
         need = r.prompt_tokens + 1 + slack
-        if used + need > lim.kv_capacity_tokens - lim.watermark_tokens:
+        if used + need > admit_limit:
             break
         plan.admitted.append(r)
         plan.chunks.append((r, r.prompt_tokens))
@@ -100,3 +93,8 @@ def plan_iteration(lim: BatchLimits, waiting, prefilling: list[Request], n_decod
     if plan.chunks:
         plan.decode = False
     return plan
+
+
+Scheduler = Callable[[BatchLimits, KVCache, Sequence[Request], list[Request], int, int], Plan]
+
+SCHEDULERS: dict[str, Scheduler] = {"fcfs": fcfs}

@@ -11,7 +11,7 @@ sizes of the Splitwise sweep (batch 1). Fixed: ``k_dyn``, ``mem_clock_sensitivit
 ``sustained_flops_per_s``; their ranges (and the host-power range behind the per-GPU cap) are
 refitted one at a time to give the uncertainty of s. Decode is a check, not a fit target.
 
-    python -m simulator.capping.calibrate_dvfs [--write]   # --write updates calibration/dvfs.yaml
+    python -m simulator.calibration.dvfs_fit [--write]   # --write updates the H100 profile's dvfs.yaml
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ import numpy as np
 import yaml
 from scipy.optimize import minimize_scalar
 
+from simulator.calibration.anchors import h100
 from simulator.catalog import CATALOG
-from simulator.hardware import DGX_H100
-from simulator.physics.dvfs import DEFAULT_DVFS_FILE, DVFSParams, dvfs_capped
-from simulator.physics.params import PowerParams, load_calibration
+from simulator.devices import profile_dir
+from simulator.physics.dvfs import DVFSParams, dvfs_capped
+from simulator.physics.params import PowerParams
 from simulator.physics.power import demanded_energy_j
 from simulator.physics.shapes import IterationShape, decode_shape
 from simulator.physics.timing import TimingModel
@@ -41,6 +42,11 @@ DECODE_BATCHES = (1, 2, 4, 8, 16, 32, 64)           # Splitwise batch sweep, pro
 PREFILL_TOL = 0.10   # |mean slowdown over prompts 2048-8192 / 1.3 - 1| allowed
 DECODE_TOL = 0.05    # |slowdown - 1| allowed for decode, where its demand is below the cap
 
+#: the fixed parameters, from physics and datasheets (ranges in :func:`calibrate`), and the
+#: starting value of the fitted one
+PRIORS = DVFSParams(static_fraction=0.5, k_dyn=2.5, mem_clock_sensitivity=0.1,
+                    sustained_flops_per_s=0.8 * 989e12, r_min=0.2)
+
 
 def gpu_cap_from_node_w(node_cap_w: float, host_idle_w: float, host_active_w: float,
                         gpus: int = 8) -> float:
@@ -50,12 +56,13 @@ def gpu_cap_from_node_w(node_cap_w: float, host_idle_w: float, host_active_w: fl
 
 def default_gpu_cap_w() -> float:
     f = FacilitySpec()
-    return gpu_cap_from_node_w(NODE_CAP_FRACTION * DGX_H100.rated_power_w, f.host_idle_w, f.host_active_w)
+    return gpu_cap_from_node_w(NODE_CAP_FRACTION * h100().node.rated_power_w, f.host_idle_w,
+                               f.host_active_w)
 
 
 def _timing() -> tuple[TimingModel, PowerParams]:
-    cal = load_calibration()
-    return TimingModel(CATALOG["Llama-2-70B"], 8, "bf16", cal.timing), cal.power
+    cal = h100().calibration()
+    return TimingModel(CATALOG["Llama-2-70B"], 8, "bf16", cal.timing, "bf16", h100().gpu), cal.power
 
 
 def slowdowns(d: DVFSParams, cap_w: float, tm: TimingModel | None = None,
@@ -88,7 +95,7 @@ def fit_static_fraction(base: DVFSParams, cap_w: float, tm=None, p=None) -> floa
 
 def calibrate() -> dict[str, Any]:
     tm, p = _timing()
-    base = DVFSParams()
+    base = PRIORS
     cap = default_gpu_cap_w()
     s = fit_static_fraction(base, cap, tm, p)
     best = dataclasses.replace(base, static_fraction=round(s, 3))
@@ -112,7 +119,7 @@ def calibrate() -> dict[str, Any]:
             "anchor": "Splitwise (ISCA 2024): DGX-H100 capped to 70 % of 10.2 kW -> prefill 1.3x,"
                       " decode ~1.0x (llama2-70b TP8); h100-80gb-pcap rows of"
                       " calibration/data/sources/splitwise/perf_model.csv",
-            "power_calibration_version": load_calibration().version,
+            "power_calibration_version": h100().calibration().version,
             "gpu_cap_w": round(cap, 1),
             "fitted": "static_fraction",
             "prefill_slowdown": {k: round(v, 3) for k, v in sd["prefill"].items()},
@@ -133,10 +140,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     res = calibrate()
     text = ("# DVFS power-cap model parameters, written by"
-            " `python -m simulator.capping.calibrate_dvfs --write` (see simulator/physics/dvfs.py)\n"
+            " `python -m simulator.calibration.dvfs_fit --write` (see simulator/physics/dvfs.py)\n"
             + yaml.safe_dump(res, sort_keys=False))
     if "--write" in argv:
-        DEFAULT_DVFS_FILE.write_text(text)
+        (profile_dir("H100") / "dvfs.yaml").write_text(text)
     print(text)
 
 

@@ -1,0 +1,248 @@
+"""The energy ledger of a run: the one owner of node power, in the run and after it.
+
+Power is piecewise constant: a replica's GPUs draw their iteration's power while busy (the
+replica's :class:`~simulator.engine.recorder.Recorder`) and idle power otherwise, GPUs of no
+replica idle all run, and each node's host draws :class:`~simulator.physics.host.HostPower` of
+its busy GPUs. From that one definition the ledger gives
+
+* in the run, the power of a set of nodes now (what a controller senses), the most they can
+  draw outside their replicas' GPU caps, and their idle power;
+* after the run, exact node and row timelines, and exact integrals over the whole run or any
+  window (:meth:`Ledger.window`), per pool or for the fleet; ``summarise``, the projection and
+  the charts all read energy here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from simulator.engine.fleet import Fleet, Pool
+from simulator.engine.replica import Replica
+
+
+@dataclass(frozen=True)
+class Window:
+    """Exact integrals of the ledger over ``[start_s, end_s]`` (a pool's or the fleet's).
+
+    Energies in J (GPU energy summed over GPUs), times in s. ``busy_gpu_s``: GPU-seconds of
+    busy replicas; ``replica_busy_s``: replica-seconds busy; ``batch_s``: sum of batch x busy
+    time; ``kv_fraction_s``: sum of (KV tokens held / capacity) x busy time; ``tokens_out``:
+    tokens emitted (prorated by overlap).
+    """
+
+    start_s: float
+    end_s: float
+    nodes: int
+    gpus: int
+    busy_gpu_j: float
+    prefill_gpu_j: float
+    idle_gpu_j: float
+    host_j: float
+    busy_gpu_s: float
+    replica_busy_s: float
+    batch_s: float
+    kv_fraction_s: float
+    tokens_out: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    @property
+    def gpu_j(self) -> float:
+        return self.busy_gpu_j + self.idle_gpu_j
+
+    @property
+    def decode_gpu_j(self) -> float:
+        return self.busy_gpu_j - self.prefill_gpu_j
+
+    @property
+    def it_j(self) -> float:
+        return self.gpu_j + self.host_j
+
+
+def _overlap(t0: np.ndarray, t1: np.ndarray, w0: float, w1: float) -> np.ndarray:
+    """Fraction of each interval inside [w0, w1]."""
+    dur = t1 - t0
+    ov = np.clip(np.minimum(t1, w1) - np.maximum(t0, w0), 0.0, None)
+    return np.divide(ov, dur, out=np.zeros_like(ov), where=dur > 0)
+
+
+class Ledger:
+    """Node power of one fleet (see the module docstring)."""
+
+    def __init__(self, fleet: Fleet):
+        self.fleet = fleet
+        self.end_s: float | None = None
+        self._timelines: dict[int, pd.DataFrame] = {}
+        self._groups: dict[tuple[int, ...], tuple[float, list[Replica]]] = {}
+
+    # ------------------------------------------------------------ in the run
+    def _group(self, nodes: Sequence[int]) -> tuple[float, list[Replica]]:
+        """(power of the nodes outside their replicas' GPUs when all idle, their replicas)."""
+        key = tuple(nodes)
+        hit = self._groups.get(key)
+        if hit is None:
+            node_set = set(key)
+            base = 0.0
+            for pool in self.fleet.pools:  # per pool: count x the same per-node figure
+                n = sum(1 for k in key if k in pool.node_range)
+                if n:
+                    base += n * (pool.host.idle_w + pool.unused_gpus_per_node * pool.idle_w)
+            reps = [r for r in self.fleet.replicas if r.node in node_set]
+            hit = self._groups[key] = (base, reps)
+        return hit
+
+    def power_now_w(self, nodes: Sequence[int]) -> float:
+        """IT power of ``nodes`` now, W: GPUs at their current iteration's power (idle GPUs
+        at idle power) plus each host's idle and busy draw."""
+        p, reps = self._group(nodes)
+        for r in reps:
+            p += r.power_now_w()
+            if r.busy:
+                p += r.host_busy_w
+        return p
+
+    def ceiling_outside_caps_w(self, nodes: Sequence[int]) -> float:
+        """The most ``nodes`` can draw outside their replicas' GPU caps, W: hosts fully busy,
+        GPUs of no replica idle."""
+        total = 0.0
+        for k in nodes:
+            pool = self.fleet.pool_of_node(k)
+            busy = pool.gpus_per_node - pool.unused_gpus_per_node
+            total += (pool.host.idle_w + pool.host.busy_w(busy)
+                      + pool.unused_gpus_per_node * pool.idle_w)
+        return total
+
+    def idle_power_w(self, nodes: Sequence[int]) -> float:
+        """Power of ``nodes`` with no work at all, W."""
+        total = 0.0
+        for k in nodes:
+            pool = self.fleet.pool_of_node(k)
+            total += pool.host.idle_w + pool.gpus_per_node * pool.idle_w
+        return total
+
+    # ------------------------------------------------------------ after the run
+    def close(self, end_s: float) -> None:
+        """The run ended at ``end_s``: the ledger is final."""
+        self.end_s = end_s
+        self._timelines.clear()
+
+    def _end(self) -> float:
+        if self.end_s is None:
+            raise RuntimeError("the ledger is read after the run (call close first)")
+        return self.end_s
+
+    def node_timeline(self, node: int) -> pd.DataFrame:
+        """Piecewise-constant power of one node: GPUs (busy at their interval mean, idle at idle
+        power, unused GPUs idle) plus host. Columns ``t_start_s, t_end_s, gpu_power_w,
+        host_power_w, node_power_w, node_power_w_peak, busy_gpus``; computed once per node."""
+        hit = self._timelines.get(node)
+        if hit is None:
+            hit = self._timelines[node] = self._node_timeline(node)
+        return hit
+
+    def _node_timeline(self, node: int) -> pd.DataFrame:
+        end = self._end()
+        pool = self.fleet.pool_of_node(node)
+        idle_w, gpn, tp = pool.idle_w, pool.gpus_per_node, pool.tp
+        reps = [r for r in pool.replicas if r.node == node]
+        bounds = [np.array([0.0, end])]
+        for r in reps:
+            bounds += [r.rec.array("t0_s"), r.rec.array("t1_s")]
+        edges = np.unique(np.concatenate(bounds))
+        edges = edges[(edges >= 0) & (edges <= end)]
+        if edges.size < 2:
+            edges = np.array([0.0, max(end, 0.0)])
+        mids = 0.5 * (edges[:-1] + edges[1:])
+        gpu_w = np.full(mids.size, idle_w * (gpn - len(reps) * tp))
+        peak_w = gpu_w.copy()
+        busy_gpus = np.zeros(mids.size)
+        for r in reps:
+            t0 = r.rec.array("t0_s")
+            t1 = r.rec.array("t1_s")
+            p = np.divide(r.rec.array("energy_j"), t1 - t0, out=np.zeros(t0.size), where=t1 > t0)
+            pk = r.rec.array("peak_w") * tp
+            idx = np.searchsorted(t0, mids, side="right") - 1
+            inside = (idx >= 0) & (mids < t1[np.clip(idx, 0, None)]) if t0.size else np.zeros(mids.size, bool)
+            gi = np.clip(idx, 0, None)
+            gpu_w += np.where(inside, p[gi] if t0.size else 0.0, idle_w * tp)
+            peak_w += np.where(inside, pk[gi] if t0.size else 0.0, idle_w * tp)
+            busy_gpus += np.where(inside, tp, 0)
+        host_w = pool.host.node_w(busy_gpus)
+        return pd.DataFrame({"t_start_s": edges[:-1], "t_end_s": edges[1:], "gpu_power_w": gpu_w,
+                             "host_power_w": host_w, "node_power_w": gpu_w + host_w,
+                             "node_power_w_peak": peak_w + host_w, "busy_gpus": busy_gpus})
+
+    def row_timeline(self, nodes: Sequence[int]) -> pd.DataFrame:
+        """Piecewise-constant IT power of a group of nodes (sum of their timelines):
+        ``t_start_s, t_end_s, power_w``."""
+        tls = [self.node_timeline(n) for n in nodes]
+        edges = np.unique(np.concatenate(
+            [np.r_[t["t_start_s"].to_numpy(), t["t_end_s"].to_numpy()[-1:]] for t in tls]))
+        if edges.size < 2:
+            return pd.DataFrame({"t_start_s": [], "t_end_s": [], "power_w": []})
+        mids = 0.5 * (edges[:-1] + edges[1:])
+        p = np.zeros(mids.size)
+        for t in tls:
+            idx = np.clip(np.searchsorted(t["t_start_s"].to_numpy(), mids, side="right") - 1, 0, None)
+            p += t["node_power_w"].to_numpy()[idx]
+        return pd.DataFrame({"t_start_s": edges[:-1], "t_end_s": edges[1:], "power_w": p})
+
+    def peak_node_power_w(self, pool: Pool | None = None) -> float:
+        """Highest instantaneous node power (iteration peaks), W."""
+        nodes = pool.node_range if pool is not None else range(self.fleet.nodes)
+        return max((float(self.node_timeline(i)["node_power_w_peak"].max()) for i in nodes),
+                   default=0.0)
+
+    def window(self, w0: float | None = None, w1: float | None = None,
+               pool: Pool | None = None) -> Window:
+        """Exact integrals over ``[w0, w1]`` (default the whole run) of one pool or the fleet."""
+        end = self._end()
+        whole = w0 is None and w1 is None
+        w0 = 0.0 if w0 is None else w0
+        w1 = end if w1 is None else w1
+        win = w1 - w0
+        pools = [pool] if pool is not None else self.fleet.pools
+        busy_j = prefill_j = idle_j = host_j = busy_gpu_s = busy_s = batch_s = kv_s = tok = 0.0
+        nodes = gpus = 0
+        for pl in pools:
+            nodes += pl.nodes
+            gpus += pl.gpus
+            cap = pl.kv.capacity_tokens
+            pool_busy_gpu_s = 0.0
+            for r in pl.replicas:
+                rec = r.rec
+                if not rec.t0_s:
+                    idle_j += pl.idle_w * r.tp * win
+                    continue
+                t0, t1 = rec.array("t0_s"), rec.array("t1_s")
+                dur = t1 - t0
+                if whole:  # every interval lies inside the run
+                    frac = None
+                    e = float(rec.array("energy_j").sum())
+                    pre = float(rec.array("prefill_j").sum())
+                    d = float(dur.sum())
+                else:
+                    frac = _overlap(t0, t1, w0, w1)
+                    e = float((rec.array("energy_j") * frac).sum())
+                    pre = float((rec.array("prefill_j") * frac).sum())
+                    d = float((dur * frac).sum())
+                busy_j += e
+                prefill_j += pre
+                busy_s += d
+                pool_busy_gpu_s += d * r.tp
+                idle_j += pl.idle_w * r.tp * (win - d)
+                f = 1.0 if frac is None else frac
+                batch_s += float((rec.array("batch") * dur * f).sum())
+                kv_s += float((rec.array("kv_tokens") * dur * f).sum()) / cap
+                tok += float((rec.array("tokens_out") * f).sum())
+            idle_j += pl.idle_w * pl.unused_gpus_per_node * pl.nodes * win
+            busy_gpu_s += pool_busy_gpu_s
+            host_j += pl.host.idle_w * pl.nodes * win + pl.host.busy_w(pool_busy_gpu_s)
+        return Window(w0, w1, nodes, gpus, busy_j, prefill_j, idle_j, host_j, busy_gpu_s,
+                      busy_s, batch_s, kv_s, tok)

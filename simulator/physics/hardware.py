@@ -1,0 +1,46 @@
+"""Datasheet figures of a GPU and of the node that holds it: physical limits (peaks,
+capacities, ratings), never fitted behaviour. Instances come from device profiles
+(:mod:`simulator.devices`); the physics models take them as arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+GIB = 1024**3
+
+BYTES_PER_ELEMENT = {"bf16": 2.0, "fp8": 1.0}
+
+
+@dataclass(frozen=True)
+class GPUSpec:
+    """One GPU's datasheet figures (SI units).
+
+    ``peak_flops_per_s``: dense tensor-core peak by GEMM precision (``bf16``, ``fp8``, ...);
+    a precision absent from it is not supported by the GPU.
+    """
+
+    name: str
+    hbm_bytes: float
+    hbm_bw_bytes_per_s: float
+    peak_flops_per_s: dict[str, float] = field(hash=False)
+    tdp_w: float
+    min_cap_w: float
+    max_clock_mhz: float
+    nvlink_bw_bytes_per_s: float
+
+    @property
+    def peak_bf16_flops(self) -> float:
+        return self.peak_flops_per_s["bf16"]
+
+    def peak_flops(self, precision: str) -> float:
+        """Dense tensor-core peak for the GEMM precision."""
+        return self.peak_flops_per_s[precision]
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """A node (server) of GPUs: how many, and its rated (nameplate) input power."""
+
+    gpus_per_node: int
+    rated_power_w: float
