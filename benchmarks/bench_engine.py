@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from simulator.engine.run import simulate
+from simulator.api import simulate
 from simulator.scenario.load import scenario_from_dict
 
 CHAT = {"input_tokens": {"dist": "fixed", "value": 500},

@@ -7,9 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator.engine.run import simulate
+from simulator.api import simulate
 from simulator.errors import ScenarioError
-from simulator.metrics.summary import node_timeline
 from simulator.scenario.load import scenario_from_dict
 from tests.conftest import small
 
@@ -84,7 +83,7 @@ def test_energy_equals_integral_of_power():
     s = res.summary
     gpu_j = host_j = 0.0
     for node in range(2):
-        tl = node_timeline(res, node)
+        tl = res.ledger.node_timeline(node)
         dt = (tl["t_end_s"] - tl["t_start_s"]).to_numpy()
         gpu_j += float((tl["gpu_power_w"].to_numpy() * dt).sum())
         host_j += float((tl["host_power_w"].to_numpy() * dt).sum())
@@ -108,7 +107,7 @@ def test_idle_fleet_draws_idle_power():
     d = small(workload__rate_per_s=0.05)
     d["simulation"] = {"requests": 3, "seed": 0}
     res = run(d)
-    idle_w = res.calibration.power.idle_w
+    idle_w = res.fleet.pools[0].idle_w
     assert res.summary["energy_gpu_idle_j"] > 0.9 * idle_w * 8 * res.end_s
 
 
@@ -212,5 +211,5 @@ def test_random_small_scenarios_keep_invariants(d):
     df = res.requests
     done = df[df["state"] == "completed"]
     assert (done["e2e_s"] >= done["ttft_s"] - 1e-12).all()
-    assert s["energy_gpu_j"] >= res.calibration.power.idle_w * 8 * res.end_s * (1 - 1e-9)
+    assert s["energy_gpu_j"] >= res.fleet.pools[0].idle_w * 8 * res.end_s * (1 - 1e-9)
     assert s["node_power_w_peak"] <= 8 * 700 + res.scenario.facility.host_idle_w + res.scenario.facility.host_active_w + 1e-6

@@ -9,19 +9,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.catalog import CATALOG
-from simulator.hardware import H100
+from simulator.devices import load_profile
 from simulator.physics.memory import plan_memory
-from simulator.physics.params import PowerParams, RooflineOp, TimingParams, load_calibration
-from simulator.physics.power import Cost, DecodeSpan, capped, for_precision, iteration_cost
+from simulator.physics.params import PowerParams, RooflineOp, TimingParams
+from simulator.physics.power import Cost, DecodeSpan, for_precision, iteration_cost
 from simulator.physics.shapes import IterationShape, decode_shape
 from simulator.physics.timing import TimingModel, roofline_s
 
-CAL = load_calibration()
+PROFILE = load_profile("H100")
+H100 = PROFILE.gpu
+CAL = PROFILE.calibration()
+DVFS = PROFILE.dvfs()
 M70 = CATALOG["Llama-3.1-70B"]
 
 
 def tm(model=M70, tp=8, precision="bf16"):
-    return TimingModel(model, tp, precision, CAL.timing)
+    return TimingModel(model, tp, precision, CAL.timing, "bf16", H100)
 
 
 def test_roofline_hand_computed():
@@ -48,13 +51,13 @@ def test_fp8_halves_weight_bytes_and_speeds_memory_bound_decode():
 def test_fp8_prefill_is_faster_than_bf16_under_the_700w_limit():
     """An FP8 tensor-core cycle does twice the FLOPs of a BF16 one for the same energy, so FP8
     prefill demands no more power than BF16 and stays faster once the 700 W limit binds."""
-    assert for_precision(CAL.power, "fp8").e_flop_j == pytest.approx(CAL.power.e_flop_j / 2)
-    assert for_precision(CAL.power, "bf16") == CAL.power
+    assert for_precision(CAL.power, "fp8", H100).e_flop_j == pytest.approx(CAL.power.e_flop_j / 2)
+    assert for_precision(CAL.power, "bf16", H100) == CAL.power
     m = CATALOG["Llama-3.1-405B"]
     n = 4096
     s = IterationShape(prefill_tokens=n, prefill_attn_pairs=n * (n + 1) // 2, prefill_seqs=1,
                        sampled_seqs=1)
-    cost = {p: iteration_cost(for_precision(CAL.power, p), tm(m, 8, p).work(s), 700.0)
+    cost = {p: iteration_cost(for_precision(CAL.power, p, H100), tm(m, 8, p).work(s), 700.0, DVFS)
             for p in ("bf16", "fp8")}
     assert cost["fp8"].time_s < 0.8 * cost["bf16"].time_s
     assert cost["fp8"].power_w <= 700.0 + 1e-9
@@ -85,8 +88,8 @@ def test_tp_shards_the_work():
 
 def test_kv_heads_replicate_when_tp_exceeds_them():
     m = CATALOG["Llama-3.1-8B"]  # 8 KV heads
-    assert TimingModel(m, 8, "bf16", CAL.timing).kv_heads_gpu == 1.0
-    assert TimingModel(m, 1, "bf16", CAL.timing).kv_heads_gpu == 8.0
+    assert TimingModel(m, 8, "bf16", CAL.timing, "bf16", H100).kv_heads_gpu == 1.0
+    assert TimingModel(m, 1, "bf16", CAL.timing, "bf16", H100).kv_heads_gpu == 8.0
 
 
 def test_cap_never_exceeded_and_never_faster():
@@ -94,12 +97,12 @@ def test_cap_never_exceeded_and_never_faster():
     s = IterationShape(prefill_tokens=4096, prefill_attn_pairs=IterationShape.causal_pairs(4096, 0),
                        prefill_seqs=1, sampled_seqs=1)
     w = tm().work(s)
-    free = iteration_cost(p, w, 700.0)
+    free = iteration_cost(p, w, 700.0, DVFS)
     for cap in (200.0, 350.0, 500.0, 700.0):
-        c = iteration_cost(p, w, cap)
+        c = iteration_cost(p, w, cap, DVFS)
         assert c.power_w <= cap * (1 + 1e-12)
         assert c.time_s >= free.time_s * (1 - 1e-12)
-    assert capped(1.0, 100.0, 700.0) == Cost(1.0, 100.0)  # cap above demand changes nothing
+    assert iteration_cost(p, w, 1e6, DVFS) == Cost(free.time_s, free.energy_j)  # cap above demand
 
 
 def _step_sum(span: DecodeSpan, c0: int, k: int) -> tuple[float, float]:
@@ -117,7 +120,7 @@ def _step_sum(span: DecodeSpan, c0: int, k: int) -> tuple[float, float]:
 def test_decode_span_closed_form_equals_stepping(n, c0, k, cap):
     # steep power so that the cap binds for some spans
     p = PowerParams(idle_w=70, p_busy_w=150, e_flop_j=2e-12, e_byte_j=2.5e-10)
-    span = DecodeSpan.of(tm().decode_line(n), p, cap)
+    span = DecodeSpan(tm().decode_line(n), p, cap, DVFS)
     t, e = _step_sum(span, c0, k)
     assert span.duration_s(c0, k) == pytest.approx(t, rel=1e-9)
     assert span.energy_j(c0, k) == pytest.approx(e, rel=1e-9)
@@ -127,7 +130,7 @@ def test_decode_span_closed_form_equals_stepping(n, c0, k, cap):
        frac=st.floats(0, 1))
 @settings(max_examples=100, deadline=None)
 def test_iterations_within_inverts_duration(n, c0, k, frac):
-    span = DecodeSpan.of(tm().decode_line(n), CAL.power, 700.0)
+    span = DecodeSpan(tm().decode_line(n), CAL.power, 700.0, DVFS)
     total = span.duration_s(c0, k)
     elapsed = frac * total
     kd = span.iterations_within(c0, elapsed, k)
@@ -138,15 +141,15 @@ def test_iterations_within_inverts_duration(n, c0, k, frac):
 
 def test_memory_405b_bf16_does_not_fit_but_fp8_does():
     m = CATALOG["Llama-3.1-405B"]
-    bf16 = plan_memory(m, 8, "bf16", "bf16", 0.9, 8192, 16, 2.0)
-    fp8 = plan_memory(m, 8, "fp8", "bf16", 0.9, 8192, 16, 2.0)
+    bf16 = plan_memory(m, 8, "bf16", "bf16", 0.9, 8192, 16, 2.0, H100)
+    fp8 = plan_memory(m, 8, "fp8", "bf16", 0.9, 8192, 16, 2.0, H100)
     assert bf16.kv_blocks == 0
     assert fp8.kv_tokens > 32_768
 
 
 def test_memory_weights_per_gpu():
     m = CATALOG["Llama-3.1-70B"]
-    plan = plan_memory(m, 8, "bf16", "bf16", 0.9, 8192, 16, 2.0)
+    plan = plan_memory(m, 8, "bf16", "bf16", 0.9, 8192, 16, 2.0, H100)
     assert plan.weight_bytes == pytest.approx(m.params_total * 2 / 8)
     assert 69e9 < m.params_total < 72e9  # Llama-3.1-70B has 70.6 B parameters
     assert plan.usable_bytes == pytest.approx(0.9 * H100.hbm_bytes)

@@ -251,10 +251,11 @@ def run(data: str | Path = "calibration/data", out: str | Path = SHIPPED,
     if report is not None:
         from simulator.calibration.report import write_report
 
-        # calibration/README.md; and the project README when the shipped file is rewritten
-        readmes = [data.parent / "README.md"]
+        # a README beside the written file; calibration/README.md and the project README
+        # when the shipped file is rewritten
+        readmes = [out.parent / "README.md"]
         if out.resolve() == (data.parent.parent / SHIPPED).resolve():
-            readmes.append(data.parent.parent / "README.md")
+            readmes += [data.parent / "README.md", data.parent.parent / "README.md"]
         write_report(res, Path(report), out, [r for r in readmes if r.exists()])
     tick()
     close()

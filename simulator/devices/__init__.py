@@ -140,6 +140,11 @@ def names() -> dict[str, str]:
     return out
 
 
+def profiles() -> list[DeviceProfile]:
+    """Every shipped profile, in folder order."""
+    return [_load(k) for k in profile_keys()]
+
+
 def load_profile(name: str) -> DeviceProfile:
     """The profile of a GPU by name or alias (``KeyError`` with the valid names otherwise)."""
     key = names().get(name)

@@ -79,4 +79,25 @@ def render_reference() -> str:
             for m in _models_in(f.annotation):
                 queue.append((f"{sub}{name}", m))
         lines.append("")
+    lines += _device_profiles()
     return "\n".join(lines)
+
+
+def _device_profiles() -> list[str]:
+    """The shipped device profiles (``hardware.gpu``), read from the package data."""
+    from simulator.devices import profiles
+
+    out = ["## Device profiles (`hardware.gpu`)", "",
+           "Shipped in `simulator/devices/<key>/` (`profile.yaml` plus fitted files);"
+           " `docs/extending.md` says how to add one.", "",
+           "| name (aliases) | memory | HBM bandwidth | dense peaks | power limit (cap range) |"
+           " node |", "|---|---|---|---|---|---|"]
+    for p in profiles():
+        g, n = p.gpu, p.node
+        peaks = ", ".join(f"{k} {v / 1e12:g} TFLOP/s" for k, v in g.peak_flops_per_s.items())
+        names = p.name + (f" ({', '.join(p.aliases)})" if p.aliases else "")
+        out.append(f"| `{names}` | {g.hbm_bytes / 1e9:g} GB | {g.hbm_bw_bytes_per_s / 1e12:g} TB/s |"
+                   f" {peaks} | {g.tdp_w:g} W ({g.min_cap_w:g}-{g.tdp_w:g} W) |"
+                   f" {n.gpus_per_node} GPUs, {n.rated_power_w / 1e3:g} kW rated |")
+    out += ["", *(f"* `{p.name}`: {p.description}" for p in profiles()), ""]
+    return out

@@ -16,15 +16,15 @@ DATA = REPO / "calibration" / "data"
 
 def test_calibrate_is_deterministic(tmp_path):
     """Two runs (fast mode: subsampled data, no leave-one-out refits) give identical files.
-    The real command fits the full data; its result is the shipped calibration/h100.yaml."""
+    The real command fits the full data; its result is the H100 profile's calibration.yaml."""
     texts = []
     for i in range(2):
-        out = tmp_path / f"run{i}" / "h100.yaml"
+        out = tmp_path / f"run{i}" / "calibration.yaml"
         res = CliRunner().invoke(calibrate_cmd, ["--data", str(DATA), "--out", str(out), "--report",
                                                  str(tmp_path / f"rep{i}"), "--fast", "--quiet"])
         assert res.exit_code == 0, res.output + repr(res.exception)
         texts.append(out.read_text())
-        assert (out.parent / "h100-splitwise2023.yaml").exists()
+        assert (out.parent / "calibration-splitwise2023.yaml").exists()
         assert (tmp_path / f"rep{i}" / "README.md").exists()
         assert (tmp_path / f"rep{i}" / "mlenergy.png").exists()
     assert texts[0] == texts[1]

@@ -11,11 +11,13 @@ import pytest
 from simulator.calibration import fit_ops
 from simulator.calibration import sources as S
 from simulator.catalog import CATALOG
-from simulator.physics.params import RooflineOp, load_calibration
+from simulator.devices import load_calibration, load_profile, profile_dir
+from simulator.physics.params import RooflineOp
 from simulator.physics.timing import TimingModel
 
 REPO = Path(__file__).resolve().parents[2]
-FILES = [REPO / "calibration" / "h100.yaml", REPO / "calibration" / "h100-splitwise2023.yaml"]
+H100_DIR = profile_dir("H100")
+FILES = [H100_DIR / "calibration.yaml", H100_DIR / "calibration-splitwise2023.yaml"]
 
 
 def _floats(obj):
@@ -86,7 +88,7 @@ def test_per_op_predictions_within_reported_mape():
 
 def test_fitter_and_simulator_share_the_roofline():
     cal = load_calibration(FILES[0])
-    tm = TimingModel(CATALOG["Llama-2-70B"], 4, "bf16", cal.timing)
+    tm = TimingModel(CATALOG["Llama-2-70B"], 4, "bf16", cal.timing, "bf16", load_profile("H100").gpu)
     for name, k, n in tm.gemms:
         for m in (1, 64, 1000, 4096):
             sim = tm.gemm(name, m, k, n).time_s

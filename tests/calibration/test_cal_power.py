@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from simulator.catalog import CATALOG
-from simulator.physics.params import load_calibration
+from simulator.devices import load_profile
 from simulator.physics.power import DecodeSpan, iteration_cost
 from simulator.physics.shapes import IterationShape, decode_shape
 from simulator.physics.timing import TimingModel
 
 
 def test_prefill_near_cap_decode_far_below():
-    cal = load_calibration()
-    tm = TimingModel(CATALOG["Llama-3.1-70B"], 8, "bf16", cal.timing)
+    prof = load_profile("H100")
+    cal, d = prof.calibration(), prof.dvfs()
+    tm = TimingModel(CATALOG["Llama-3.1-70B"], 8, "bf16", cal.timing, "bf16", prof.gpu)
     pre = IterationShape(prefill_tokens=8192, prefill_attn_pairs=IterationShape.causal_pairs(8192, 0),
                          prefill_seqs=1, sampled_seqs=1)
-    p_pre = iteration_cost(cal.power, tm.work(pre), 700.0).power_w
-    p_dec = iteration_cost(cal.power, tm.work(decode_shape(1, 1000)), 700.0).power_w
+    p_pre = iteration_cost(cal.power, tm.work(pre), 700.0, d).power_w
+    p_dec = iteration_cost(cal.power, tm.work(decode_shape(1, 1000)), 700.0, d).power_w
     assert p_pre >= 550.0
     assert p_pre <= 700.0 + 1e-9
     assert p_dec < p_pre - 150.0
@@ -23,9 +24,10 @@ def test_prefill_near_cap_decode_far_below():
 
 
 def test_decode_energy_linear_in_context():
-    cal = load_calibration()
-    tm = TimingModel(CATALOG["Llama-3.1-8B"], 1, "bf16", cal.timing)
-    span = DecodeSpan.of(tm.decode_line(32), cal.power, 700.0)
+    prof = load_profile("H100")
+    cal = prof.calibration()
+    tm = TimingModel(CATALOG["Llama-3.1-8B"], 1, "bf16", cal.timing, "bf16", prof.gpu)
+    span = DecodeSpan(tm.decode_line(32), cal.power, 700.0, prof.dvfs())
     costs = [span.one(c) for c in (1000.0, 2000.0, 3000.0)]
     e = [c.energy_j for c in costs]
     t = [c.time_s for c in costs]

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from simulator.calibration.report import BEGIN, END, summary_table
-from simulator.physics.params import DEFAULT_CALIBRATION, load_calibration
+from simulator.devices import load_profile
 
-ROOT = DEFAULT_CALIBRATION.parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("readme", [ROOT / "README.md", ROOT / "calibration" / "README.md"])
@@ -17,5 +17,6 @@ def test_readme_error_table_matches_h100_yaml(readme: Path):
     text = readme.read_text()
     assert BEGIN in text and END in text, f"{readme} lost its generated-table markers"
     block = text.split(BEGIN, 1)[1].split(END, 1)[0].strip()
-    assert block == summary_table(load_calibration().errors).strip(), (
-        f"{readme}: error table drifted from calibration/h100.yaml; run fleetsim calibrate")
+    assert block == summary_table(load_profile("H100").calibration().errors).strip(), (
+        f"{readme}: error table drifted from the H100 profile's calibration.yaml; run fleetsim"
+        " calibrate")

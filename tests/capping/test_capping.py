@@ -8,17 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.capping.calibrate_dvfs import DECODE_TOL, PREFILL_TOL, default_gpu_cap_w, slowdowns
-from simulator.capping.controller import row_timeline
-from simulator.engine.run import simulate
+from simulator.api import simulate
+from simulator.calibration.dvfs_fit import (DECODE_TOL, PREFILL_TOL, PRIORS, default_gpu_cap_w,
+                                            fit_static_fraction, slowdowns)
+from simulator.devices import load_profile
 from simulator.errors import ScenarioError
-from simulator.physics.dvfs import DEFAULT_DVFS, load_dvfs
 from simulator.physics.params import PowerParams
 from simulator.physics.power import demanded_energy_j, iteration_cost
 from simulator.physics.timing import Work
 from simulator.scenario.load import scenario_from_dict
 from tests.conftest import small
 
+DVFS = load_profile("H100").dvfs()
 P = PowerParams(idle_w=70.0, p_busy_w=70.0, e_flop_j=6.37e-13, e_byte_j=1.88e-10)
 works = st.builds(lambda t, u, b: Work(t, u * t * 989e12, b * t * 3.35e12),
                   st.floats(1e-4, 1.0), st.floats(0.0, 1.2), st.floats(0.0, 1.2))
@@ -29,7 +30,7 @@ caps = st.floats(200.0, 700.0)
 @settings(max_examples=300, deadline=None)
 def test_tighter_cap_never_faster_and_never_above_cap(w, c1, c2):
     lo, hi = sorted((c1, c2))
-    a, b = iteration_cost(P, w, lo), iteration_cost(P, w, hi)
+    a, b = iteration_cost(P, w, lo, DVFS), iteration_cost(P, w, hi, DVFS)
     assert a.time_s >= b.time_s >= w.time_s
     for c, cap in ((a, lo), (b, hi)):
         assert c.energy_j <= cap * c.time_s * (1 + 1e-12)
@@ -41,12 +42,17 @@ def test_cap_at_or_above_demand_is_exact(w):
     e = demanded_energy_j(P, w)
     demand = e / w.time_s
     for cap in (demand, demand * 1.5, 700.0 if demand <= 700.0 else demand):
-        c = iteration_cost(P, w, cap)
+        c = iteration_cost(P, w, cap, DVFS)
         assert (c.time_s, c.energy_j) == (w.time_s, e)
 
 
-def test_fitted_parameters_match_file():
-    assert load_dvfs() == DEFAULT_DVFS
+def test_shipped_dvfs_is_the_fit_of_the_shipped_calibration():
+    """dvfs.yaml holds the fixed priors and the static fraction that the Splitwise anchor gives
+    with the shipped power model: a refit after the power model changed must be written."""
+    fitted = fit_static_fraction(PRIORS, default_gpu_cap_w())
+    assert DVFS.static_fraction == pytest.approx(round(fitted, 3), abs=1e-9)
+    for name in ("k_dyn", "mem_clock_sensitivity", "sustained_flops_per_s", "r_min"):
+        assert getattr(DVFS, name) == getattr(PRIORS, name), name
 
 
 def test_splitwise_calibration():
@@ -55,7 +61,7 @@ def test_splitwise_calibration():
     (within PREFILL_TOL); short prompts demand little more than the cap and slow down less
     (Splitwise reports one headline factor, not a per-prompt curve); decode ~1.0x wherever the
     power model puts decode below the cap."""
-    sd = slowdowns(DEFAULT_DVFS, default_gpu_cap_w())
+    sd = slowdowns(DVFS, default_gpu_cap_w())
     long_prompts = [sd["prefill"][p] for p in (2048, 4096, 8192)]
     assert sum(long_prompts) / 3 == pytest.approx(1.3, rel=PREFILL_TOL)
     assert all(sd["prefill"][a] <= sd["prefill"][b] + 1e-9
@@ -96,7 +102,7 @@ def test_controller_keeps_row_under_budget(policy):
     interval, delay = 0.5, 0.1
     res = _run(workload__rate_per_s=30.0, power__row_budget_w=5000.0, power__policy=policy,
                power__telemetry_interval_s=interval, power__actuation_delay_s=delay)
-    tl = row_timeline(res, [0])
+    tl = res.ledger.row_timeline([0])
     over = (tl["power_w"] > 5000.0 + 1e-6).to_numpy()
     assert res.summary["capping"]["cap_lowerings"] > 0
     longest_iter = max(max(np.asarray(r.rec.t1_s) - np.asarray(r.rec.t0_s)) for r in res.fleet.replicas)

@@ -7,21 +7,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.engine.run import simulate
-from simulator.physics.params import load_calibration
+from simulator.api import simulate
+from simulator.devices import load_profile
+from simulator.physics.host import HostPower
 from simulator.physics.power import demanded_energy_j
 from simulator.physics.shapes import IterationShape
 from simulator.physics.timing import TimingModel
-from simulator.projection.sample import (Perturbation, level_scenario, measure,
-                                         perturb_calibration, window_ledger)
+from simulator.projection.sample import Perturbation, level_scenario, measure, perturb_calibration
 from tests.projection.conftest import tiny
 
-CAL = load_calibration()
+H100 = load_profile("H100")
+CAL = H100.calibration()
 
 
 def _work(cal, shape: IterationShape):
     sc = tiny()
-    return TimingModel(sc.model_shape(), 8, "fp8", cal.timing).work(shape)
+    return TimingModel(sc.model_shape(), 8, "fp8", cal.timing, "bf16", H100.gpu).work(shape)
 
 
 @settings(max_examples=25, deadline=None)
@@ -58,22 +59,33 @@ def test_length_scale_moves_every_class_distribution():
     assert lsc.workload.hourly_multipliers is None and lsc.projection is None
 
 
-def test_window_ledger_over_the_whole_run_is_the_engine_ledger():
+def test_window_ledger_over_the_whole_run_is_the_node_timelines():
+    """The window integral over [0, end] equals the integral of the node timelines, computed
+    independently (interval by interval) by the ledger's timeline code."""
     sc = level_scenario(tiny(), 3.0, 2, 200, 10.0, 1)
     res = simulate(sc)
-    led = window_ledger(res, 0.0, res.end_s)
-    s = res.summary
-    gpu = led["gpu_prefill_j"] + led["gpu_decode_j"] + led["gpu_idle_j"]
-    assert gpu == pytest.approx(s["energy_gpu_j"], rel=1e-9)
-    assert led["gpu_prefill_j"] == pytest.approx(s["energy_gpu_prefill_j"], rel=1e-9)
-    host_busy = s["energy_host_j"] - sc.facility.host_idle_w * 2 * res.end_s
-    assert led["busy_gpu_s"] * sc.facility.host_active_w / 8 == pytest.approx(host_busy, rel=1e-9)
+    led = res.ledger.window(0.0, res.end_s)
+    gpu_j = host_j = 0.0
+    for node in range(2):
+        tl = res.ledger.node_timeline(node)
+        dt = (tl["t_end_s"] - tl["t_start_s"]).to_numpy()
+        gpu_j += float((tl["gpu_power_w"].to_numpy() * dt).sum())
+        host_j += float((tl["host_power_w"].to_numpy() * dt).sum())
+    assert led.gpu_j == pytest.approx(gpu_j, rel=1e-9)
+    assert led.host_j == pytest.approx(host_j, rel=1e-9)
+    host_busy = host_j - sc.facility.host_idle_w * 2 * res.end_s
+    assert led.busy_gpu_s * sc.facility.host_active_w / 8 == pytest.approx(host_busy, rel=1e-9)
+    # and a window is the prorated share: two halves add up to the whole
+    mid = res.end_s / 2
+    a, b = res.ledger.window(0.0, mid), res.ledger.window(mid, res.end_s)
+    for f in ("busy_gpu_j", "prefill_gpu_j", "idle_gpu_j", "host_j", "busy_gpu_s", "tokens_out"):
+        assert getattr(a, f) + getattr(b, f) == pytest.approx(getattr(led, f), rel=1e-9), f
 
 
 def test_measure_gives_per_node_power_between_idle_and_rating():
     res = simulate(level_scenario(tiny(), 3.0, 2, 300, 10.0, 1))
     lv = measure(res, 3.0)
-    p = sum(lv.node_power(1200.0, 1500.0).values())
+    p = sum(lv.node_power(HostPower(1200.0, 1500.0, 8)).values())
     assert 8 * CAL.power.idle_w + 1200 < p < 8 * 700 + 1200 + 1500
     assert 0 < lv.busy_gpu_fraction <= 1
     assert lv.throughput_per_node == pytest.approx(3.0, rel=0.25)
@@ -97,7 +109,7 @@ def test_replay_level_is_the_fleet_rate_trace_thinned_to_the_sampled_share():
     wl = lv.workload
     assert wl.time_scale == pytest.approx(15000.0 / tr)
     assert wl.replay_share == pytest.approx(3.0 / 15000.0)
-    assert Workload(wl, 0, lv._base_dir).mean_rate_per_s() == pytest.approx(3.0)
+    assert Workload(wl, 0, lv.base_dir).mean_rate_per_s() == pytest.approx(3.0)
     # without a fleet rate the sampled nodes replay the whole trace at their own rate
     own = level_scenario(sc, 1.5, 2, 500, 10.0, 0, trace_rate=tr).workload
     assert own.replay_share == 1.0 and own.time_scale == pytest.approx(3.0 / tr)

@@ -13,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from simulator.cli import main
-from simulator.engine.run import simulate
+from simulator.api import simulate
 from simulator.errors import FleetsimError, ScenarioError
 from simulator.scenario.load import load_scenario
 from simulator.sweep import build_sweep, flatten_summary, point_id, run_sweep
