@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simulator.capping.spec import PowerSpec
+from simulator.scenario.power import PowerSpec
 from simulator.engine.control import FleetView, ReplicaStatus
 from simulator.engine.ledger import Ledger
 from simulator.errors import ScenarioError

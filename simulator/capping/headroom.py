@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simulator.api import simulate
-from simulator.capping.spec import PowerSpec
+from simulator.scenario.power import PowerSpec
 from simulator.errors import ScenarioError
 from simulator.projection.sample import with_nodes
 from simulator.scenario.load import load_scenario

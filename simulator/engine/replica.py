@@ -363,12 +363,8 @@ class Replica:
                 rec.itl(t_start, dur + self.stall_s, 0.0, 1, self.n_stalled)
                 rec.itl(t_start, dur, 0.0, 1, n - self.n_stalled)
                 self.stall_s, self.n_stalled = 0.0, 0
-            else:  # rec.itl(t_start, dur, 0.0, 1, n), inlined (n > 0)
-                rec.itl_t_s.append(t_start)
-                rec.itl_a.append(dur)
-                rec.itl_b.append(0.0)
-                rec.itl_k.append(1)
-                rec.itl_w.append(n)
+            else:
+                rec.itl(t_start, dur, 0.0, 1, n)
             self.it += 1
             self.ctx_sum += n
         elif self.n_dec:

@@ -228,16 +228,15 @@ def _pool_summary(res: RunResult, pool: Pool, w0: float, w1: float, pue: float) 
     total = led.window(pool=pool)
     win = max(w1 - w0, 1e-12)
     df = res.requests
-    m = df[~df["warmup"]]
-    reps = np.array([r.index for r in pool.replicas])
-    mine = m[np.isin(m["replica"].to_numpy(), reps)]
-    done = mine[mine["state"] == "completed"]
+    mine = df[np.isin(df["replica"].to_numpy(), np.array([r.index for r in pool.replicas]))]
+    completed = mine["state"] == "completed"
+    done = mine[completed & ~mine["warmup"]]
     in_win = done[(done["finish_s"] >= w0) & (done["finish_s"] <= w1)]
     return {
         "model": pool.spec.model_shape().name, "gpu": pool.profile.name,
         "nodes": pool.nodes, "gpus": pool.gpus, "tp": pool.tp, "replicas": len(pool.replicas),
         "kv_capacity_tokens_per_replica": pool.kv.capacity_tokens,
-        "requests_completed": int(len(done)),
+        "requests_completed": int(completed.sum()),
         "throughput_requests_per_s": len(in_win) / win,
         "throughput_output_tokens_per_s": w.tokens_out / win,
         **_power_figures(w, led.peak_node_power_w(pool)),

@@ -20,7 +20,7 @@ import pandas as pd
 from simulator.physics.params import Calibration
 from simulator.projection.day import Facility
 from simulator.projection.sample import Perturbation
-from simulator.projection.spec import UncertaintySpec
+from simulator.scenario.projection import UncertaintySpec
 
 #: fixed stream index of each input (never reorder: it would change every draw)
 STREAMS = {"prefill_time": 0, "decode_time": 1, "gpu_power": 2, "pue": 3, "host_idle_w": 4,

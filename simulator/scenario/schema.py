@@ -18,11 +18,11 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from simulator.capping.spec import PowerSpec, check_power
+from simulator.scenario.power import PowerSpec, check_power
 from simulator.catalog import CATALOG, ModelShape
 from simulator.devices import DeviceProfile, load_profile, names as device_names
 from simulator.errors import did_you_mean
-from simulator.projection.spec import ProjectionSpec, check_projection
+from simulator.scenario.projection import ProjectionSpec, check_projection
 from simulator.strict import Strict
 from simulator.workload.spec import WorkloadSpec
 

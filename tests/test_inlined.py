@@ -1,0 +1,89 @@
+"""Hot-path copies equal their references: where the engine's physics inlines arithmetic for
+speed, the inlined copy gives exactly (bit for bit) what the readable reference gives."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.catalog import CATALOG
+from simulator.devices import load_profile
+from simulator.physics.params import PowerParams
+from simulator.physics.power import DecodeSpan, demanded_energy_j, iteration_cost
+from simulator.physics.shapes import IterationShape
+from simulator.physics.timing import ACT_BYTES, TimingModel, Work, roofline_s
+
+PROF = load_profile("H100")
+CAL, DVFS = PROF.calibration(), PROF.dvfs()
+MODELS = ["Llama-3.1-8B", "Llama-3.1-70B", "Qwen3-32B", "phi-2"]
+
+
+def timing(name: str, tp: int) -> TimingModel:
+    return TimingModel(CATALOG[name], tp, "bf16", CAL.timing, "bf16", PROF.gpu)
+
+
+def reference_work(tm: TimingModel, s: IterationShape) -> Work:
+    """``TimingModel.work`` written out from its pieces (non-attention work of the rows, then
+    prefill attention per chunk set and decode attention per context token)."""
+    lin = tm._linear(s.prefill_tokens + s.decode_seqs, s.sampled_seqs)
+    t = fl = by = 0.0  # attention of the iteration, then added to the non-attention work
+    L = tm.model.layers
+    if s.prefill_tokens:
+        flops = tm.attn_flops_pair_layer * s.prefill_attn_pairs
+        nbytes = ((s.prefill_tokens + s.prefill_prefix_tokens) * tm.kv_bytes_token_layer
+                  + 2 * s.prefill_tokens * tm.heads_gpu * tm.model.head_dim * ACT_BYTES)
+        t += L * roofline_s(CAL.timing.attn_prefill, s.prefill_tokens, flops, nbytes, tm.peak, tm.bw)
+        fl += L * flops
+        by += L * nbytes
+    if s.decode_seqs:
+        a0, a1, f1, b1 = tm.decode_attention(s.decode_seqs)
+        t += a0 + a1 * s.decode_ctx_tokens
+        fl += f1 * s.decode_ctx_tokens
+        by += b1 * s.decode_ctx_tokens
+    return Work(lin.time_s + t, lin.flops + fl, lin.hbm_bytes + by)
+
+
+shapes = st.builds(
+    lambda p, pre, n, ctx, done: IterationShape(
+        p, IterationShape.causal_pairs(p, pre) if p else 0.0, pre if p else 0, 1 if p else 0,
+        n + (done if p else 0), n, n * ctx),
+    st.integers(0, 4096), st.integers(0, 8192), st.integers(0, 256), st.integers(1, 8000),
+    st.integers(0, 1))
+
+
+@given(st.sampled_from(MODELS), st.sampled_from([1, 2, 4, 8]), shapes)
+@settings(max_examples=200, deadline=None)
+def test_work_equals_its_pieces(name, tp, s):
+    if s.prefill_tokens == 0 and s.decode_seqs == 0:
+        return
+    tm = timing(name, tp)
+    w, ref = tm.work(s), reference_work(tm, s)
+    assert (w.time_s, w.flops, w.hbm_bytes) == (ref.time_s, ref.flops, ref.hbm_bytes)
+
+
+works = st.builds(lambda t, u, b: Work(t, u * t * 989e12, b * t * 3.35e12),
+                  st.floats(1e-4, 1.0), st.floats(0.0, 1.2), st.floats(0.0, 1.2))
+
+
+@given(works, st.floats(200.0, 700.0))
+@settings(max_examples=200, deadline=None)
+def test_iteration_cost_inlines_demanded_energy(w, cap):
+    c = iteration_cost(CAL.power, w, cap, DVFS)
+    e = demanded_energy_j(CAL.power, w)
+    if e / w.time_s <= cap:
+        assert (c.time_s, c.energy_j) == (w.time_s, e)
+
+
+@given(st.sampled_from(MODELS), st.integers(1, 256), st.integers(1, 10**6),
+       st.floats(200.0, 700.0), st.floats(0.5, 3.0))
+@settings(max_examples=200, deadline=None)
+def test_decode_span_one_and_first_equal_iteration_cost(name, n, c, cap, steep):
+    p = PowerParams(idle_w=70.0, p_busy_w=100.0 * steep, e_flop_j=CAL.power.e_flop_j * steep,
+                    e_byte_j=CAL.power.e_byte_j * steep)
+    line = timing(name, 8).decode_line(n)
+    span = DecodeSpan(line, p, cap, DVFS)
+    ref = iteration_cost(p, Work(line.t0_s + line.t1_s * c, line.f0 + line.f1 * c,
+                                 line.b0 + line.b1 * c), cap, DVFS)
+    one = span.one(c)
+    assert (one.time_s, one.energy_j) == (ref.time_s, ref.energy_j)
+    assert span.duration_s(c, 1) == span.first_s(c) == ref.time_s
