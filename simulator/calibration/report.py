@@ -135,7 +135,7 @@ def _charts(res, d: Path) -> list[str]:
     _scatter(ax[0], p["prefill_s"] * 1e3, pre * 1e3, lab, "Splitwise prefill time (2023 stack file)", "ms")
     _scatter(ax[1], p["decode_s_per_token"] * 1e3, dec * 1e3, lab, "Splitwise decode time per token", "ms", log=False)
     _scatter(ax[2], p["decode_s_per_token"] * 1e3, p["decode_default_s"] * 1e3, lab,
-             "default h100.yaml (vLLM 0.11 stack) vs Splitwise decode", "ms", log=False)
+             "default calibration.yaml (vLLM 0.11 stack) vs Splitwise decode", "ms", log=False)
     ax[0].legend(fontsize=7)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.07, top=0.93, wspace=0.3, hspace=0.35)
     files.append("splitwise.png")
@@ -227,7 +227,7 @@ def write_report(res, d: Path, out_yaml: Path, readmes: list[Path] = ()) -> Path
            "| | prefill MAPE | decode/token MAPE | points |", "|---|---:|---:|---:|",
            f"| llama2-70b | {_pct(sw['llama2_70b']['prefill_time_mape'])} | {_pct(sw['llama2_70b']['decode_time_mape'])} | {sw['llama2_70b']['points']} |",
            f"| bloom-176b (held out entirely) | {_pct(sw['bloom_176b_held_out']['prefill_time_mape'])} | {_pct(sw['bloom_176b_held_out']['decode_time_mape'])} | {sw['bloom_176b_held_out']['points']} |",
-           f"| default h100.yaml (vLLM 0.11 constants) vs llama2-70b | {_pct(sw['default_calibration_vs_splitwise']['prefill_time_mape'])} | {_pct(sw['default_calibration_vs_splitwise']['decode_time_mape'])} | |",
+           f"| default calibration.yaml (vLLM 0.11 constants) vs llama2-70b | {_pct(sw['default_calibration_vs_splitwise']['prefill_time_mape'])} | {_pct(sw['default_calibration_vs_splitwise']['decode_time_mape'])} | |",
            ""]
     p = res.sw_points
     tab = p.assign(err_pre=(np.where(p["model"] == "Llama-2-70B", p["prefill_lomo_s"], p["prefill_pred_s"]) / p["prefill_s"] - 1),
@@ -271,7 +271,7 @@ def write_report(res, d: Path, out_yaml: Path, readmes: list[Path] = ()) -> Path
             md.append(f"| {r.prompt_scale:g} | {_pct(r.itl_mape)} | {_pct(r.gpu_power_mape)} | {_pct(r.j_per_token_mape)} |"
                       f" {r.p_busy_w:.0f} | {r.e_flop_pj:.3f} | {r.e_byte_pj:.1f} |")
     md += ["", f"![ML.ENERGY]({files[4]})", ""]
-    md += ["## Fitted parameters (h100.yaml)", "", _params_table(res.cal), "",
+    md += ["## Fitted parameters (calibration.yaml)", "", _params_table(res.cal), "",
            "## Fitted parameters (h100-splitwise2023.yaml), serving-stack part", "",
            _params_table(res.cal_splitwise), ""]
     if res.profiles_meta:
