@@ -36,3 +36,15 @@ def make():
     def _make(**over):
         return scenario_from_dict(small(**over))
     return _make
+
+
+def timeline_energy_j(res, nodes) -> tuple[float, float]:
+    """(GPU J, host J) of ``nodes``: the integral of the ledger's node timelines, interval by
+    interval (an independent path from the ledger's window sums)."""
+    gpu_j = host_j = 0.0
+    for node in nodes:
+        tl = res.ledger.node_timeline(node)
+        dt = (tl["t_end_s"] - tl["t_start_s"]).to_numpy()
+        gpu_j += float((tl["gpu_power_w"].to_numpy() * dt).sum())
+        host_j += float((tl["host_power_w"].to_numpy() * dt).sum())
+    return gpu_j, host_j

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from simulator.api import simulate
 from simulator.errors import ScenarioError
 from simulator.scenario.load import scenario_from_dict
-from tests.conftest import small
+from tests.conftest import small, timeline_energy_j
 
 TIMING_COLS = ["arrival_s", "queue_s", "ttft_s", "e2e_s", "finish_s", "energy_j"]
 
@@ -104,12 +104,9 @@ def test_too_long_requests_are_dropped_and_counted():
 def test_energy_equals_integral_of_power():
     res = run(small(deployment__nodes=2))
     s = res.summary
-    gpu_j = host_j = 0.0
+    gpu_j, host_j = timeline_energy_j(res, range(2))
     for node in range(2):
         tl = res.ledger.node_timeline(node)
-        dt = (tl["t_end_s"] - tl["t_start_s"]).to_numpy()
-        gpu_j += float((tl["gpu_power_w"].to_numpy() * dt).sum())
-        host_j += float((tl["host_power_w"].to_numpy() * dt).sum())
         assert tl["t_start_s"].iloc[0] == 0.0 and tl["t_end_s"].iloc[-1] == pytest.approx(res.end_s)
     assert gpu_j == pytest.approx(s["energy_gpu_j"], rel=1e-9)
     assert host_j == pytest.approx(s["energy_host_j"], rel=1e-9)

@@ -127,10 +127,7 @@ class ServingSpec(Strict):
     def _known(cls, v: str) -> str:
         from simulator.engine.scheduler import SCHEDULERS
 
-        if v not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler {v!r}{did_you_mean(v, SCHEDULERS)};"
-                             f" valid: {', '.join(sorted(SCHEDULERS))}")
-        return v
+        return _in_table(v, SCHEDULERS, "scheduler")
 
 
 class PoolSpec(Strict):
@@ -210,6 +207,14 @@ class PoolSpec(Strict):
                                  f" (has {', '.join(prof.precisions)})")
 
 
+def _in_table(v: str, table: dict, what: str) -> str:
+    """A policy name of one of the engine's tables (checked at load, so sweeps fail early)."""
+    if v not in table:
+        raise ValueError(f"unknown {what} {v!r}{did_you_mean(v, table)};"
+                         f" valid: {', '.join(sorted(table))}")
+    return v
+
+
 def _catalog_model(v: str | ModelSpec) -> str | ModelSpec:
     if isinstance(v, str) and v not in CATALOG:
         raise ValueError(f"unknown model {v!r}{did_you_mean(v, CATALOG)};"
@@ -227,10 +232,7 @@ class RouterSpec(Strict):
     def _known(cls, v: str) -> str:
         from simulator.engine.router import ROUTERS
 
-        if v not in ROUTERS:
-            raise ValueError(f"unknown router policy {v!r}{did_you_mean(v, ROUTERS)};"
-                             f" valid: {', '.join(sorted(ROUTERS))}")
-        return v
+        return _in_table(v, ROUTERS, "router policy")
 
 
 class FacilitySpec(Strict):

@@ -11,7 +11,7 @@ import pytest
 from simulator.api import simulate
 from simulator.errors import ScenarioError
 from simulator.scenario.load import scenario_from_dict
-from tests.conftest import small
+from tests.conftest import small, timeline_energy_j
 
 
 def two_pools(**over) -> dict:
@@ -56,11 +56,8 @@ def test_per_pool_metrics_add_up_to_the_fleet():
     assert s["node_power_w_peak"] == max(p["node_power_w_peak"] for p in pools.values())
     assert s["tp"] is None and pools["wide"]["tp"] == 4
     # both pools served traffic, and the ledger integrates to the same energy per pool
-    led = res.ledger
     for pool in res.fleet.pools:
-        gpu_j = sum(float((led.node_timeline(n)["gpu_power_w"]
-                           * (led.node_timeline(n)["t_end_s"] - led.node_timeline(n)["t_start_s"])).sum())
-                    for n in pool.node_range)
+        gpu_j, _ = timeline_energy_j(res, pool.node_range)
         assert gpu_j == pytest.approx(pools[pool.name]["energy_gpu_j"], rel=1e-9)
         assert pools[pool.name]["requests_completed"] > 0
 

@@ -14,6 +14,7 @@ from simulator.physics.power import demanded_energy_j
 from simulator.physics.shapes import IterationShape
 from simulator.physics.timing import TimingModel
 from simulator.projection.sample import Perturbation, level_scenario, measure, perturb_calibration
+from tests.conftest import timeline_energy_j
 from tests.projection.conftest import tiny
 
 H100 = load_profile("H100")
@@ -65,12 +66,7 @@ def test_window_ledger_over_the_whole_run_is_the_node_timelines():
     sc = level_scenario(tiny(), 3.0, 2, 200, 10.0, 1)
     res = simulate(sc)
     led = res.ledger.window(0.0, res.end_s)
-    gpu_j = host_j = 0.0
-    for node in range(2):
-        tl = res.ledger.node_timeline(node)
-        dt = (tl["t_end_s"] - tl["t_start_s"]).to_numpy()
-        gpu_j += float((tl["gpu_power_w"].to_numpy() * dt).sum())
-        host_j += float((tl["host_power_w"].to_numpy() * dt).sum())
+    gpu_j, host_j = timeline_energy_j(res, range(2))
     assert led.gpu_j == pytest.approx(gpu_j, rel=1e-9)
     assert led.host_j == pytest.approx(host_j, rel=1e-9)
     host_busy = host_j - sc.facility.host_idle_w * 2 * res.end_s
