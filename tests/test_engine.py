@@ -52,7 +52,7 @@ CASES = {
     "chunked": {},
     "no_chunking": {"serving__chunked_prefill": False, "serving__max_batched_tokens": 32768},
     "small_chunks": {"serving__chunk_size_tokens": 128},
-    "preemption": {"serving__gpu_memory_fraction": 0.25, "deployment__tp": 1,
+    "preemption": {"serving__gpu_memory_fraction": 0.22, "deployment__tp": 1,
                    "workload__rate_per_s": 40.0, "serving__max_model_len": 4096},
     "capped": {"deployment__gpu_cap_w": 200.0},
     "jsq_tokens": {"router__policy": "jsq_tokens", "deployment__tp": 4},

@@ -68,11 +68,18 @@ class SteadyState:
     mixed: IterationShape
 
 
-def kv_batch_limit(model: str, tp: int, cond: dict, ctx_tokens: float) -> int:
-    """Sequences whose KV cache fits (vLLM admits no more; it preempts beyond)."""
+def run_memory(model: str, tp: int, cond: dict, max_num_seqs: int):
+    """The memory plan of one run's replica on the H100 profile (vLLM's budget)."""
     s = cond["server"]
-    plan = plan_memory(shape(model), tp, "bf16", "bf16", s["gpu_memory_fraction"],
-                       s["max_batched_tokens"], s["block_size_tokens"], 2.0, h100_gpu())
+    stack = h100().stack(s["stack"])
+    return plan_memory(shape(model), tp, "bf16", "bf16", float(s["gpu_memory_fraction"]),
+                       int(s["max_batched_tokens"]), int(max_num_seqs), int(s["block_size_tokens"]),
+                       stack.non_torch_gib(tp), stack.sampler_bytes_per_logit, h100_gpu())
+
+
+def kv_batch_limit(model: str, tp: int, cond: dict, ctx_tokens: float, max_num_seqs: int) -> int:
+    """Sequences whose KV cache fits (vLLM admits no more; it preempts beyond)."""
+    plan = run_memory(model, tp, cond, max_num_seqs)
     return max(1, int(plan.kv_tokens / max(ctx_tokens, 1.0)))
 
 
@@ -80,7 +87,8 @@ def steady_state(run: pd.Series | Any, cond: dict, input_scale: float = 1.0) -> 
     I = input_mean(cond, run.task) * input_scale
     O = float(run.avg_out_len)
     ctx = I + 2.0 * O / 3.0  # mean context of a live sequence (uniform outputs, length-biased)
-    B = min(int(run.max_num_seqs), kv_batch_limit(run.model, int(run.tp), cond, ctx * 1.1))
+    B = min(int(run.max_num_seqs), kv_batch_limit(run.model, int(run.tp), cond, ctx * 1.1,
+                                                   int(run.max_num_seqs)))
     rate = B / O  # completions (= new prefills) per iteration
     q = min(1.0, rate)
     chunk = min(I * max(1.0, rate), float(cond["server"]["max_batched_tokens"]) - B)
@@ -150,18 +158,14 @@ def scenario_dict(run, cond: dict, input_scale: float = 1.0) -> dict[str, Any]:
         sh = EXTRA_SHAPES[m]
         model: Any = {"name": sh.name, "layers": sh.layers, "hidden_size": sh.hidden_size,
                       "heads": sh.heads, "kv_heads": sh.kv_heads, "ffn_size": sh.ffn_size,
-                      "vocab_size": sh.vocab_size, "gated_mlp": sh.gated_mlp, "head_dim": sh.head_dim}
+                      "vocab_size": sh.vocab_size, "gated_mlp": sh.gated_mlp, "head_dim": sh.head_dim,
+                      "tied_embeddings": sh.tied_embeddings}
     else:
         model = m
     I = max(1, int(round(input_mean(cond, run.task) * input_scale)))
     # the longest sequence: the configured one, or what the KV cache of this replica holds
     # (ML.ENERGY lowered max-model-len where a model barely fits, e.g. Gemma-3-27B on 1 GPU)
-    sh = shape(m)
-    if m in EXTRA_SHAPES:  # the engine sees the inline shape (embeddings counted untied)
-        from dataclasses import replace
-        sh = replace(sh, tied_embeddings=False)
-    plan = plan_memory(sh, int(run.tp), "bf16", "bf16", float(s["gpu_memory_fraction"]),
-                       int(s["max_batched_tokens"]), int(s["block_size_tokens"]), 2.0, h100_gpu())
+    plan = run_memory(m, int(run.tp), cond, B)
     max_len = int(min(int(s["max_model_len"]), plan.kv_tokens)) // 1024 * 1024
     return {
         "name": f"mlenergy-{m}-{run.task}-tp{int(run.tp)}-b{B}",
@@ -171,7 +175,7 @@ def scenario_dict(run, cond: dict, input_scale: float = 1.0) -> dict[str, Any]:
                     "chunked_prefill": bool(s["chunked_prefill"]),
                     "block_size_tokens": int(s["block_size_tokens"]),
                     "gpu_memory_fraction": float(s["gpu_memory_fraction"]),
-                    "max_model_len": max_len},
+                    "stack": s["stack"], "max_model_len": max_len},
         "workload": {"arrival": "closed_loop", "clients": B, "classes": {run.task: {
             "input_tokens": {"dist": "fixed", "value": I},
             "output_tokens": output_dist(float(run.avg_out_len), max_len - I)}}},

@@ -115,8 +115,9 @@ def plan_pool_memory(pool: PoolSpec) -> MemoryPlan:
     """One replica's per-GPU memory plan (``kv_blocks`` <= 0 when the model does not fit)."""
     d, s = pool.deployment, pool.serving
     return plan_memory(pool.model_shape(), d.tp, d.precision, d.kv_precision,
-                       s.gpu_memory_fraction, s.max_batched_tokens, s.block_size_tokens,
-                       s.runtime_overhead_gib, pool.profile().gpu)
+                       s.gpu_memory_fraction, s.max_batched_tokens, s.max_batch_size,
+                       s.block_size_tokens, pool.overhead_gib,
+                       pool.stack().sampler_bytes_per_logit, pool.profile().gpu)
 
 
 def check_memory(sc: Scenario) -> list[MemoryPlan]:

@@ -17,11 +17,14 @@ class GPUSpec:
     """One GPU's datasheet figures (SI units).
 
     ``peak_flops_per_s``: dense tensor-core peak by GEMM precision (``bf16``, ``fp8``, ...);
-    a precision absent from it is not supported by the GPU.
+    a precision absent from it is not supported by the GPU. ``hbm_bytes`` is the datasheet
+    capacity; ``memory_bytes`` what the CUDA driver reports as total (a little less: what a
+    serving stack budgets against).
     """
 
     name: str
     hbm_bytes: float
+    memory_bytes: float
     hbm_bw_bytes_per_s: float
     peak_flops_per_s: dict[str, float] = field(hash=False)
     tdp_w: float

@@ -2,7 +2,10 @@
 
 While busy, a GPU draws ``P = p_busy_w + e_flop_j * FLOPs / t + e_byte_j * bytes / t``: a
 clocks-up floor plus energy per tensor FLOP and per HBM byte at the achieved rates (the timing
-model's work). Prefill (compute-bound) lands near the power limit, decode (memory-bound) far
+model's work). FLOPs are BF16 equivalents (:mod:`simulator.physics.timing`): ``e_flop_j`` is
+the energy of a tensor-core cycle divided by the BF16 FLOPs it does, so an FP8 GEMM, which does
+twice the FLOPs per cycle, costs half as much per FLOP. Every measured dense run is BF16: that
+FP8 reading is an assumption (README), not a measurement. Prefill (compute-bound) lands near the power limit, decode (memory-bound) far
 below it. Idle GPUs draw ``idle_w``.
 
 Cap: when demanded power exceeds the cap, the GPU lowers its clock until it meets the cap
@@ -16,7 +19,6 @@ import math
 from dataclasses import dataclass
 
 from simulator.physics.dvfs import DVFSParams, dvfs_capped
-from simulator.physics.hardware import GPUSpec
 from simulator.physics.params import PowerParams
 from simulator.physics.timing import DecodeLine, Work
 
@@ -31,22 +33,6 @@ class Cost:
     @property
     def power_w(self) -> float:
         return self.energy_j / self.time_s
-
-
-def for_precision(p: PowerParams, precision: str, gpu: GPUSpec) -> PowerParams:
-    """Power coefficients for GEMMs in ``precision``.
-
-    ``e_flop_j`` is fitted on BF16 runs (every measured dense run is BF16). It is read as the
-    energy of one tensor-core cycle at full utilisation divided by the BF16 FLOPs per cycle, so
-    a precision with ``k`` times the dense peak (FP8: 2x) does ``k`` times the FLOPs per cycle
-    for the same energy: ``e_flop_j x peak_bf16 / peak``. Without this, an FP8 prefill would
-    demand ~1.3 kW per GPU and run slower than BF16 under the 700 W limit. This is a modelling
-    assumption (no FP8 dense power measurement in the calibration data), stated in the README.
-    """
-    ratio = gpu.peak_bf16_flops / gpu.peak_flops(precision)
-    if ratio == 1.0:
-        return p
-    return p.model_copy(update={"e_flop_j": p.e_flop_j * ratio})
 
 
 def demanded_energy_j(p: PowerParams, w: Work) -> float:

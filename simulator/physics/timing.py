@@ -1,15 +1,19 @@
 """Iteration time of a tensor-parallel replica: a pure function of the iteration's shape.
 
-Per layer and per GPU of a TP group (shapes sharded Megatron-style):
+Per layer and per GPU of a TP group (shapes sharded Megatron-style, :mod:`.layers`):
 
 * GEMMs ``qkv``, ``o``, ``up`` (gate+up when gated), ``down``: roofline of their FLOPs and bytes
-  (weights plus activations) with fitted efficiencies, see :class:`RooflineOp`;
+  (weights in the GEMM's precision plus BF16 activations) with fitted efficiencies, see
+  :class:`RooflineOp`; an FP8 checkpoint may keep some GEMMs (or whole layers) in BF16;
 * memory-bound element-wise ops ``norm`` (x2), ``rope``, ``act``, ``add`` (x2);
 * attention: prefill from causal-pair FLOPs, decode from KV-cache bytes read;
 * two all-reduces of the activations when TP > 1 (fitted NCCL model);
 
-plus the embedding gather and the LM head (on sampled rows only) once per iteration, and a
-fixed CPU cost per iteration and per sequence. Units: seconds, FLOPs, bytes, all per GPU.
+plus the embedding gather and the LM head (on sampled rows only, always BF16) once per
+iteration, and a fixed CPU cost per iteration and per sequence. Units: seconds, bytes, all per
+GPU. FLOPs are counted in BF16 equivalents (``FLOPs x peak_bf16 / peak`` of their precision):
+tensor-core time at the BF16 rate, which is what the power model's energy per FLOP and the
+DVFS model's compute-bound time are fitted in, so an FP8 FLOP costs half a BF16 one.
 
 Postcondition: :meth:`TimingModel.iteration_s` is > 0 for any shape with work, so the clock
 always advances.
@@ -22,15 +26,15 @@ from functools import lru_cache
 
 from simulator.catalog import ModelShape
 from simulator.physics.hardware import BYTES_PER_ELEMENT, GPUSpec
+from simulator.physics.layers import ACT_BYTES, gemm_precisions, kv_heads_per_gpu, layer_gemms
 from simulator.physics.params import RooflineOp, TimingParams
 from simulator.physics.shapes import IterationShape
-
-ACT_BYTES = 2.0  # activations are bf16 in both precisions (FP8 is weight/GEMM precision)
 
 
 @dataclass(slots=True)
 class Work:
-    """Time and work of an iteration (or a part of it), per GPU."""
+    """Time and work of an iteration (or a part of it), per GPU: seconds, BF16-equivalent tensor
+    FLOPs, HBM bytes."""
 
     time_s: float
     flops: float
@@ -69,18 +73,15 @@ class TimingModel:
     def __init__(self, model: ModelShape, tp: int, precision: str, params: TimingParams,
                  kv_precision: str, gpu: GPUSpec):
         self.model, self.tp, self.params, self.gpu = model, tp, params, gpu
-        self.w_bytes = BYTES_PER_ELEMENT[precision]
         self.kv_bytes = BYTES_PER_ELEMENT[kv_precision]
-        self.peak = gpu.peak_flops(precision)
+        self.peak = gpu.peak_bf16_flops  # attention, the LM head and BF16 GEMMs
         self.bw = gpu.hbm_bw_bytes_per_s
         m = model
         self.heads_gpu = m.heads / tp
-        self.kv_heads_gpu = max(m.kv_heads / tp, 1.0)  # KV heads are replicated when kv_heads < tp
-        qkv_n = (self.heads_gpu + 2 * self.kv_heads_gpu) * m.head_dim
-        up_n = (2 if m.gated_mlp else 1) * m.ffn_size / tp
-        # (name, K, N) of the per-layer GEMMs on one GPU
-        self.gemms = [("qkv", m.hidden_size, qkv_n), ("o", m.q_size / tp, m.hidden_size),
-                      ("up", m.hidden_size, up_n), ("down", m.ffn_size / tp, m.hidden_size)]
+        self.kv_heads_gpu = kv_heads_per_gpu(m, tp)
+        # (name, K, N) of the per-layer GEMMs on one GPU, and their (layers, precision) groups
+        self.gemms = layer_gemms(m, tp)
+        self.groups = {name: gemm_precisions(m, precision, name) for name, _, _ in self.gemms}
         # element-wise ops: (name, count per layer, bytes moved per token)
         d, f = m.hidden_size, m.ffn_size / tp
         self.elementwise = [
@@ -99,12 +100,14 @@ class TimingModel:
         self._decode_att: dict[int, tuple[float, float, float, float]] = {}
 
     # ----------------------------------------------------------------- pieces
-    def gemm(self, name: str, m_rows: float, k: float, n: float) -> Work:
-        """One GEMM of ``m_rows`` x ``k`` by ``k`` x ``n`` weights, on one GPU."""
+    def gemm(self, name: str, m_rows: float, k: float, n: float, precision: str = "bf16") -> Work:
+        """One GEMM of ``m_rows`` x ``k`` by ``k`` x ``n`` weights in ``precision``, on one GPU
+        (FLOPs in BF16 equivalents)."""
         flops = 2.0 * m_rows * k * n
-        nbytes = k * n * self.w_bytes + m_rows * (k + n) * ACT_BYTES
-        t = roofline_s(self.params.gemm_op(name), m_rows, flops, nbytes, self.peak, self.bw)
-        return Work(t, flops, nbytes)
+        peak = self.gpu.peak_flops(precision)
+        nbytes = k * n * BYTES_PER_ELEMENT[precision] + m_rows * (k + n) * ACT_BYTES
+        t = roofline_s(self.params.gemm_op(name), m_rows, flops, nbytes, peak, self.bw)
+        return Work(t, flops * (self.peak / peak), nbytes)
 
     def elementwise_op(self, name: str, m_rows: float, bytes_per_row: float) -> Work:
         nbytes = m_rows * bytes_per_row
@@ -121,28 +124,30 @@ class TimingModel:
             return 2 * (self.tp - 1) / self.tp * nbytes / (self.gpu.nvlink_bw_bytes_per_s / 2)
         return fit.alpha_s + fit.beta_s_per_byte * m_rows * self.model.hidden_size * ACT_BYTES
 
-    def layer_linear(self, m_rows: int) -> Work:
-        """All non-attention work of one layer for ``m_rows`` tokens (GEMMs, elementwise, AR)."""
-        t = fl = by = 0.0
-        for name, k, n in self.gemms:
-            w = self.gemm(name, m_rows, k, n)
-            t, fl, by = t + w.time_s, fl + w.flops, by + w.hbm_bytes
+    def _layer_rest(self, m_rows: float) -> Work:
+        """Element-wise ops and the two all-reduces of one layer."""
+        t = by = 0.0
         for name, count, bpr in self.elementwise:
             w = self.elementwise_op(name, m_rows, bpr)
             t, by = t + count * w.time_s, by + count * w.hbm_bytes
-        t += 2 * self.all_reduce_s(m_rows)
-        return Work(t, fl, by)
+        return Work(t + 2 * self.all_reduce_s(m_rows), 0.0, by)
 
     def _linear(self, m_rows: int, sampled: int) -> Work:
-        """Whole-model non-attention work: layers + embedding + LM head + CPU costs."""
-        lay = self.layer_linear(m_rows)
+        """Whole-model non-attention work: every layer's GEMMs in their precision groups,
+        element-wise ops and all-reduces, embedding, LM head, CPU costs."""
+        L = self.model.layers
+        t = fl = by = 0.0
+        for name, k, n in self.gemms:
+            for count, prec in self.groups[name]:
+                w = self.gemm(name, m_rows, k, n, prec)
+                t, fl, by = t + count * w.time_s, fl + count * w.flops, by + count * w.hbm_bytes
+        rest = self._layer_rest(m_rows)
         emb = self.elementwise_op("emb", m_rows, self.model.hidden_size * ACT_BYTES)
         head = (self.gemm("lm_head", sampled, self.model.hidden_size, self.model.vocab_size / self.tp)
                 if sampled else Work(0.0, 0.0, 0.0))
-        L = self.model.layers
         p = self.params
-        t = L * lay.time_s + emb.time_s + head.time_s + p.iteration_fixed_s + p.per_seq_s * sampled
-        return Work(t, L * lay.flops + head.flops, L * lay.hbm_bytes + emb.hbm_bytes + head.hbm_bytes)
+        t += L * rest.time_s + emb.time_s + head.time_s + p.iteration_fixed_s + p.per_seq_s * sampled
+        return Work(t, fl + head.flops, by + L * rest.hbm_bytes + emb.hbm_bytes + head.hbm_bytes)
 
     def decode_attention(self, n_seqs: int) -> tuple[float, float, float, float]:
         """(t0_s, t1_s per context token, FLOPs and bytes per context token) of decode attention.

@@ -42,6 +42,12 @@ class ModelSpec(Strict):
     vocab_size: int = Field(gt=0, description="vocabulary size")
     gated_mlp: bool = Field(True, description="SwiGLU-style gated MLP (gate + up projections)")
     head_dim: int = Field(0, ge=0, description="head dimension; 0 means hidden_size / heads")
+    tied_embeddings: bool = Field(False, description="the LM head shares the embedding table")
+    fp8_bf16_gemms: list[Literal["qkv", "o", "up", "down"]] = Field(
+        default_factory=list, description="GEMMs the model's FP8 checkpoint keeps in BF16 (e.g."
+        " qkv and o for Meta's Llama-3.1-405B-Instruct-FP8); embeddings and LM head are BF16")
+    fp8_bf16_edge_layers: int = Field(0, ge=0, description="first and last layers the FP8"
+                                      " checkpoint keeps whole in BF16")
 
     @model_validator(mode="after")
     def _heads(self) -> "ModelSpec":
@@ -53,7 +59,9 @@ class ModelSpec(Strict):
 
     def shape(self) -> ModelShape:
         return ModelShape(self.name, self.layers, self.hidden_size, self.heads, self.kv_heads,
-                          self.ffn_size, self.vocab_size, self.gated_mlp, self.head_dim)
+                          self.ffn_size, self.vocab_size, self.gated_mlp, self.head_dim,
+                          self.tied_embeddings, tuple(self.fp8_bf16_gemms),
+                          self.fp8_bf16_edge_layers)
 
 
 class HardwareSpec(Strict):
@@ -105,6 +113,10 @@ class ServingSpec(Strict):
 
     scheduler: str = Field("fcfs", description="scheduling policy (fcfs: vLLM-style first come,"
                            " first served continuous batching)")
+    stack: str | None = Field(
+        None, description="serving stack whose memory budget applies (non-torch memory, profiled"
+        " sampler; the device profile lists them, H100: vllm-0.19, vllm-0.11); default the"
+        " profile's (vllm-0.19)")
     max_batch_size: int = Field(256, gt=0, description="max sequences per iteration (max_num_seqs)")
     max_batched_tokens: int = Field(
         8192, gt=0, description="max tokens per iteration (prefill chunk tokens + decodes)")
@@ -116,9 +128,10 @@ class ServingSpec(Strict):
     block_size_tokens: int = Field(16, gt=0, description="KV-cache block size (tokens per block)")
     gpu_memory_fraction: float = Field(0.9, gt=0.1, le=1.0,
                                        description="fraction of HBM the server may use")
-    runtime_overhead_gib: float = Field(
-        2.0, ge=0, description="CUDA context, NCCL buffers, CUDA graphs per GPU, GiB (estimate"
-        " read from vLLM start-up logs; not measured here)")
+    runtime_overhead_gib: float | None = Field(
+        None, ge=0, description="non-torch memory per GPU (CUDA context, NCCL and custom"
+        " all-reduce buffers), GiB; default the serving stack's figure for the TP degree (H100,"
+        " vLLM 0.19 start-up logs: 0.24 at TP 1, about 2.1 at TP 2-8)")
     max_model_len: int = Field(32768, gt=0, description="longest sequence (prompt + output), tokens;"
                                " longer requests are dropped; the KV cache must hold one")
 
@@ -169,6 +182,16 @@ class PoolSpec(Strict):
         d = self.deployment
         return d.replicas_per_node or self.gpus_per_node // d.tp
 
+    def stack(self):
+        """The serving stack of this pool (``serving.stack`` or the profile's default)."""
+        return self.profile().stack(self.serving.stack)
+
+    @property
+    def overhead_gib(self) -> float:
+        """Non-torch memory per GPU, GiB (the serving field, else the stack's by TP)."""
+        o = self.serving.runtime_overhead_gib
+        return o if o is not None else self.stack().non_torch_gib(self.deployment.tp)
+
     @property
     def gpu_cap_w(self) -> float:
         """Every GPU's static cap, W (the deployment's, else the GPU's board limit)."""
@@ -200,6 +223,10 @@ class PoolSpec(Strict):
         if d.gpu_cap_w is not None and not lo <= d.gpu_cap_w <= hi:
             raise ValueError(f"{at}deployment.gpu_cap_w: {d.gpu_cap_w:g} W is outside the"
                              f" {prof.name} range {lo:g}-{hi:g} W")
+        if self.serving.stack is not None and self.serving.stack not in prof.stacks:
+            raise ValueError(f"{at}serving.stack: {prof.name} has no stack {self.serving.stack!r}"
+                             f"{did_you_mean(self.serving.stack, prof.stacks)} (has"
+                             f" {', '.join(prof.stacks)})")
         for name in ("precision", "kv_precision"):
             p = getattr(d, name)
             if p not in prof.precisions:
