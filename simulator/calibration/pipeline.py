@@ -120,7 +120,9 @@ def load_all(data: Path) -> dict[str, Any]:
     sr_path = src / "vidur-h100" / "network-dgx" / "send_recv.csv"
     sr = S.load_collective(sr_path, "send_recv") if sr_path.exists() else None
     sw = S.load_splitwise(src / "splitwise" / "perf_model.csv")
-    ml, skipped = S.load_mlenergy(src / "mlenergy-v3" / "h100_runs.csv")
+    ml, skipped = S.load_mlenergy(src / "mlenergy-v3" / "runs.csv", gpu="H100")
+    lengths = S.load_output_lengths(src / "mlenergy-v3" / "output_lengths.csv", ml)
+    ml["lengths"] = [lengths[r] for r in ml["row"]]
     cond = mlenergy.load_conditions(data / "mlenergy_conditions.yaml")
     for task in ml["task"].unique():
         mlenergy.input_mean(cond, task, str(data / "mlenergy_conditions.yaml"))

@@ -43,6 +43,8 @@ class _GPUFields(Strict):
 class _NodeFields(Strict):
     gpus_per_node: int = Field(ge=1)
     rated_power_w: float = Field(gt=0)
+    host_idle_w: float = Field(ge=0)
+    host_load_factor: float = Field(ge=0)
 
 
 class _StackFields(Strict):
@@ -166,7 +168,8 @@ def _load(key: str) -> DeviceProfile:
                                  st.sampler_bytes_per_logit)
               for name, st in f.serving_stacks.items()}
     return DeviceProfile(key, f.name, tuple(f.aliases), f.description, gpu,
-                         NodeSpec(f.node.gpus_per_node, f.node.rated_power_w), f.calibration, f.dvfs,
+                         NodeSpec(f.node.gpus_per_node, f.node.rated_power_w, f.node.host_idle_w,
+                                  f.node.host_load_factor), f.calibration, f.dvfs,
                          stacks, f.default_stack)
 
 

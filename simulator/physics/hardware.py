@@ -43,7 +43,10 @@ class GPUSpec:
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """A node (server) of GPUs: how many, and its rated (nameplate) input power."""
+    """A node (server) of GPUs: how many, its rated (nameplate) input power, and its host's
+    default power model (:class:`simulator.physics.host.HostPower`)."""
 
     gpus_per_node: int
     rated_power_w: float
+    host_idle_w: float
+    host_load_factor: float

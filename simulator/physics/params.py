@@ -36,6 +36,16 @@ class AllReduceFit(Frozen):
     beta_s_per_byte: float = Field(ge=0)
 
 
+class CustomAllReduce(Frozen):
+    """The serving stack's own all-reduce over NVLink (vLLM's custom all-reduce) for messages up
+    to ``max_bytes``: ``latency_s + bytes * 2 (tp - 1) / tp / (NVLink bandwidth / 2)``; larger
+    messages go to NCCL (``all_reduce``)."""
+
+    latency_s: float = Field(ge=0, description="fixed cost of one call, s")
+    max_bytes: float = Field(8 * 1024**2, gt=0, description="largest message it takes, bytes"
+                             " (vLLM's default: 8 MiB)")
+
+
 class TimingParams(Frozen):
     """Per-op roofline efficiencies and fixed costs (see :mod:`simulator.physics.timing`)."""
 
@@ -50,7 +60,10 @@ class TimingParams(Frozen):
     )
     attn_prefill: RooflineOp = RooflineOp()
     attn_decode: RooflineOp = RooflineOp()
-    all_reduce: dict[int, AllReduceFit] = Field(default_factory=dict, description="by TP degree")
+    all_reduce: dict[int, AllReduceFit] = Field(default_factory=dict, description="NCCL, by TP"
+                                                " degree")
+    custom_all_reduce: CustomAllReduce | None = Field(
+        None, description="the stack's custom all-reduce for small messages (None: NCCL for all)")
     iteration_fixed_s: float = Field(0.0, ge=0, description="per-iteration CPU cost, s")
     per_seq_s: float = Field(0.0, ge=0, description="per-sequence scheduling/sampling cost, s")
     attn_expanded_kv: bool = Field(

@@ -7,7 +7,8 @@ Per layer and per GPU of a TP group (shapes sharded Megatron-style, :mod:`.layer
   :class:`RooflineOp`; an FP8 checkpoint may keep some GEMMs (or whole layers) in BF16;
 * memory-bound element-wise ops ``norm`` (x2), ``rope``, ``act``, ``add`` (x2);
 * attention: prefill from causal-pair FLOPs, decode from KV-cache bytes read;
-* two all-reduces of the activations when TP > 1 (fitted NCCL model);
+* two all-reduces of the activations when TP > 1: the stack's custom all-reduce for small
+  messages (a latency plus NVLink bandwidth), NCCL (fitted tables) for large ones;
 
 plus the embedding gather and the LM head (on sampled rows only, always BF16) once per
 iteration, and a fixed CPU cost per iteration and per sequence. Units: seconds, bytes, all per
@@ -115,14 +116,20 @@ class TimingModel:
         return Work(t, 0.0, nbytes)
 
     def all_reduce_s(self, m_rows: float) -> float:
-        """One all-reduce of the ``m_rows x hidden`` activations across the TP group."""
+        """One all-reduce of the ``m_rows x hidden`` activations across the TP group: the
+        stack's custom all-reduce for small messages, NCCL (fitted) above its size limit."""
         if self.tp == 1:
             return 0.0
+        nbytes = m_rows * self.model.hidden_size * ACT_BYTES
+        # bandwidth term of an all-reduce over NVLink: 2 (p - 1) / p of the data each way
+        wire_s = 2 * (self.tp - 1) / self.tp * nbytes / (self.gpu.nvlink_bw_bytes_per_s / 2)
+        custom = self.params.custom_all_reduce
+        if custom is not None and nbytes <= custom.max_bytes:
+            return custom.latency_s + wire_s
         fit = self.params.all_reduce.get(self.tp)
-        if fit is None:  # pure bandwidth bound over NVLink (ring: 2(p-1)/p of the data)
-            nbytes = m_rows * self.model.hidden_size * ACT_BYTES
-            return 2 * (self.tp - 1) / self.tp * nbytes / (self.gpu.nvlink_bw_bytes_per_s / 2)
-        return fit.alpha_s + fit.beta_s_per_byte * m_rows * self.model.hidden_size * ACT_BYTES
+        if fit is None:
+            return wire_s
+        return fit.alpha_s + fit.beta_s_per_byte * nbytes
 
     def _layer_rest(self, m_rows: float) -> Work:
         """Element-wise ops and the two all-reduces of one layer."""

@@ -22,6 +22,7 @@ from simulator.scenario.power import PowerSpec, check_power
 from simulator.catalog import CATALOG, ModelShape
 from simulator.devices import DeviceProfile, load_profile, names as device_names
 from simulator.errors import did_you_mean
+from simulator.physics.host import HostPower
 from simulator.scenario.projection import ProjectionSpec, check_projection
 from simulator.strict import Strict
 from simulator.workload.spec import WorkloadSpec
@@ -186,6 +187,14 @@ class PoolSpec(Strict):
         """The serving stack of this pool (``serving.stack`` or the profile's default)."""
         return self.profile().stack(self.serving.stack)
 
+    def host(self, facility: "FacilitySpec", gpu_idle_w: float) -> HostPower:
+        """This pool's node host model: the facility's figures, else the profile node's."""
+        node = self.profile().node
+        idle = facility.host_idle_w if facility.host_idle_w is not None else node.host_idle_w
+        lf = (facility.host_load_factor if facility.host_load_factor is not None
+              else node.host_load_factor)
+        return HostPower(idle, lf, self.gpus_per_node, gpu_idle_w, node.rated_power_w)
+
     @property
     def overhead_gib(self) -> float:
         """Non-torch memory per GPU, GiB (the serving field, else the stack's by TP)."""
@@ -266,12 +275,23 @@ class FacilitySpec(Strict):
     """Host and facility overheads beyond the GPUs (uncertain: see README for ranges)."""
 
     pue: float = Field(1.2, ge=1.0, le=3.0, description="power usage effectiveness (facility/IT)")
-    host_idle_w: float = Field(
-        1200.0, ge=0, description="node power excluding GPUs when idle, W (CPUs, memory, NICs,"
-        " fans, PSU losses); DGX H100 estimate, range 800-2000")
-    host_active_w: float = Field(
-        1500.0, ge=0, description="extra host power when all GPUs are busy, W (fans and"
-        " conversion losses scale with GPU load); range 800-2500")
+    host_idle_w: float | None = Field(
+        None, ge=0, description="host power of a node whose GPUs idle, W (CPUs, DRAM, NICs,"
+        " switches, fans, conversion losses); default the device profile's node (DGX H100: 1,000,"
+        " an estimate from component figures)")
+    host_load_factor: float | None = Field(
+        None, ge=0, le=2, description="extra host power per watt of GPU power above the GPUs'"
+        " idle power, W/W (fans, conversion losses and CPUs follow GPU load); default the"
+        " profile's (DGX H100: 0.35, from the ~8.4 kW measured node peak); a node never exceeds"
+        " its rating")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "host_active_w" in data:
+            raise ValueError("host_active_w was replaced by host_load_factor (host W per W of GPU"
+                             " power above idle; DGX H100 default 0.35): remove host_active_w")
+        return data
 
 
 class SimulationSpec(Strict):
