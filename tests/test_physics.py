@@ -105,7 +105,7 @@ def test_kv_heads_replicate_when_tp_exceeds_them():
 
 
 def test_cap_never_exceeded_and_never_faster():
-    p = PowerParams(idle_w=70, p_busy_w=100, e_flop_j=1e-12, e_byte_j=1e-10)
+    p = PowerParams(idle_w=70, p_busy_w=100, p_active_w=500, activity_flops_per_s=2e14, e_byte_j=1e-10)
     s = IterationShape(prefill_tokens=4096, prefill_attn_pairs=IterationShape.causal_pairs(4096, 0),
                        prefill_seqs=1, sampled_seqs=1)
     w = tm().work(s)
@@ -131,7 +131,7 @@ def _step_sum(span: DecodeSpan, c0: int, k: int) -> tuple[float, float]:
 @settings(max_examples=100, deadline=None)
 def test_decode_span_closed_form_equals_stepping(n, c0, k, cap):
     # steep power so that the cap binds for some spans
-    p = PowerParams(idle_w=70, p_busy_w=150, e_flop_j=2e-12, e_byte_j=2.5e-10)
+    p = PowerParams(idle_w=70, p_busy_w=150, p_active_w=700, activity_flops_per_s=1e14, e_byte_j=2.5e-10)
     span = DecodeSpan(tm().decode_line(n), p, cap, DVFS)
     t, e = _step_sum(span, c0, k)
     assert span.duration_s(c0, k) == pytest.approx(t, rel=1e-9)

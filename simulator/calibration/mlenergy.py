@@ -140,17 +140,33 @@ def steady_metrics(run, cond: dict, timing: TimingParams, power: PowerParams | N
     return out
 
 
-def power_basis(run, cond: dict, timing: TimingParams, input_scale: float = 1.0) -> np.ndarray:
-    """Time-averaged (1, FLOP/s, byte/s) of the busy GPU in the steady state: the uncapped
-    per-GPU power is ``basis @ (p_busy_w, e_flop_j, e_byte_j)``."""
+@dataclass(frozen=True)
+class PowerBasis:
+    """What the uncapped steady-state power of a run depends on, per GPU, time-averaged over its
+    decode and mixed iterations: total time ``T``, HBM bytes ``B`` and the phases as rows of
+    ``(weight x time_s, FLOP rate, byte rate)``. Power is ``p_busy + p_active A / T + e_byte B / T``
+    (:mod:`simulator.physics.power`)."""
+
+    time_s: float
+    hbm_bytes: float
+    phases: np.ndarray
+
+    def activity_fraction(self, activity_flops_per_s: float, activity_bytes_per_s: float) -> float:
+        w, rf, rb = self.phases.T
+        u = -np.expm1(-rf / activity_flops_per_s - rb / activity_bytes_per_s)
+        return float(np.sum(w * u) / self.time_s)
+
+
+def power_basis(run, cond: dict, timing: TimingParams, input_scale: float = 1.0) -> PowerBasis:
+    """The run's steady state as :class:`PowerBasis` (timing model at ``timing``)."""
     ss = steady_state(run, cond, input_scale)
     tm = TimingModel(shape(run.model), int(run.tp), "bf16", timing, "bf16", h100_gpu())
     wd, wm = tm.work(ss.decode), tm.work(ss.mixed)
     q = ss.q_mixed
-    T = (1 - q) * wd.time_s + q * wm.time_s
-    F = (1 - q) * wd.flops + q * wm.flops
-    B = (1 - q) * wd.hbm_bytes + q * wm.hbm_bytes
-    return np.array([1.0, F / T, B / T])
+    rows = [((1 - q) * t, f / t, b / t) for t, f, b in wd.phases if t > 0]
+    rows += [(q * t, f / t, b / t) for t, f, b in wm.phases if t > 0 and q > 0]
+    return PowerBasis((1 - q) * wd.time_s + q * wm.time_s, (1 - q) * wd.hbm_bytes + q * wm.hbm_bytes,
+                      np.array(rows))
 
 
 # ------------------------------------------------------------------ engine simulation
@@ -284,39 +300,58 @@ def saturated_gemm_power_w(power: PowerParams) -> float:
     """Power the fitted model demands for a saturated dense BF16 GEMM, W (reported; bounded by
     SATURATED_GEMM_MAX_W in the fit)."""
     f, b = saturated_gemm()
-    return power.p_busy_w + power.e_flop_j * f + power.e_byte_j * b
+    act = -math.expm1(-f / power.activity_flops_per_s - b / power.activity_bytes_per_s)
+    return power.p_busy_w + power.p_active_w * act + power.e_byte_j * b
+
+
+#: ranges of the activity rates searched by the fit: FLOP/s, byte/s
+ACTIVITY_FLOPS_RANGE = (2e13, 3e15)
+ACTIVITY_BYTES_RANGE = (1e11, 1e14)
 
 
 def fit_power(runs: pd.DataFrame, cond: dict, timing: TimingParams, idle_w: float,
               input_scale: float = 1.0) -> PowerParams:
-    """Fit ``p_busy_w, e_flop_j, e_byte_j`` to the runs' per-GPU power (steady-state model).
+    """Fit ``p_busy_w, p_active_w, activity_flops_per_s, activity_bytes_per_s, e_byte_j`` to the
+    runs' per-GPU power (steady-state model, :mod:`simulator.physics.power`).
 
-    Power of a busy GPU: ``p_busy + e_flop FLOP/s + e_byte byte/s`` at the achieved rates of the
-    timing model, clamped at the 700 W limit (the capped runs of small models at large batch
-    read 685-690 W). Idle power is the datasheet anchor (no idle rows in the data). Physics
-    bound: a saturated BF16 GEMM may demand at most SATURATED_GEMM_MAX_W (``e_flop_j`` is
-    parameterised as a fraction of what that leaves).
+    Modelled power is clamped at the 700 W limit (the capped runs of small models at large
+    batch read 685-690 W). Idle power is the datasheet anchor (no idle rows in the data) and
+    bounds ``p_busy_w`` from below. Physics bound: a saturated BF16 GEMM may demand at most
+    SATURATED_GEMM_MAX_W (``p_active_w`` is parameterised as a fraction of what that leaves).
+    Each run weighs the same; each model's runs together weigh the same.
     """
     meas = runs["gpu_power_w"].to_numpy()
-    basis = np.array([power_basis(r, cond, timing, input_scale) for r in runs.itertuples(index=False)])
+    bases = [power_basis(r, cond, timing, input_scale) for r in runs.itertuples(index=False)]
+    T = np.array([b.time_s for b in bases])
+    byte_rate = np.array([b.hbm_bytes for b in bases]) / T
     per_model = runs.groupby("model")["model"].transform("size").to_numpy()
     sw = np.sqrt(1.0 / per_model)
     f_sat, b_sat = saturated_gemm()
 
-    def coeffs(x):  # x = (p_busy W, e_byte in 1e-10 J, u in [0, 1])
-        p_busy, e_byte = x[0], x[1] * 1e-10
+    def coeffs(x):  # x = (p_busy W, e_byte in 1e-10 J, u in [0, 1], log F0, log B0)
+        p_busy, e_byte, f0, b0 = x[0], x[1] * 1e-10, float(np.exp(x[3])), float(np.exp(x[4]))
         room = max(SATURATED_GEMM_MAX_W - p_busy - e_byte * b_sat, 0.0)
-        return np.array([p_busy, x[2] * room / f_sat, e_byte])
+        return p_busy, x[2] * room / -math.expm1(-f_sat / f0 - b_sat / b0), f0, b0, e_byte
 
     def model(x):  # smooth min(p, cap): the run average of iterations clamped at the cap
-        p = basis @ coeffs(x)
+        p_busy, p_active, f0, b0, e_byte = coeffs(x)
+        act = np.array([b.activity_fraction(f0, b0) for b in bases])
+        p = p_busy + p_active * act + e_byte * byte_rate
         return CAP_W - 15.0 * np.logaddexp(0.0, (CAP_W - p) / 15.0)
 
     def resid(x):
         return (model(x) / meas - 1.0) * sw
 
-    x0 = np.array([250.0, 0.6, 0.8])
-    r = least_squares(resid, x0, bounds=([idle_w, 0.0, 0.0], [CAP_W, 50.0, 1.0]),
-                      x_scale=np.array([50.0, 1.0, 0.1]), method="trf", xtol=1e-12, ftol=1e-12)
-    c = coeffs(r.x)
-    return PowerParams(idle_w=idle_w, p_busy_w=float(c[0]), e_flop_j=float(c[1]), e_byte_j=float(c[2]))
+    lb = [idle_w, 0.0, 0.0, np.log(ACTIVITY_FLOPS_RANGE[0]), np.log(ACTIVITY_BYTES_RANGE[0])]
+    ub = [CAP_W, 50.0, 1.0, np.log(ACTIVITY_FLOPS_RANGE[1]), np.log(ACTIVITY_BYTES_RANGE[1])]
+    best = None
+    for f0_start, b0_start in ((1e14, 3e12), (3e14, 1e13), (1e15, 3e13)):  # not convex: starts
+        x0 = np.array([150.0, 0.5, 0.8, np.log(f0_start), np.log(b0_start)])
+        r = least_squares(resid, x0, bounds=(lb, ub), x_scale=np.array([50.0, 1.0, 0.1, 0.3, 0.3]),
+                          method="trf", xtol=1e-12, ftol=1e-12)
+        if best is None or r.cost < best.cost:
+            best = r
+    p_busy, p_active, f0, b0, e_byte = coeffs(best.x)
+    return PowerParams(idle_w=idle_w, p_busy_w=float(p_busy), p_active_w=float(p_active),
+                       activity_flops_per_s=float(f0), activity_bytes_per_s=float(b0),
+                       e_byte_j=float(e_byte))

@@ -35,11 +35,14 @@ from simulator.physics.shapes import IterationShape
 @dataclass(slots=True)
 class Work:
     """Time and work of an iteration (or a part of it), per GPU: seconds, BF16-equivalent tensor
-    FLOPs, HBM bytes."""
+    FLOPs, HBM bytes, and its phases: ``(time_s, flops, hbm_bytes)`` of the non-attention ops,
+    of prefill attention and of decode attention (kernel overheads that move nothing belong
+    to none), from which the power model reads how active the GPU is."""
 
     time_s: float
     flops: float
     hbm_bytes: float
+    phases: tuple[tuple[float, float, float], ...] = ()
 
 
 def roofline_s(op: RooflineOp, m: float, flops: float, nbytes: float, peak_flops: float,
@@ -53,7 +56,9 @@ def roofline_s(op: RooflineOp, m: float, flops: float, nbytes: float, peak_flops
 class DecodeLine:
     """A decode-only iteration of fixed batch size n is linear in its total context c:
 
-    ``time_s = t0_s + t1_s * c``, ``flops = f0 + f1 * c``, ``hbm_bytes = b0 + b1 * c``.
+    ``time_s = t0_s + t1_s * c``, ``flops = f0 + f1 * c``, ``hbm_bytes = b0 + b1 * c``; its
+    phases are the non-attention ops ``(lin_s, f0, b0)`` and decode attention
+    ``(t1_s c, f1 c, b1 c)`` (the attention's per-layer overhead, in ``t0_s``, moves nothing).
     """
 
     n_seqs: int
@@ -63,6 +68,12 @@ class DecodeLine:
     f1: float
     b0: float
     b1: float
+    lin_s: float
+
+    def work(self, c: float) -> Work:
+        """The iteration at total context ``c``."""
+        return Work(self.t0_s + self.t1_s * c, self.f0 + self.f1 * c, self.b0 + self.b1 * c,
+                    ((self.lin_s, self.f0, self.b0), (self.t1_s * c, self.f1 * c, self.b1 * c)))
 
 
 class TimingModel:
@@ -125,7 +136,7 @@ class TimingModel:
         wire_s = 2 * (self.tp - 1) / self.tp * nbytes / (self.gpu.nvlink_bw_bytes_per_s / 2)
         custom = self.params.custom_all_reduce
         if custom is not None and nbytes <= custom.max_bytes:
-            return custom.latency_s + wire_s
+            return custom.latency_s + wire_s / custom.nvlink_efficiency
         fit = self.params.all_reduce.get(self.tp)
         if fit is None:
             return wire_s
@@ -154,7 +165,9 @@ class TimingModel:
                 if sampled else Work(0.0, 0.0, 0.0))
         p = self.params
         t += L * rest.time_s + emb.time_s + head.time_s + p.iteration_fixed_s + p.per_seq_s * sampled
-        return Work(t, fl + head.flops, by + L * rest.hbm_bytes + emb.hbm_bytes + head.hbm_bytes)
+        fl += head.flops
+        by += L * rest.hbm_bytes + emb.hbm_bytes + head.hbm_bytes
+        return Work(t, fl, by, ((t, fl, by),))
 
     def decode_attention(self, n_seqs: int) -> tuple[float, float, float, float]:
         """(t0_s, t1_s per context token, FLOPs and bytes per context token) of decode attention.
@@ -180,6 +193,7 @@ class TimingModel:
         FLOPs, KV bytes) and of its decodes (:meth:`decode_attention`, linear in context)."""
         lin = self._linear_cached(s.prefill_tokens + s.decode_seqs, s.sampled_seqs)
         t = fl = by = 0.0
+        phases = lin.phases
         if s.prefill_tokens:
             L = self.model.layers
             flops = self.attn_flops_pair_layer * s.prefill_attn_pairs
@@ -188,13 +202,15 @@ class TimingModel:
             t += L * roofline_s(self.params.attn_prefill, s.prefill_tokens, flops, nbytes,
                                 self.peak, self.bw)
             fl, by = L * flops, L * nbytes
+            phases = phases + ((t, fl, by),)
         if s.decode_seqs:
             a0, a1, f1, b1 = self.decode_attention(s.decode_seqs)
             c = s.decode_ctx_tokens
             t += a0 + a1 * c
             fl += f1 * c
             by += b1 * c
-        return Work(lin.time_s + t, lin.flops + fl, lin.hbm_bytes + by)
+            phases = phases + ((a1 * c, f1 * c, b1 * c),)
+        return Work(lin.time_s + t, lin.flops + fl, lin.hbm_bytes + by, phases)
 
     def iteration_s(self, s: IterationShape) -> float:
         """Uncapped duration of one iteration in seconds."""
@@ -206,6 +222,7 @@ class TimingModel:
         if line is None:
             lin = self._linear_cached(n_seqs, n_seqs)
             a0, a1, f1, b1 = self.decode_attention(n_seqs)
-            line = DecodeLine(n_seqs, lin.time_s + a0, a1, lin.flops, f1, lin.hbm_bytes, b1)
+            line = DecodeLine(n_seqs, lin.time_s + a0, a1, lin.flops, f1, lin.hbm_bytes, b1,
+                              lin.time_s)
             self._decode_lines[n_seqs] = line
         return line

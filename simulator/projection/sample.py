@@ -79,11 +79,12 @@ def perturb_calibration(cal: Calibration, p: Perturbation) -> Calibration:
                                                "beta_s_per_byte": v.beta_s_per_byte * fm})
                        for k, v in t.all_reduce.items()},
         "custom_all_reduce": (t.custom_all_reduce.model_copy(
-            update={"latency_s": t.custom_all_reduce.latency_s * fm})
+            update={"latency_s": t.custom_all_reduce.latency_s * fm,
+                    "nvlink_efficiency": t.custom_all_reduce.nvlink_efficiency / fm})
             if t.custom_all_reduce is not None else None),
         "iteration_fixed_s": t.iteration_fixed_s * fm, "per_seq_s": t.per_seq_s * fm})
     pw = cal.power
-    power = pw.model_copy(update={"p_busy_w": pw.p_busy_w * fp, "e_flop_j": pw.e_flop_j * fp,
+    power = pw.model_copy(update={"p_busy_w": pw.p_busy_w * fp, "p_active_w": pw.p_active_w * fp,
                                   "e_byte_j": pw.e_byte_j * fp})
     return cal.model_copy(update={"timing": timing, "power": power})
 

@@ -43,7 +43,7 @@ def test_power_factor_scales_busy_power_not_idle():
     cal = perturb_calibration(CAL, Perturbation(gpu_power_factor=1.25))
     assert cal.power.idle_w == CAL.power.idle_w
     from simulator.physics.timing import Work
-    w = Work(0.01, 1e12, 1e10)
+    w = Work(0.01, 1e12, 1e10, ((0.008, 1e12, 5e9),))
     assert demanded_energy_j(cal.power, w) == pytest.approx(1.25 * demanded_energy_j(CAL.power, w))
 
 
