@@ -10,6 +10,12 @@ Definitions (all exclude warm-up requests; windowed quantities use the steady-st
 * energy_*_j: exact integrals over the whole run [0, simulated_time_s] of piecewise-constant
   power (the engine's :class:`~simulator.engine.ledger.Ledger`); GPU idle power fills every
   interval a GPU has no work.
+* throughput_requests_per_s: measured requests completed / (last measured completion -
+  window_start_s): the rate at which the fleet finished the requests it was measured on,
+  drain included. At a load the fleet sustains it tends to the offered rate; above capacity,
+  to the service capacity (a short overloaded run no longer reports 0: completions after the
+  last arrival count). throughput_output_tokens_per_s stays output tokens generated inside the
+  window / window length.
 * energy_per_output_token_j: GPU energy / output tokens, inside the window (what GPU-metered
   benchmarks report). energy_per_query_wh_*: facility energy (GPU + host busy share, times PUE)
   attributed to each query by the tokens it had in each iteration.
@@ -196,6 +202,15 @@ def _pct(x: np.ndarray, q: float) -> float:
     return float(np.percentile(x, q)) if x.size else float("nan")
 
 
+def completion_rate_per_s(done: pd.DataFrame, w0: float) -> float:
+    """Measured completions per second: completed measured requests / (last completion - w0)
+    (0 when none completed)."""
+    if not len(done):
+        return 0.0
+    span = float(done["finish_s"].max()) - w0
+    return len(done) / span if span > 0 else float("nan")
+
+
 def _power_figures(w: Window, peak_w: float) -> dict[str, float]:
     """Power, energy, batch and KV figures of a window (a pool's or the fleet's)."""
     win = max(w.duration_s, 1e-12)
@@ -231,13 +246,12 @@ def _pool_summary(res: RunResult, pool: Pool, w0: float, w1: float, pue: float) 
     mine = df[np.isin(df["replica"].to_numpy(), np.array([r.index for r in pool.replicas]))]
     completed = mine["state"] == "completed"
     done = mine[completed & ~mine["warmup"]]
-    in_win = done[(done["finish_s"] >= w0) & (done["finish_s"] <= w1)]
     return {
         "model": pool.spec.model_shape().name, "gpu": pool.profile.name,
         "nodes": pool.nodes, "gpus": pool.gpus, "tp": pool.tp, "replicas": len(pool.replicas),
         "kv_capacity_tokens_per_replica": pool.kv.capacity_tokens,
         "requests_completed": int(completed.sum()),
-        "throughput_requests_per_s": len(in_win) / win,
+        "throughput_requests_per_s": completion_rate_per_s(done, w0),
         "throughput_output_tokens_per_s": w.tokens_out / win,
         **_power_figures(w, led.peak_node_power_w(pool)),
         **_energy_figures(total, pue),
@@ -256,7 +270,6 @@ def summarise(res: RunResult) -> dict[str, Any]:
     # ---- requests
     m = df[~df["warmup"]]
     done = m[m["state"] == "completed"]
-    in_win = done[(done["finish_s"] >= w0) & (done["finish_s"] <= w1)]
     itl = weighted_itl_quantiles([r.rec for r in fleet.replicas], w0, [0.5, 0.9, 0.99])
     wh = done["energy_facility_wh"].to_numpy()
     one = len(pools) == 1
@@ -277,7 +290,7 @@ def summarise(res: RunResult) -> dict[str, Any]:
         "requests_in_flight": int((df["state"] == "in_flight").sum()),
         "requests_measured": int(len(m)),
         "preemptions": int(sum(r.preemptions for r in fleet.replicas)),
-        "throughput_requests_per_s": len(in_win) / win,
+        "throughput_requests_per_s": completion_rate_per_s(done, w0),
         "throughput_output_tokens_per_s": w.tokens_out / win,
         "ttft_s_p50": _pct(done["ttft_s"].to_numpy(), 50),
         "ttft_s_p90": _pct(done["ttft_s"].to_numpy(), 90),

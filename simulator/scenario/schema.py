@@ -270,6 +270,20 @@ class SimulationSpec(Strict):
         return self
 
 
+def check_measured(sim: SimulationSpec) -> None:
+    """A run must leave requests to measure after its warm-up (else every figure is n/a)."""
+    if sim.requests is not None and sim.warmup_requests >= sim.requests:
+        raise ValueError(
+            f"simulation.warmup_requests: {sim.warmup_requests} warm-up requests leave none of"
+            f" the {sim.requests} requests (simulation.requests) to measure; make"
+            " warmup_requests smaller than requests")
+    if sim.duration_s is not None and sim.requests is None and sim.warmup_s >= sim.duration_s:
+        raise ValueError(
+            f"simulation.warmup_s: a {sim.warmup_s:g} s warm-up leaves nothing of the"
+            f" {sim.duration_s:g} s run (simulation.duration_s) to measure; make warmup_s"
+            " shorter than duration_s")
+
+
 class Scenario(Strict):
     """A complete simulation: model, fleet, policies, workload, facility, run control."""
 
@@ -339,6 +353,7 @@ class Scenario(Strict):
             pool.check()
         check_power(self)
         check_projection(self)
+        check_measured(self.simulation)
         return self
 
     # ---------------------------------------------------------------- derived
