@@ -11,11 +11,15 @@ Definitions (all exclude warm-up requests; windowed quantities use the steady-st
   power (the engine's :class:`~simulator.engine.ledger.Ledger`); GPU idle power fills every
   interval a GPU has no work.
 * throughput_requests_per_s: measured requests completed / (last measured completion -
-  window_start_s): the rate at which the fleet finished the requests it was measured on,
-  drain included. At a load the fleet sustains it tends to the offered rate; above capacity,
-  to the service capacity (a short overloaded run no longer reports 0: completions after the
-  last arrival count). throughput_output_tokens_per_s stays output tokens generated inside the
-  window / window length.
+  window_start_s), as serving benchmarks report it (vLLM's benchmark_serving: completed /
+  duration up to the last completion): the drain counts, so a short overloaded run reports
+  its service rate, not 0. At a load the fleet sustains it tends to the offered rate as runs
+  get longer (the drain tail weighs less); above capacity, to the capacity.
+  offered_requests_per_s: measured arrivals / window length. throughput_output_tokens_per_s
+  stays output tokens generated inside the window / window length.
+* facility_power_w_mean: the fleet's mean facility power over the window (IT x PUE), W;
+  energy_facility_wh_per_day: that power held for 24 h, Wh/day (energy per day at the
+  simulated load, steady state: no start-up or drain tail).
 * energy_per_output_token_j: GPU energy / output tokens, inside the window (what GPU-metered
   benchmarks report). energy_per_query_wh_*: facility energy (GPU + host busy share, times PUE)
   attributed to each query by the tokens it had in each iteration.
@@ -44,6 +48,7 @@ STATE_CATEGORIES = ["completed", "dropped", "in_flight"]
 # engine state -> index in STATE_CATEGORIES
 STATE_CODES = np.array([STATE_CATEGORIES.index(STATE_NAMES[k]) for k in sorted(STATE_NAMES)])
 J_PER_WH = 3600.0
+SECONDS_PER_DAY = 86400.0
 
 
 def request_table(run: EngineRun) -> pd.DataFrame:
@@ -116,6 +121,11 @@ def collect(run: EngineRun, controllers: Sequence[Controller] = ()) -> RunResult
                     measurement_window(run, table), list(run.workload.class_names),
                     controllers={c.name: c for c in controllers})
     res.summary = summarise(res)
+    if run.scenario.cost is not None:
+        from simulator.metrics.cost import run_cost
+
+        res.summary["cost"] = run_cost(run.scenario.cost, res.summary,
+                                       [(p.nodes, p.gpus // p.nodes) for p in run.fleet.pools])
     for c in controllers:
         part = c.summary(run.ledger)
         if part is not None:
@@ -290,6 +300,7 @@ def summarise(res: RunResult) -> dict[str, Any]:
         "requests_in_flight": int((df["state"] == "in_flight").sum()),
         "requests_measured": int(len(m)),
         "preemptions": int(sum(r.preemptions for r in fleet.replicas)),
+        "offered_requests_per_s": len(m) / win,
         "throughput_requests_per_s": completion_rate_per_s(done, w0),
         "throughput_output_tokens_per_s": w.tokens_out / win,
         "ttft_s_p50": _pct(done["ttft_s"].to_numpy(), 50),
@@ -305,6 +316,9 @@ def summarise(res: RunResult) -> dict[str, Any]:
         "kv_capacity_tokens_per_replica": pools[0].kv.capacity_tokens if one else None,
         **_power_figures(w, led.peak_node_power_w()),
         **_energy_figures(total, pue),
+        "pue": pue,
+        "facility_power_w_mean": w.it_j / win * pue,
+        "energy_facility_wh_per_day": w.it_j / win * pue * SECONDS_PER_DAY / J_PER_WH,
         "energy_per_query_wh_mean": float(wh.mean()) if wh.size else float("nan"),
         "energy_per_query_wh_p50": _pct(wh, 50),
         "energy_per_query_wh_p25": _pct(wh, 25),

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from simulator.scenario.cost import CostSpec
 from simulator.scenario.power import PowerSpec, check_power
 from simulator.catalog import CATALOG, ModelShape
 from simulator.devices import DeviceProfile, load_profile, names as device_names
@@ -304,6 +305,10 @@ class Scenario(Strict):
     projection: ProjectionSpec | None = Field(
         None, description="fleet-day projection (`fleetsim project`; see docs/projection.md);"
         " ignored by `fleetsim run`")
+    cost: CostSpec | None = Field(
+        None, description="prices of hardware and electricity (optional; every price is a"
+        " user input): adds $/day, $ per million output tokens and $ per 1,000 queries by"
+        " class to summaries")
 
     _base_dir: Path = PrivateAttr(default_factory=lambda: Path("."))
     _file: str | None = PrivateAttr(default=None)
