@@ -42,8 +42,12 @@ def energy_wh(x_wh: Any) -> str:
 
 
 def gwh(x_gwh: Any, digits: int = 3) -> str:
-    """GWh kept in GWh (the unit of daily fleet energy): ``"0.697 GWh"``."""
-    return NA if _bad(x_gwh) else f"{float(x_gwh):.{digits}g} GWh"
+    """Energy given in GWh: kept in GWh from 0.01 GWh (``"0.697 GWh"``), else with the prefix
+    that reads best (``"208 kWh"``)."""
+    if _bad(x_gwh):
+        return NA
+    x = float(x_gwh)
+    return f"{x:.{digits}g} GWh" if abs(x) >= 0.01 else eng(x * 1e9, "Wh", digits)
 
 
 def tokens_per_s(x: Any) -> str:

@@ -109,6 +109,11 @@ def load_results(path: str | Path) -> Results:
                 params += [k for k in p["overrides"] if k not in params]
         command = manifest.get("command") or (
             "project" if "gwh_per_day_facility_p50" in table else "run")
+        for p in params:  # "1.0e7" is a string to YAML 1.1: read numbers as numbers
+            if p in table and not pd.api.types.is_numeric_dtype(table[p]) and not pd.api.types.is_bool_dtype(table[p]):
+                num = pd.to_numeric(table[p], errors="coerce")
+                if num.notna().sum() == table[p].notna().sum():
+                    table[p] = num
         dirs = [d / "points" / pid for pid in table["point_id"]]
         return Results(d, table, [p for p in params if p in table], dirs, f"sweep-{command}",
                        grid, manifest)

@@ -85,6 +85,16 @@ def save(fig: Figure, out_base: Path, formats: tuple[str, ...] = ("png", "svg"))
     return paths
 
 
+def scaled_x(x: pd.Series, label: str) -> tuple[np.ndarray, str]:
+    """Large counts on an x axis in thousands, millions or billions (never a '1e8' offset)."""
+    v = pd.to_numeric(x, errors="coerce").to_numpy(float)
+    top = np.nanmax(np.abs(v)) if v.size and np.isfinite(v).any() else 0.0
+    for size, word in ((1e9, "billion"), (1e6, "million"), (1e3, "thousand")):
+        if top >= 10 * size:
+            return v / size, f"{label} ({word})"
+    return v, label
+
+
 def energy_per_day_vs(df: pd.DataFrame, x_label: str, scenario: str = "",
                       detail: str = "", fleet_scale: float = 1.0) -> Figure:
     """Facility energy per day against one swept input (a class's share of the mix, a daily
@@ -98,6 +108,8 @@ def energy_per_day_vs(df: pd.DataFrame, x_label: str, scenario: str = "",
     if "gwh_per_day_p95" in df:
         vals = pd.concat([vals, df["gwh_per_day_p95"] * WH_PER_GWH])
     factor, unit = axis_scale(vals, "Wh")
+    xs, x_label = scaled_x(df["x"], x_label)
+    df = df.assign(x=xs)
     for i, (name, g) in enumerate(df.groupby("series", sort=False)):
         g = g.sort_values("x")
         y = g["gwh_per_day"].to_numpy() * WH_PER_GWH * factor
@@ -348,6 +360,8 @@ def metric_vs(df: pd.DataFrame, x_label: str, y_label: str, question: str,
     """A metric against one swept input, one line per other configuration, optional P5-P95
     band. ``df``: ``x``, ``y``, optional ``y_p5`` / ``y_p95``, ``series``."""
     fig, (ax,) = _figure()
+    xs, x_label = scaled_x(df["x"], x_label)
+    df = df.assign(x=xs)
     for i, (name, g) in enumerate(df.groupby("series", sort=False)):
         g = g.sort_values("x")
         ax.plot(g["x"], g["y"], marker=MARKERS[i % len(MARKERS)], color=colour(i),
