@@ -94,6 +94,54 @@ def _seed(root: int, *key: int) -> int:
     return int(np.random.SeedSequence(root, spawn_key=key).generate_state(1)[0])
 
 
+def search_capacity(ok: Callable[..., bool], start: float, tolerance: float,
+                    short_requests: int, target: float, file: str | None = None) -> float:
+    """The largest rate for which ``ok(rate)`` holds (every class meets its SLO target), to a
+    relative ``tolerance``: bracket by doubling or halving from ``start`` with short trials
+    (``ok(rate, short_requests)``: a quarter of the requests), confirm the bracket with
+    full-length trials, then bisect. ``ok`` must be monotone in the rate (common random
+    numbers). Used by projections and by ``fleetsim size``."""
+    lo, hi = 0.0, start
+    if ok(start, short_requests):
+        lo = start
+        for _ in range(MAX_BRACKET_STEPS):
+            hi = lo * 2.0
+            if not ok(hi, short_requests):
+                break
+            lo = hi
+        else:
+            raise ScenarioError(f"per-node capacity above {hi:.4g} queries/s: the SLO"
+                                " never binds", file=file, field="workload.classes")
+    else:
+        for _ in range(MAX_BRACKET_STEPS):
+            hi_try = hi / 2.0
+            if ok(hi_try, short_requests):
+                lo = hi_try
+                break
+            hi = hi_try
+        else:
+            raise ScenarioError(
+                f"no per-node rate down to {hi:.3g} queries/s meets every class's SLO"
+                f" (slo_target {target:g}): the SLO cannot be met on this deployment",
+                file=file, field="projection.fleet.slo_target")
+    # confirm the bracket with full-length trials (a short trial can miss a slow build-up of
+    # the queue)
+    for _ in range(MAX_BRACKET_STEPS):
+        if ok(hi):
+            lo, hi = hi, hi * 2.0
+        elif lo > 0 and not ok(lo):
+            lo, hi = lo / 2.0, lo
+        else:
+            break
+    while (hi - lo) > tolerance * lo:
+        mid = 0.5 * (lo + hi)
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def project(sc: Scenario, workers: int = 1,
             progress: Callable[[int], None] | None = None,
             on_total: Callable[[int], None] | None = None) -> Projection:
@@ -127,55 +175,15 @@ def project(sc: Scenario, workers: int = 1,
         search: list[tuple[float, float]] = []
 
         def capacity() -> float:
-            """Largest per-node rate whose sampled run meets every class's SLO target.
-            Bracketing trials (far from the answer) use a quarter of the requests."""
-            short = max(50, p.sample.requests // 4)
-
+            """Largest per-node rate whose sampled run meets every class's SLO target."""
             def ok(rate: float, n: int | None = None) -> bool:
                 # the capacity trials share one stream (key 10**6): monotone in the rate
                 r = runner.map([job(rate, 10**6, keep=False, requests=n)])[0]
                 search.append((rate, r.min_attainment()))
                 return r.min_attainment() >= target
             start = q_peak_fleet / p.fleet.nodes if isinstance(p.fleet.nodes, int) else 1.0
-            lo, hi = 0.0, start
-            if ok(start, short):
-                lo = start
-                for _ in range(MAX_BRACKET_STEPS):
-                    hi = lo * 2.0
-                    if not ok(hi, short):
-                        break
-                    lo = hi
-                else:
-                    raise ScenarioError(f"per-node capacity above {hi:.4g} queries/s: the SLO"
-                                        " never binds", file=sc.file, field="workload.classes")
-            else:
-                for _ in range(MAX_BRACKET_STEPS):
-                    hi_try = hi / 2.0
-                    if ok(hi_try, short):
-                        lo = hi_try
-                        break
-                    hi = hi_try
-                else:
-                    raise ScenarioError(
-                        f"no per-node rate down to {hi:.3g} queries/s meets every class's SLO"
-                        f" (slo_target {target:g}): the SLO cannot be met on this deployment",
-                        file=sc.file, field="projection.fleet.slo_target")
-            # confirm the bracket with full-length trials (a short trial can miss a slow
-            # build-up of the queue)
-            for _ in range(MAX_BRACKET_STEPS):
-                if ok(hi):
-                    lo, hi = hi, hi * 2.0
-                elif lo > 0 and not ok(lo):
-                    lo, hi = lo / 2.0, lo
-                else:
-                    break
-            while (hi - lo) > p.fleet.capacity_tolerance * lo:
-                mid = 0.5 * (lo + hi)
-                if ok(mid):
-                    lo = mid
-                else:
-                    hi = mid
-            return lo
+            return search_capacity(ok, start, p.fleet.capacity_tolerance,
+                                   max(50, p.sample.requests // 4), target, sc.file)
 
         need_cap = p.fleet.nodes == "auto" or p.idle.policy == "autoscale"
         cap = capacity() if need_cap else None
