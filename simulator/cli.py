@@ -143,7 +143,7 @@ def reference(out_path: str | None) -> None:
 def _register_optional() -> None:
     """Commands that live in their own packages (calibration; sweeps and charts)."""
     from simulator.charts.cli import plot_cmd, report_cmd
-    from simulator.projection.cli import project_cmd
+    from simulator.projection.cli import project_cmd, size_cmd
     from simulator.sweep.cli import sweep_cmd
 
     main.add_command(sweep_cmd, "sweep")
@@ -153,6 +153,7 @@ def _register_optional() -> None:
 
     main.add_command(headroom_cmd, "headroom")
     main.add_command(project_cmd, "project")
+    main.add_command(size_cmd, "size")
     try:
         from simulator.calibration.cli import calibrate_cmd, profile_cmd
     except ImportError:  # pragma: no cover - during development only

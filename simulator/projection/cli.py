@@ -126,3 +126,55 @@ def cost_line(c: dict, band: bool = False) -> str:
     if len(by) > 1:
         text += " (" + ", ".join(f"{k} {u.money(v)}" for k, v in by.items()) + ")"
     return text
+
+
+@click.command("size")
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--rate", "rate_per_s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="queries/s the fleet must serve (the peak)")
+@click.option("--queries-per-day", "queries_per_day", type=click.FloatRange(min=0, min_open=True),
+              default=None, help="daily volume instead; its peak hour is sized (the scenario's"
+              " projection curve, else a flat day)")
+@click.option("--slo-target", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="fraction of every class's requests within SLO [default: the scenario's"
+              " projection.fleet.slo_target, else 0.99]")
+@click.option("--headroom", type=click.FloatRange(1, 10), default=1.0, show_default=True,
+              help="spare-capacity factor on the answer (a planning choice)")
+@click.option("--replications", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="independent capacity searches behind the confidence interval")
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default="size.json",
+              show_default=True, help="JSON file with the answer (written atomically)")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
+              help="override a scenario field by dotted path (repeatable)")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="processes running the replications in parallel")
+def size_cmd(scenario, rate_per_s, queries_per_day, slo_target, headroom, replications,
+             out_path, overrides, workers) -> None:
+    """The smallest number of nodes (per pool) that serves a load within every class's SLO,
+    with the capacity's confidence interval: one line, and JSON in OUT."""
+    import json
+    import os
+    import tempfile
+
+    from simulator.engine.fleet import check_memory
+    from simulator.errors import ScenarioError
+    from simulator.output import _clean
+    from simulator.projection.size import size, size_line
+    from simulator.scenario.load import load_scenario
+
+    if (rate_per_s is None) == (queries_per_day is None):
+        raise ScenarioError("give --rate R or --queries-per-day Q (one of them)", file=scenario)
+    sc = load_scenario(scenario, overrides)
+    check_memory(sc)
+    if slo_target is None:
+        slo_target = sc.projection.fleet.slo_target if sc.projection is not None else 0.99
+    tol = sc.projection.fleet.capacity_tolerance if sc.projection is not None else 0.02
+    s = size(sc, rate_per_s, queries_per_day, slo_target, headroom, replications, tol, workers)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(_clean(s), indent=2) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, out)
+    click.echo(f"{size_line(s)}; wrote {out}")
