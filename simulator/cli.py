@@ -142,13 +142,14 @@ def reference(out_path: str | None) -> None:
 
 def _register_optional() -> None:
     """Commands that live in their own packages (calibration; sweeps and charts)."""
-    from simulator.charts.cli import plot_cmd, report_cmd
+    from simulator.charts.cli import compare_cmd, plot_cmd, report_cmd
     from simulator.projection.cli import project_cmd, size_cmd
     from simulator.sweep.cli import sweep_cmd
 
     main.add_command(sweep_cmd, "sweep")
     main.add_command(plot_cmd, "plot")
     main.add_command(report_cmd, "report")
+    main.add_command(compare_cmd, "compare")
     from simulator.capping.cli import headroom_cmd
 
     main.add_command(headroom_cmd, "headroom")

@@ -375,3 +375,24 @@ def metric_vs(df: pd.DataFrame, x_label: str, y_label: str, question: str,
     if df["series"].nunique() > 1:
         ax.legend(fontsize="small")
     return fig
+
+
+def relative_bars(df: pd.DataFrame, names: list[str], scenario: str = "") -> Figure:
+    """Each metric of every folder relative to the first (%), one bar group per metric.
+
+    ``df``: the compare table (``metric``, ``<name> vs <first> %`` columns)."""
+    d = df[[f"{n} vs {names[0]} %" for n in names[1:]] + ["metric"]].dropna(how="all")
+    fig, (ax,) = _figure(w_in=8.5, h_in=max(3.0, 0.35 * len(d) * max(1, len(names) - 1) ** 0.5 + 1.6))
+    y = np.arange(len(d))
+    width = 0.8 / max(1, len(names) - 1)
+    for i, n in enumerate(names[1:]):
+        ax.barh(y + (i - (len(names) - 2) / 2) * width, d[f"{n} vs {names[0]} %"].fillna(0.0),
+                height=width, color=colour(i + 1), hatch=["", "//", "..", "xx"][i % 4],
+                label=f"{n} vs {names[0]}")
+    ax.axvline(0, color="k", linewidth=1)
+    ax.set_yticks(y, d["metric"], fontsize="small")
+    ax.invert_yaxis()
+    ax.set_xlabel(f"difference from {names[0]} (%)")
+    _title(ax, f"how do they differ from {names[0]}?", scenario)
+    ax.legend(fontsize="small")
+    return fig
