@@ -1,4 +1,5 @@
-"""Command line: ``fleetsim run|validate|reference|project|sweep|plot|report|headroom|calibrate|profile``.
+"""Command line: ``fleetsim run|validate|reference|schema|project|size|sweep|plot|report|compare|
+headroom|calibrate|profile``.
 
 User errors (bad scenario, bad data) print one line to stderr and exit with code 2; nothing
 half-written is left behind.
@@ -138,6 +139,25 @@ def reference(out_path: str | None) -> None:
         Path(out_path).write_text(text)
     else:
         click.echo(text)
+
+
+@main.command()
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False),
+              help="write the JSON Schema here instead of stdout")
+def schema(out_path: str | None) -> None:
+    """Print the JSON Schema of a scenario file (for editors: validation and completion).
+
+    In VS Code with the YAML extension, add to settings.json:
+    "yaml.schemas": {"/path/to/fleetsim-scenario.schema.json": "scenarios/*.yaml"}."""
+    import json
+
+    from simulator.planning import scenario_json_schema
+
+    text = json.dumps(scenario_json_schema(), indent=2) + "\n"
+    if out_path:
+        Path(out_path).write_text(text)
+    else:
+        click.echo(text, nl=False)
 
 
 def _register_optional() -> None:
