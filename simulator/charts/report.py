@@ -47,14 +47,6 @@ def _worst_slo(row: pd.Series) -> float:
     return min(vals) if vals else math.nan
 
 
-def _wh_day_gwh(row: pd.Series) -> float:
-    return row.get("energy_facility_wh_per_day", math.nan) / 1e9
-
-
-def _gwh3(x: Any) -> str:
-    return units.NA if x is None or x != x else f"{x:.3g}"
-
-
 RUN_COLUMNS = [
     Column("nodes", "nodes", "count", units.count),
     Column("gpus", "GPUs", "count", units.count),
@@ -66,15 +58,15 @@ RUN_COLUMNS = [
     Column(_worst_slo, "SLO met", "worst class", units.pct),
     Column("energy_per_query_wh_mean", "energy per query", "facility, mean", units.energy_wh),
     Column("facility_power_w_mean", "facility power", "mean", units.power),
-    Column(_wh_day_gwh, "energy per day", "GWh/day at this load", _gwh3),
+    Column("energy_facility_wh_per_day", "energy per day", "facility, at this load", units.energy_wh),
 ]
 PROJECTION_COLUMNS = [
     Column("nodes_fleet", "fleet", "nodes", units.count),
     Column("nodes_peak", "nodes on", "peak hour", units.count),
     Column("facility_power_w_peak", "peak power", "facility", units.power),
-    Column("gwh_per_day_facility_p50", "energy per day", "GWh/day P50", _gwh3),
-    Column("gwh_per_day_facility_p5", "P5", "GWh/day", _gwh3),
-    Column("gwh_per_day_facility_p95", "P95", "GWh/day", _gwh3),
+    Column("gwh_per_day_facility_p50", "energy per day", "facility, P50", units.gwh),
+    Column("gwh_per_day_facility_p5", "P5", "per day", units.gwh),
+    Column("gwh_per_day_facility_p95", "P95", "per day", units.gwh),
     Column("wh_per_query_all_in", "energy per query", "all-in", units.energy_wh),
     Column(_worst_slo, "SLO met", "worst class, nominal", units.pct),
     Column("uncertainty.slo_attainment_min_worst", "worst draw", "worst class", units.pct),

@@ -52,7 +52,7 @@ def test_plot_and_report_every_example(examples, name, tmp_path):
 def test_report_renders_in_headless_chromium(examples, name, tmp_path):
     out = tmp_path / "report.html"
     assert CliRunner().invoke(main, ["report", str(examples[name]), "-o", str(out)]).exit_code == 0
-    res = browser(["--dump-dom"], out.as_uri())
+    res = browser(["--dump-dom", "--window-size=1280,900"], out.as_uri())
     assert res.returncode == 0, res.stderr[-2000:]
     dom = res.stdout
     html_tag = re.search(r"<html[^>]*>", dom).group(0)
@@ -62,6 +62,7 @@ def test_report_renders_in_headless_chromium(examples, name, tmp_path):
     n = int(re.search(r'data-rendered-charts="(\d+)"', body_tag).group(1))
     assert n == len(EXPECTED[name]) or n >= len(EXPECTED[name])
     assert 'data-empty-charts="0"' in body_tag, body_tag  # every chart has size and marks
+    assert 'data-scrolls-sideways="0"' in body_tag, body_tag  # at 1,280 px, no sideways scroll
     # clicking a heading sorts: the page sorts its first column descending under #sort-test
     res = browser(["--dump-dom"], out.as_uri() + "#sort-test")
     got = json.loads(re.search(r"data-sorted-first-column=\"([^\"]*)\"", res.stdout).group(1)
