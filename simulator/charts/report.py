@@ -15,7 +15,6 @@ section, else the lowest energy per query (runs) or facility GWh/day P50 (projec
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 import re
@@ -260,6 +259,3 @@ def write_report(results: str | Path, out_path: str | Path | None = None, fleet_
         raise
     return out
 
-
-def dumps(x: Any) -> str:  # pragma: no cover - debugging aid
-    return json.dumps(x, default=str)
