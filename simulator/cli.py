@@ -54,12 +54,20 @@ def validate(scenario: str, overrides: tuple[str, ...]) -> None:
     from simulator.api import build
 
     sc = _load(scenario, overrides)
-    build(sc)  # builds the workload (reads traces) and the fleet, runs nothing
-    pools = "; ".join(
-        f"{p.name}: {p.model_shape().name} on {p.deployment.nodes} x {p.gpus_per_node}"
-        f" {p.profile().name}, tp={p.deployment.tp}, {p.replicas_per_node} replica(s)/node"
-        for p in sc.pool_specs())
-    click.echo(f"{scenario}: ok ({pools})")
+    sim = build(sc)  # builds the workload (reads traces) and the fleet, runs nothing
+    lines = [f"{scenario}: ok"]
+    for pool in sim.fleet.pools:
+        p, g = pool.spec, pool.memory.as_gib()
+        lines.append(
+            f"  {p.name}: {p.model_shape().name} ({p.deployment.precision}) on {pool.nodes} x"
+            f" {pool.gpus_per_node} {pool.profile.name}, tp={pool.tp},"
+            f" {pool.replicas_per_node} replica(s)/node")
+        lines.append(
+            f"    memory per GPU ({p.stack().name}): {g['usable_gib']:.2f} GiB usable ="
+            f" weights {g['weights_gib']:.2f} + activations {g['activations_gib']:.2f} +"
+            f" overhead {g['overhead_gib']:.2f} + KV cache {g['kv_cache_gib']:.2f}"
+            f" ({g['kv_capacity_tokens']:,} tokens per replica)")
+    click.echo("\n".join(lines))
 
 
 @main.command()

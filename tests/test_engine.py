@@ -52,7 +52,7 @@ CASES = {
     "chunked": {},
     "no_chunking": {"serving__chunked_prefill": False, "serving__max_batched_tokens": 32768},
     "small_chunks": {"serving__chunk_size_tokens": 128},
-    "preemption": {"serving__gpu_memory_fraction": 0.25, "deployment__tp": 1,
+    "preemption": {"serving__gpu_memory_fraction": 0.22, "deployment__tp": 1,
                    "workload__rate_per_s": 40.0, "serving__max_model_len": 4096},
     "capped": {"deployment__gpu_cap_w": 200.0},
     "jsq_tokens": {"router__policy": "jsq_tokens", "deployment__tp": 4},
@@ -118,7 +118,7 @@ def test_request_energy_plus_idle_is_the_ledger():
     s = res.summary
     attributed = res.requests["energy_j"].sum()
     busy_gpu = s["energy_gpu_prefill_j"] + s["energy_gpu_decode_j"]
-    host_busy = s["energy_host_j"] - res.scenario.facility.host_idle_w * res.end_s
+    host_busy = s["energy_host_j"] - res.fleet.pools[0].host.idle_w * res.end_s
     assert attributed == pytest.approx(busy_gpu + host_busy, rel=1e-9)
     assert s["energy_gpu_j"] == pytest.approx(busy_gpu + s["energy_gpu_idle_j"], rel=1e-12)
 
@@ -234,4 +234,6 @@ def test_random_small_scenarios_keep_invariants(d):
     done = df[df["state"] == "completed"]
     assert (done["e2e_s"] >= done["ttft_s"] - 1e-12).all()
     assert s["energy_gpu_j"] >= res.fleet.pools[0].idle_w * 8 * res.end_s * (1 - 1e-9)
-    assert s["node_power_w_peak"] <= 8 * 700 + res.scenario.facility.host_idle_w + res.scenario.facility.host_active_w + 1e-6
+    host = res.fleet.pools[0].host
+    assert s["node_power_w_peak"] <= 8 * 700 + host.node_w(8 * 700) + 1e-6
+    assert s["node_power_w_peak"] <= host.rated_w + 1e-6

@@ -3,12 +3,12 @@ speed, the inlined copy gives exactly (bit for bit) what the readable reference 
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.catalog import CATALOG
 from simulator.devices import load_profile
-from simulator.physics.params import PowerParams
 from simulator.physics.power import DecodeSpan, demanded_energy_j, iteration_cost
 from simulator.physics.shapes import IterationShape
 from simulator.physics.timing import ACT_BYTES, TimingModel, Work, roofline_s
@@ -27,6 +27,7 @@ def reference_work(tm: TimingModel, s: IterationShape) -> Work:
     prefill attention per chunk set and decode attention per context token)."""
     lin = tm._linear(s.prefill_tokens + s.decode_seqs, s.sampled_seqs)
     t = fl = by = 0.0  # attention of the iteration, then added to the non-attention work
+    phases = [(lin.time_s, lin.flops, lin.hbm_bytes)]
     L = tm.model.layers
     if s.prefill_tokens:
         flops = tm.attn_flops_pair_layer * s.prefill_attn_pairs
@@ -35,12 +36,14 @@ def reference_work(tm: TimingModel, s: IterationShape) -> Work:
         t += L * roofline_s(CAL.timing.attn_prefill, s.prefill_tokens, flops, nbytes, tm.peak, tm.bw)
         fl += L * flops
         by += L * nbytes
+        phases.append((t, fl, by))
     if s.decode_seqs:
         a0, a1, f1, b1 = tm.decode_attention(s.decode_seqs)
         t += a0 + a1 * s.decode_ctx_tokens
         fl += f1 * s.decode_ctx_tokens
         by += b1 * s.decode_ctx_tokens
-    return Work(lin.time_s + t, lin.flops + fl, lin.hbm_bytes + by)
+        phases.append((a1 * s.decode_ctx_tokens, f1 * s.decode_ctx_tokens, b1 * s.decode_ctx_tokens))
+    return Work(lin.time_s + t, lin.flops + fl, lin.hbm_bytes + by, tuple(phases))
 
 
 shapes = st.builds(
@@ -58,10 +61,12 @@ def test_work_equals_its_pieces(name, tp, s):
         return
     tm = timing(name, tp)
     w, ref = tm.work(s), reference_work(tm, s)
-    assert (w.time_s, w.flops, w.hbm_bytes) == (ref.time_s, ref.flops, ref.hbm_bytes)
+    assert (w.time_s, w.flops, w.hbm_bytes, w.phases) == (ref.time_s, ref.flops, ref.hbm_bytes,
+                                                          ref.phases)
 
 
-works = st.builds(lambda t, u, b: Work(t, u * t * 989e12, b * t * 3.35e12),
+works = st.builds(lambda t, u, b: Work(t, u * t * 989e12, b * t * 3.35e12,
+                                             ((t, u * t * 989e12, b * t * 3.35e12),)),
                   st.floats(1e-4, 1.0), st.floats(0.0, 1.2), st.floats(0.0, 1.2))
 
 
@@ -78,12 +83,24 @@ def test_iteration_cost_inlines_demanded_energy(w, cap):
        st.floats(200.0, 700.0), st.floats(0.5, 3.0))
 @settings(max_examples=200, deadline=None)
 def test_decode_span_one_and_first_equal_iteration_cost(name, n, c, cap, steep):
-    p = PowerParams(idle_w=70.0, p_busy_w=100.0 * steep, e_flop_j=CAL.power.e_flop_j * steep,
-                    e_byte_j=CAL.power.e_byte_j * steep)
-    line = timing(name, 8).decode_line(n)
+    p = CAL.power.model_copy(update={"p_busy_w": 100.0 * steep,
+                                     "p_active_w": CAL.power.p_active_w * steep,
+                                     "e_byte_j": CAL.power.e_byte_j * steep})
+    tm = timing(name, 8)
+    line = tm.decode_line(n)
     span = DecodeSpan(line, p, cap, DVFS)
-    ref = iteration_cost(p, Work(line.t0_s + line.t1_s * c, line.f0 + line.f1 * c,
-                                 line.b0 + line.b1 * c), cap, DVFS)
+    w = line.work(c)
+    ref = iteration_cost(p, w, cap, DVFS)
     one = span.one(c)
-    assert (one.time_s, one.energy_j) == (ref.time_s, ref.energy_j)
+    if span.free:  # the span's linear form: the same sum, in another order
+        assert one.time_s == ref.time_s
+        assert one.energy_j == pytest.approx(ref.energy_j, rel=1e-12)
+    else:
+        assert (one.time_s, one.energy_j) == (ref.time_s, ref.energy_j)
     assert span.duration_s(c, 1) == span.first_s(c) == ref.time_s
+    # the line is the timing model's decode-only iteration
+    full = tm.work(IterationShape(0, 0.0, 0, 0, n, n, c))
+    assert w.time_s == pytest.approx(full.time_s, rel=1e-12)
+    assert w.hbm_bytes == pytest.approx(full.hbm_bytes, rel=1e-12)
+    assert [x for ph in w.phases for x in ph] == pytest.approx([x for ph in full.phases for x in ph],
+                                                               rel=1e-12)

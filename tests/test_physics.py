@@ -12,7 +12,7 @@ from simulator.catalog import CATALOG
 from simulator.devices import load_profile
 from simulator.physics.memory import plan_memory
 from simulator.physics.params import PowerParams, RooflineOp, TimingParams
-from simulator.physics.power import Cost, DecodeSpan, for_precision, iteration_cost
+from simulator.physics.power import Cost, DecodeSpan, iteration_cost
 from simulator.physics.shapes import IterationShape, decode_shape
 from simulator.physics.timing import TimingModel, roofline_s
 
@@ -44,23 +44,35 @@ def test_gemm_flops_and_bytes_are_exact():
 
 def test_fp8_halves_weight_bytes_and_speeds_memory_bound_decode():
     b, f = tm(precision="bf16"), tm(precision="fp8")
-    assert f.gemm("up", 1, 8192, 1000).hbm_bytes < b.gemm("up", 1, 8192, 1000).hbm_bytes
+    assert f.gemm("up", 1, 8192, 1000, "fp8").hbm_bytes < b.gemm("up", 1, 8192, 1000).hbm_bytes
     assert f.iteration_s(decode_shape(8, 8000)) < b.iteration_s(decode_shape(8, 8000))
 
 
 def test_fp8_prefill_is_faster_than_bf16_under_the_700w_limit():
-    """An FP8 tensor-core cycle does twice the FLOPs of a BF16 one for the same energy, so FP8
-    prefill demands no more power than BF16 and stays faster once the 700 W limit binds."""
-    assert for_precision(CAL.power, "fp8", H100).e_flop_j == pytest.approx(CAL.power.e_flop_j / 2)
-    assert for_precision(CAL.power, "bf16", H100) == CAL.power
-    m = CATALOG["Llama-3.1-405B"]
+    """An FP8 tensor-core cycle does twice the FLOPs of a BF16 one for the same energy: FP8
+    GEMM FLOPs count as half a BF16 FLOP (BF16 equivalents), so FP8 prefill demands no more
+    power than BF16 and stays faster once the 700 W limit binds."""
+    m = CATALOG["Llama-3.1-405B-FP8-dynamic"]  # every linear layer in FP8
     n = 4096
     s = IterationShape(prefill_tokens=n, prefill_attn_pairs=n * (n + 1) // 2, prefill_seqs=1,
                        sampled_seqs=1)
-    cost = {p: iteration_cost(for_precision(CAL.power, p, H100), tm(m, 8, p).work(s), 700.0, DVFS)
-            for p in ("bf16", "fp8")}
+    work = {p: tm(m, 8, p).work(s) for p in ("bf16", "fp8")}
+    gemm_flops = {p: sum(tm(m, 8, p).gemm(name, n, k, nn, p).flops for name, k, nn in tm(m, 8, p).gemms)
+                  for p in ("bf16", "fp8")}
+    assert gemm_flops["fp8"] == pytest.approx(gemm_flops["bf16"] * H100.peak_bf16_flops / H100.peak_flops("fp8"))
+    assert work["fp8"].flops < work["bf16"].flops
+    cost = {p: iteration_cost(CAL.power, work[p], 700.0, DVFS) for p in ("bf16", "fp8")}
     assert cost["fp8"].time_s < 0.8 * cost["bf16"].time_s
     assert cost["fp8"].power_w <= 700.0 + 1e-9
+
+
+def test_meta_fp8_checkpoint_runs_attention_in_bf16():
+    """Meta's Llama-3.1-405B FP8 keeps qkv and o in BF16: its decode reads more weight bytes
+    than an all-linear FP8 checkpoint of the same shape."""
+    s = decode_shape(8, 8000)
+    meta = tm(CATALOG["Llama-3.1-405B"], 8, "fp8").work(s)
+    dyn = tm(CATALOG["Llama-3.1-405B-FP8-dynamic"], 8, "fp8").work(s)
+    assert meta.hbm_bytes > dyn.hbm_bytes and meta.time_s > dyn.time_s
 
 
 def test_decode_time_is_linear_in_context_and_matches_line():
@@ -93,7 +105,7 @@ def test_kv_heads_replicate_when_tp_exceeds_them():
 
 
 def test_cap_never_exceeded_and_never_faster():
-    p = PowerParams(idle_w=70, p_busy_w=100, e_flop_j=1e-12, e_byte_j=1e-10)
+    p = PowerParams(idle_w=70, p_busy_w=100, p_active_w=500, activity_flops_per_s=2e14, e_byte_j=1e-10)
     s = IterationShape(prefill_tokens=4096, prefill_attn_pairs=IterationShape.causal_pairs(4096, 0),
                        prefill_seqs=1, sampled_seqs=1)
     w = tm().work(s)
@@ -119,7 +131,7 @@ def _step_sum(span: DecodeSpan, c0: int, k: int) -> tuple[float, float]:
 @settings(max_examples=100, deadline=None)
 def test_decode_span_closed_form_equals_stepping(n, c0, k, cap):
     # steep power so that the cap binds for some spans
-    p = PowerParams(idle_w=70, p_busy_w=150, e_flop_j=2e-12, e_byte_j=2.5e-10)
+    p = PowerParams(idle_w=70, p_busy_w=150, p_active_w=700, activity_flops_per_s=1e14, e_byte_j=2.5e-10)
     span = DecodeSpan(tm().decode_line(n), p, cap, DVFS)
     t, e = _step_sum(span, c0, k)
     assert span.duration_s(c0, k) == pytest.approx(t, rel=1e-9)
@@ -141,18 +153,18 @@ def test_iterations_within_inverts_duration(n, c0, k, frac):
 
 def test_memory_405b_bf16_does_not_fit_but_fp8_does():
     m = CATALOG["Llama-3.1-405B"]
-    bf16 = plan_memory(m, 8, "bf16", "bf16", 0.9, 8192, 16, 2.0, H100)
-    fp8 = plan_memory(m, 8, "fp8", "bf16", 0.9, 8192, 16, 2.0, H100)
+    bf16 = plan_memory(m, 8, "bf16", "bf16", 0.9, 8192, 256, 16, 2.2, 16.0, H100)
+    fp8 = plan_memory(m, 8, "fp8", "bf16", 0.9, 8192, 256, 16, 2.2, 16.0, H100)
     assert bf16.kv_blocks == 0
     assert fp8.kv_tokens > 32_768
 
 
 def test_memory_weights_per_gpu():
     m = CATALOG["Llama-3.1-70B"]
-    plan = plan_memory(m, 8, "bf16", "bf16", 0.9, 8192, 16, 2.0, H100)
-    assert plan.weight_bytes == pytest.approx(m.params_total * 2 / 8)
+    plan = plan_memory(m, 8, "bf16", "bf16", 0.9, 8192, 256, 16, 2.2, 16.0, H100)
+    assert plan.weight_bytes == pytest.approx(m.params_total * 2 / 8)  # kv_heads = tp: no copies
     assert 69e9 < m.params_total < 72e9  # Llama-3.1-70B has 70.6 B parameters
-    assert plan.usable_bytes == pytest.approx(0.9 * H100.hbm_bytes)
+    assert plan.usable_bytes == pytest.approx(0.9 * H100.memory_bytes)
 
 
 @pytest.mark.parametrize("name,params_b", [("Llama-2-7B", 6.74), ("Llama-2-70B", 69.0),

@@ -3,8 +3,8 @@
 Anchor (Splitwise, ISCA 2024; encoded as the ``h100-80gb-pcap`` rows of
 ``calibration/data/sources/splitwise/perf_model.csv``, which are NOT measurements): a DGX-H100
 capped to 70 % of its 10.2 kW rating runs llama2-70b TP8 prefill 1.3x slower and decode about
-1.0x. The node cap becomes a per-GPU cap after the host's busy draw (scenario facility
-defaults): ``(0.7 * 10200 - host_idle_w - host_active_w) / 8``.
+1.0x. The node cap becomes a per-GPU cap through the H100 node's host model (the GPU power
+at which GPUs + host reach the node cap, every GPU at the same cap).
 
 Fitted: ``static_fraction`` (s), least squares on log(prefill slowdown / 1.3) over the prompt
 sizes of the Splitwise sweep (batch 1). Fixed: ``k_dyn``, ``mem_clock_sensitivity``,
@@ -32,7 +32,6 @@ from simulator.physics.params import PowerParams
 from simulator.physics.power import demanded_energy_j
 from simulator.physics.shapes import IterationShape, decode_shape
 from simulator.physics.timing import TimingModel
-from simulator.scenario.schema import FacilitySpec
 
 NODE_CAP_FRACTION = 0.7
 TARGET_PREFILL = 1.3
@@ -48,16 +47,19 @@ PRIORS = DVFSParams(static_fraction=0.5, k_dyn=2.5, mem_clock_sensitivity=0.1,
                     sustained_flops_per_s=0.8 * 989e12, r_min=0.2)
 
 
-def gpu_cap_from_node_w(node_cap_w: float, host_idle_w: float, host_active_w: float,
-                        gpus: int = 8) -> float:
-    """Per-GPU cap equivalent to a node cap, after the host's busy draw."""
-    return (node_cap_w - host_idle_w - host_active_w) / gpus
+def gpu_cap_from_node_w(node_cap_w: float, host_idle_w: float, host_load_factor: float,
+                        gpus: int = 8, gpu_idle_w: float = 70.0) -> float:
+    """Per-GPU cap equivalent to a node cap: GPUs at that cap plus the host they make draw
+    (linear host model) reach the node cap."""
+    const = host_idle_w - host_load_factor * gpus * gpu_idle_w
+    return (node_cap_w - const) / (1.0 + host_load_factor) / gpus
 
 
 def default_gpu_cap_w() -> float:
-    f = FacilitySpec()
-    return gpu_cap_from_node_w(NODE_CAP_FRACTION * h100().node.rated_power_w, f.host_idle_w,
-                               f.host_active_w)
+    node = h100().node
+    return gpu_cap_from_node_w(NODE_CAP_FRACTION * node.rated_power_w, node.host_idle_w,
+                               node.host_load_factor, node.gpus_per_node,
+                               h100().calibration().power.idle_w)
 
 
 def _timing() -> tuple[TimingModel, PowerParams]:
@@ -100,7 +102,7 @@ def calibrate() -> dict[str, Any]:
     s = fit_static_fraction(base, cap, tm, p)
     best = dataclasses.replace(base, static_fraction=round(s, 3))
     sd = slowdowns(best, cap, tm, p)
-    f = FacilitySpec()
+    node = h100().node
     variants = {
         "k_dyn=2": (dataclasses.replace(base, k_dyn=2.0), cap),
         "k_dyn=3": (dataclasses.replace(base, k_dyn=3.0), cap),
@@ -108,8 +110,8 @@ def calibrate() -> dict[str, Any]:
         "mu=0.2": (dataclasses.replace(base, mem_clock_sensitivity=0.2), cap),
         "sustained=0.7peak": (dataclasses.replace(base, sustained_flops_per_s=0.7 * 989e12), cap),
         "sustained=0.9peak": (dataclasses.replace(base, sustained_flops_per_s=0.9 * 989e12), cap),
-        "host=2000W": (base, gpu_cap_from_node_w(7140, f.host_idle_w, 800.0)),
-        "host=3500W": (base, gpu_cap_from_node_w(7140, f.host_idle_w, 2300.0)),
+        "host load 0.25": (base, gpu_cap_from_node_w(7140, node.host_idle_w, 0.25)),
+        "host load 0.45": (base, gpu_cap_from_node_w(7140, node.host_idle_w, 0.45)),
         "gpu cap=70% TDP (490 W)": (base, 490.0),
     }
     spread = {name: round(fit_static_fraction(d, c, tm, p), 3) for name, (d, c) in variants.items()}

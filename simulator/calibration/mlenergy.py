@@ -8,10 +8,15 @@ Two views of one run (model, TP, ``max_num_seqs`` = B, mean output O, assumed me
   error report uses: J per token always comes out of simulation, it is never fitted.
 * :func:`steady_state` is a closed-form approximation of the same steady state, used inside
   the least-squares fits (the engine is too slow to sit in an optimiser loop). Per iteration,
-  B sequences decode with mean context ``I + 2 O / 3`` (outputs uniform on ``0..2 O``: a live
-  sequence has generated on average ``E[O^2] / (2 E[O]) = 2 O / 3`` tokens), and ``B / O`` requests complete, so
-  ``B I / O`` prompt tokens are prefilled (chunked into the same iterations). A fraction
-  ``q = min(1, B / O)`` of iterations carry a prefill chunk of ``I max(1, B / O)`` tokens.
+  B sequences decode with mean context ``I + E[O^2] / (2 E[O])`` (a live sequence has generated
+  that many tokens on average, length-biased, from the run's measured output-length
+  histogram), and ``B / O`` requests complete, so ``B I / O`` prompt tokens are prefilled
+  (chunked into the same iterations). A fraction ``q = min(1, B / O)`` of iterations carry a
+  prefill chunk of ``I max(1, B / O)`` tokens.
+
+Output lengths are each run's measured histogram (``output_lengths.csv``); prompt lengths are
+not in the data and stay an assumption (``mlenergy_conditions.yaml``, with a sensitivity check
+in the report).
 """
 
 from __future__ import annotations
@@ -68,19 +73,35 @@ class SteadyState:
     mixed: IterationShape
 
 
-def kv_batch_limit(model: str, tp: int, cond: dict, ctx_tokens: float) -> int:
-    """Sequences whose KV cache fits (vLLM admits no more; it preempts beyond)."""
+def run_memory(model: str, tp: int, cond: dict, max_num_seqs: int):
+    """The memory plan of one run's replica on the H100 profile (vLLM's budget)."""
     s = cond["server"]
-    plan = plan_memory(shape(model), tp, "bf16", "bf16", s["gpu_memory_fraction"],
-                       s["max_batched_tokens"], s["block_size_tokens"], 2.0, h100_gpu())
+    stack = h100().stack(s["stack"])
+    return plan_memory(shape(model), tp, "bf16", "bf16", float(s["gpu_memory_fraction"]),
+                       int(s["max_batched_tokens"]), int(max_num_seqs), int(s["block_size_tokens"]),
+                       stack.non_torch_gib(tp), stack.sampler_bytes_per_logit, h100_gpu())
+
+
+def kv_batch_limit(model: str, tp: int, cond: dict, ctx_tokens: float, max_num_seqs: int) -> int:
+    """Sequences whose KV cache fits (vLLM admits no more; it preempts beyond)."""
+    plan = run_memory(model, tp, cond, max_num_seqs)
     return max(1, int(plan.kv_tokens / max(ctx_tokens, 1.0)))
+
+
+def length_moments(hist: np.ndarray) -> tuple[float, float]:
+    """``E[O]`` and ``E[O^2]`` of a histogram (``low, high, count`` rows; uniform in a bin)."""
+    lo, hi, n = hist[:, 0], hist[:, 1], hist[:, 2]
+    p = n / n.sum()
+    return float((p * (lo + hi) / 2).sum()), float((p * (lo * lo + lo * hi + hi * hi) / 3).sum())
 
 
 def steady_state(run: pd.Series | Any, cond: dict, input_scale: float = 1.0) -> SteadyState:
     I = input_mean(cond, run.task) * input_scale
     O = float(run.avg_out_len)
-    ctx = I + 2.0 * O / 3.0  # mean context of a live sequence (uniform outputs, length-biased)
-    B = min(int(run.max_num_seqs), kv_batch_limit(run.model, int(run.tp), cond, ctx * 1.1))
+    e1, e2 = length_moments(run.lengths)
+    ctx = I + e2 / (2.0 * e1)  # mean context of a live sequence (length-biased)
+    B = min(int(run.max_num_seqs), kv_batch_limit(run.model, int(run.tp), cond, ctx * 1.1,
+                                                   int(run.max_num_seqs)))
     rate = B / O  # completions (= new prefills) per iteration
     q = min(1.0, rate)
     chunk = min(I * max(1.0, rate), float(cond["server"]["max_batched_tokens"]) - B)
@@ -119,27 +140,42 @@ def steady_metrics(run, cond: dict, timing: TimingParams, power: PowerParams | N
     return out
 
 
-def power_basis(run, cond: dict, timing: TimingParams, input_scale: float = 1.0) -> np.ndarray:
-    """Time-averaged (1, FLOP/s, byte/s) of the busy GPU in the steady state: the uncapped
-    per-GPU power is ``basis @ (p_busy_w, e_flop_j, e_byte_j)``."""
+@dataclass(frozen=True)
+class PowerBasis:
+    """What the uncapped steady-state power of a run depends on, per GPU, time-averaged over its
+    decode and mixed iterations: total time ``T``, HBM bytes ``B`` and the phases as rows of
+    ``(weight x time_s, FLOP rate, byte rate)``. Power is ``p_busy + p_active A / T + e_byte B / T``
+    (:mod:`simulator.physics.power`)."""
+
+    time_s: float
+    hbm_bytes: float
+    phases: np.ndarray
+
+    def activity_fraction(self, activity_flops_per_s: float, activity_bytes_per_s: float) -> float:
+        w, rf, rb = self.phases.T
+        u = -np.expm1(-rf / activity_flops_per_s - rb / activity_bytes_per_s)
+        return float(np.sum(w * u) / self.time_s)
+
+
+def power_basis(run, cond: dict, timing: TimingParams, input_scale: float = 1.0) -> PowerBasis:
+    """The run's steady state as :class:`PowerBasis` (timing model at ``timing``)."""
     ss = steady_state(run, cond, input_scale)
     tm = TimingModel(shape(run.model), int(run.tp), "bf16", timing, "bf16", h100_gpu())
     wd, wm = tm.work(ss.decode), tm.work(ss.mixed)
     q = ss.q_mixed
-    T = (1 - q) * wd.time_s + q * wm.time_s
-    F = (1 - q) * wd.flops + q * wm.flops
-    B = (1 - q) * wd.hbm_bytes + q * wm.hbm_bytes
-    return np.array([1.0, F / T, B / T])
+    rows = [((1 - q) * t, f / t, b / t) for t, f, b in wd.phases if t > 0]
+    rows += [(q * t, f / t, b / t) for t, f, b in wm.phases if t > 0 and q > 0]
+    return PowerBasis((1 - q) * wd.time_s + q * wm.time_s, (1 - q) * wd.hbm_bytes + q * wm.hbm_bytes,
+                      np.array(rows))
 
 
 # ------------------------------------------------------------------ engine simulation
-def output_dist(mean: float, max_tokens: int) -> dict[str, Any]:
-    """Output lengths uniform on ``1 .. 2 mean - 1`` (mean = the run's ``avg_out_len``): the
-    shape of ML.ENERGY's published output-length histograms (flat, then a short tail), and
-    with it the mean context of live sequences (2/3 of the mean output) that decides how many
-    long gpqa sequences the KV cache holds."""
-    hi = max(1, min(int(round(2 * mean)) - 1, max_tokens))
-    return {"dist": "uniform", "low": 1, "high": hi}
+def output_dist(hist: np.ndarray, max_tokens: int) -> dict[str, Any]:
+    """The run's measured output-length histogram as a scenario length distribution."""
+    return {"dist": "histogram", "max_tokens": max(1, int(max_tokens)),
+            "bins": [[float(a), float(b), float(c)] for a, b, c in hist]}
+
+
 def scenario_dict(run, cond: dict, input_scale: float = 1.0) -> dict[str, Any]:
     """The fleetsim scenario of one ML.ENERGY run: one node, one replica of ``tp`` GPUs."""
     s, sim = cond["server"], cond["simulation"]
@@ -150,18 +186,14 @@ def scenario_dict(run, cond: dict, input_scale: float = 1.0) -> dict[str, Any]:
         sh = EXTRA_SHAPES[m]
         model: Any = {"name": sh.name, "layers": sh.layers, "hidden_size": sh.hidden_size,
                       "heads": sh.heads, "kv_heads": sh.kv_heads, "ffn_size": sh.ffn_size,
-                      "vocab_size": sh.vocab_size, "gated_mlp": sh.gated_mlp, "head_dim": sh.head_dim}
+                      "vocab_size": sh.vocab_size, "gated_mlp": sh.gated_mlp, "head_dim": sh.head_dim,
+                      "tied_embeddings": sh.tied_embeddings}
     else:
         model = m
     I = max(1, int(round(input_mean(cond, run.task) * input_scale)))
     # the longest sequence: the configured one, or what the KV cache of this replica holds
     # (ML.ENERGY lowered max-model-len where a model barely fits, e.g. Gemma-3-27B on 1 GPU)
-    sh = shape(m)
-    if m in EXTRA_SHAPES:  # the engine sees the inline shape (embeddings counted untied)
-        from dataclasses import replace
-        sh = replace(sh, tied_embeddings=False)
-    plan = plan_memory(sh, int(run.tp), "bf16", "bf16", float(s["gpu_memory_fraction"]),
-                       int(s["max_batched_tokens"]), int(s["block_size_tokens"]), 2.0, h100_gpu())
+    plan = run_memory(m, int(run.tp), cond, B)
     max_len = int(min(int(s["max_model_len"]), plan.kv_tokens)) // 1024 * 1024
     return {
         "name": f"mlenergy-{m}-{run.task}-tp{int(run.tp)}-b{B}",
@@ -171,10 +203,10 @@ def scenario_dict(run, cond: dict, input_scale: float = 1.0) -> dict[str, Any]:
                     "chunked_prefill": bool(s["chunked_prefill"]),
                     "block_size_tokens": int(s["block_size_tokens"]),
                     "gpu_memory_fraction": float(s["gpu_memory_fraction"]),
-                    "max_model_len": max_len},
+                    "stack": s["stack"], "max_model_len": max_len},
         "workload": {"arrival": "closed_loop", "clients": B, "classes": {run.task: {
             "input_tokens": {"dist": "fixed", "value": I},
-            "output_tokens": output_dist(float(run.avg_out_len), max_len - I)}}},
+            "output_tokens": output_dist(run.lengths, max_len - I)}}},
         "simulation": {"requests": n, "warmup_requests": int(n * sim["warmup_fraction"]),
                        "seed": int(sim["seed"])},
     }
@@ -203,14 +235,23 @@ def simulate_run(run, cond: dict, cal: Calibration, input_scale: float = 1.0) ->
 
 
 # ------------------------------------------------------------------ fits
+#: prior of the custom all-reduce latency (s): Vidur's NCCL table at 2 GPUs for small messages
+#: (8.4 us), with a 4 us spread; the TP 2 runs of the data refine it, TP 4/8 inherit it
+AR_PRIOR_S, AR_PRIOR_SD_S = 8.4e-6, 4e-6
+#: a saturated dense BF16 GEMM at the DVFS model's sustained rate (0.8 x the BF16 peak) must
+#: fit the board power limit: a real H100 sustains 750-800 TFLOP/s within 700 W
+SATURATED_GEMM_MAX_W = 700.0
+
+
 def _timing_with(base: TimingParams, x: np.ndarray) -> TimingParams:
-    from simulator.physics.params import RooflineOp
+    from simulator.physics.params import CustomAllReduce, RooflineOp
 
     return base.model_copy(update={
         "iteration_fixed_s": float(x[0]),
         "per_seq_s": float(x[1]),
         "attn_decode": RooflineOp(eta_compute_max=0.5, eta_memory=float(x[3]), overhead_s=float(x[2])),
         "attn_prefill": RooflineOp(eta_compute_max=float(x[4]), eta_memory=0.8, overhead_s=float(x[2])),
+        "custom_all_reduce": CustomAllReduce(latency_s=float(x[5])),
     })
 
 
@@ -220,52 +261,97 @@ def fit_timing(runs: pd.DataFrame, cond: dict, base: TimingParams, max_nfev: int
 
     Free: per-iteration CPU cost, per-sequence cost (sampling, scheduling), per-layer attention
     kernel overhead (launch gaps of the small per-layer kernels: KV-cache write, QK norm), the
-    decode attention's HBM efficiency and the prefill attention's compute efficiency. Each run
-    weighs the same; each model's runs together weigh the same.
+    decode attention's HBM efficiency, the prefill attention's compute efficiency, and the
+    custom all-reduce's latency (constrained by the TP > 1 runs and a prior, AR_PRIOR_S). Each
+    run weighs the same; each model's runs together weigh the same.
     """
     meas = runs["itl_s"].to_numpy()
     per_model = runs.groupby("model")["model"].transform("size").to_numpy()
     sw = np.sqrt(1.0 / per_model)
-    x0 = np.array([1e-3, 2e-5, 2e-5, 0.8, 0.6])
-    lb = np.array([0.0, 0.0, 0.0, 0.05, 0.05])
-    ub = np.array([0.05, 1e-3, 5e-4, 1.0, 1.0])
-    sc = np.array([5e-4, 1e-5, 1e-5, 0.1, 0.1])
+    x0 = np.array([1e-3, 2e-5, 2e-5, 0.8, 0.6, AR_PRIOR_S])
+    lb = np.array([0.0, 0.0, 0.0, 0.05, 0.05, 0.0])
+    ub = np.array([0.05, 1e-3, 5e-4, 1.0, 1.0, 1e-4])
+    sc = np.array([5e-4, 1e-5, 1e-5, 0.1, 0.1, 4e-6])
     rows = list(runs.itertuples(index=False))
 
     def resid(x):
         p = _timing_with(base, x)
         pred = np.array([steady_metrics(r, cond, p, None, input_scale)["itl_s"] for r in rows])
-        return (pred / meas - 1.0) * sw
+        prior = (x[5] - AR_PRIOR_S) / AR_PRIOR_SD_S
+        return np.r_[(pred / meas - 1.0) * sw, 0.05 * prior]
 
     r = least_squares(resid, x0, bounds=(lb, ub), x_scale=sc, method="trf", xtol=1e-10,
                       ftol=1e-10, max_nfev=max_nfev)
     return _timing_with(base, r.x)
 
 
+def saturated_gemm(gpu=None) -> tuple[float, float]:
+    """(FLOP/s, byte/s) of one GPU running a large square BF16 GEMM at the DVFS model's
+    sustained rate (8192 x 8192 x 8192: arithmetic intensity ~2,700 FLOP/byte)."""
+    gpu = gpu or h100_gpu()
+    n = 8192.0
+    flops = 2 * n ** 3
+    nbytes = 3 * n * n * 2.0
+    rate = h100().dvfs().sustained_flops_per_s
+    return rate, nbytes * rate / flops
+
+
+def saturated_gemm_power_w(power: PowerParams) -> float:
+    """Power the fitted model demands for a saturated dense BF16 GEMM, W (reported; bounded by
+    SATURATED_GEMM_MAX_W in the fit)."""
+    f, b = saturated_gemm()
+    act = -math.expm1(-f / power.activity_flops_per_s - b / power.activity_bytes_per_s)
+    return power.p_busy_w + power.p_active_w * act + power.e_byte_j * b
+
+
+#: ranges of the activity rates searched by the fit: FLOP/s, byte/s
+ACTIVITY_FLOPS_RANGE = (2e13, 3e15)
+ACTIVITY_BYTES_RANGE = (1e11, 1e14)
+
+
 def fit_power(runs: pd.DataFrame, cond: dict, timing: TimingParams, idle_w: float,
               input_scale: float = 1.0) -> PowerParams:
-    """Fit ``p_busy_w, e_flop_j, e_byte_j`` to the runs' per-GPU power (steady-state model).
+    """Fit ``p_busy_w, p_active_w, activity_flops_per_s, activity_bytes_per_s, e_byte_j`` to the
+    runs' per-GPU power (steady-state model, :mod:`simulator.physics.power`).
 
-    Power of a busy GPU: ``p_busy + e_flop FLOP/s + e_byte byte/s`` at the achieved rates of the
-    timing model, clamped at the 700 W limit (the capped runs of small models at large batch
-    read 685-690 W). Idle power is the datasheet anchor (no idle rows in the data).
+    Modelled power is clamped at the 700 W limit (the capped runs of small models at large
+    batch read 685-690 W). Idle power is the datasheet anchor (no idle rows in the data) and
+    bounds ``p_busy_w`` from below. Physics bound: a saturated BF16 GEMM may demand at most
+    SATURATED_GEMM_MAX_W (``p_active_w`` is parameterised as a fraction of what that leaves).
+    Each run weighs the same; each model's runs together weigh the same.
     """
     meas = runs["gpu_power_w"].to_numpy()
-    basis = np.array([power_basis(r, cond, timing, input_scale) for r in runs.itertuples(index=False)])
+    bases = [power_basis(r, cond, timing, input_scale) for r in runs.itertuples(index=False)]
+    T = np.array([b.time_s for b in bases])
+    byte_rate = np.array([b.hbm_bytes for b in bases]) / T
     per_model = runs.groupby("model")["model"].transform("size").to_numpy()
     sw = np.sqrt(1.0 / per_model)
-    # achieved rates span FLOP/s ~1e14 and byte/s ~1e12: fit in scaled units
-    scale = np.array([1.0, 1e-12, 1e-10])
+    f_sat, b_sat = saturated_gemm()
+
+    def coeffs(x):  # x = (p_busy W, e_byte in 1e-10 J, u in [0, 1], log F0, log B0)
+        p_busy, e_byte, f0, b0 = x[0], x[1] * 1e-10, float(np.exp(x[3])), float(np.exp(x[4]))
+        room = max(SATURATED_GEMM_MAX_W - p_busy - e_byte * b_sat, 0.0)
+        return p_busy, x[2] * room / -math.expm1(-f_sat / f0 - b_sat / b0), f0, b0, e_byte
 
     def model(x):  # smooth min(p, cap): the run average of iterations clamped at the cap
-        p = basis @ (x * scale)
+        p_busy, p_active, f0, b0, e_byte = coeffs(x)
+        act = np.array([b.activity_fraction(f0, b0) for b in bases])
+        p = p_busy + p_active * act + e_byte * byte_rate
         return CAP_W - 15.0 * np.logaddexp(0.0, (CAP_W - p) / 15.0)
 
     def resid(x):
         return (model(x) / meas - 1.0) * sw
 
-    x0 = np.array([250.0, 0.4, 0.6])
-    r = least_squares(resid, x0, bounds=([idle_w, 0.0, 0.0], [CAP_W, 2.0, 50.0]),
-                      x_scale=np.array([50.0, 0.1, 1.0]), method="trf", xtol=1e-12, ftol=1e-12)
-    x = r.x * scale
-    return PowerParams(idle_w=idle_w, p_busy_w=float(x[0]), e_flop_j=float(x[1]), e_byte_j=float(x[2]))
+    lb = [idle_w, 0.0, 0.0, np.log(ACTIVITY_FLOPS_RANGE[0]), np.log(ACTIVITY_BYTES_RANGE[0])]
+    ub = [CAP_W, 50.0, 1.0, np.log(ACTIVITY_FLOPS_RANGE[1]), np.log(ACTIVITY_BYTES_RANGE[1])]
+    best = None
+    for f0_start, b0_start in ((1e14, 3e12), (3e14, 1e13), (1e15, 3e13)):  # not convex: starts
+        x0 = np.array([150.0, 0.5, 0.8, np.log(f0_start), np.log(b0_start)])
+        r = least_squares(resid, x0, bounds=(lb, ub), x_scale=np.array([50.0, 1.0, 0.1, 0.3, 0.3]),
+                          method="trf", xtol=1e-12, ftol=1e-12)
+        if best is None or r.cost < best.cost:
+            best = r
+    p_busy, p_active, f0, b0, e_byte = coeffs(best.x)
+    return PowerParams(idle_w=idle_w, p_busy_w=float(p_busy), p_active_w=float(p_active),
+                       activity_flops_per_s=float(f0), activity_bytes_per_s=float(b0),
+                       e_byte_j=float(e_byte))

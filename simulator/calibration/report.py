@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from simulator.calibration.mlenergy import SATURATED_GEMM_MAX_W, saturated_gemm_power_w  # noqa: E402
+
 
 BEGIN = "<!-- BEGIN GENERATED ERROR TABLE (fleetsim calibrate) -->"
 END = "<!-- END GENERATED ERROR TABLE -->"
@@ -52,6 +54,19 @@ def summary_table(e: dict) -> str:
            "| quantity | MAPE | target | met |", "|---|---:|---:|:---:|"]
     for name, v, t in rows:
         out.append(f"| {name} | {_pct(v)} | {_pct(t)} | {_ok(v, t)} |")
+    groups = ml.get("by_group") or {}
+    if groups:
+        gt = ml.get("group_target_mape", 0.15)
+        out += ["", f"ML.ENERGY by model and TP ({e['method'].split(';')[0]}; target {_pct(gt)} each):", "",
+                "| model | runs | ITL | power | J/token | met |", "|---|---:|---:|---:|---:|:---:|"]
+        for name, g in groups.items():
+            worst = max(g["itl"], g["gpu_power"], g["j_per_token"])
+            out.append(f"| {name} | {g['runs']} | {_pct(g['itl'])} | {_pct(g['gpu_power'])} |"
+                       f" {_pct(g['j_per_token'])} | {_ok(worst, gt)} |")
+    if "saturated_gemm_w" in ml:
+        out += ["", f"Physics check: a saturated dense BF16 GEMM (0.8 x peak) demands"
+                    f" {ml['saturated_gemm_w']:.0f} W in the fitted power model (bound:"
+                    f" {SATURATED_GEMM_MAX_W:.0f} W, the board limit)."]
     return "\n".join(out)
 
 
@@ -184,7 +199,12 @@ def _params_table(cal) -> str:
             f" attn_expanded_kv = {t.attn_expanded_kv}", "",
             "| power | value |", "|---|---:|",
             f"| idle_w | {p.idle_w:.1f} W |", f"| p_busy_w | {p.p_busy_w:.1f} W |",
-            f"| e_flop_j | {p.e_flop_j * 1e12:.3f} pJ/FLOP |", f"| e_byte_j | {p.e_byte_j * 1e12:.2f} pJ/byte |"]
+            f"| p_active_w | {p.p_active_w:.1f} W |",
+            f"| activity_flops_per_s | {p.activity_flops_per_s / 1e12:.0f} TFLOP/s |",
+            f"| activity_bytes_per_s | {p.activity_bytes_per_s / 1e12:.2f} TB/s |",
+            f"| e_byte_j | {p.e_byte_j * 1e12:.2f} pJ/byte |",
+            f"| saturated BF16 GEMM (derived, bound {SATURATED_GEMM_MAX_W:.0f} W) |"
+            f" {saturated_gemm_power_w(p):.0f} W |"]
     return "\n".join(out)
 
 
@@ -265,11 +285,11 @@ def write_report(res, d: Path, out_yaml: Path, readmes: list[Path] = ()) -> Path
             md.append(f"| {mod} | {len(g)} | {reason} |")
     if res.sensitivity is not None:
         md += ["", "Sensitivity to the assumed prompt length (refit, closed-form steady state, in-sample):", "",
-               "| prompt x | ITL MAPE | power MAPE | J/token MAPE | p_busy W | pJ/FLOP | pJ/byte |",
-               "|---:|---:|---:|---:|---:|---:|---:|"]
+               "| prompt x | ITL MAPE | power MAPE | J/token MAPE | p_busy W | p_active W | activity TFLOP/s | activity TB/s | pJ/byte |",
+               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in res.sensitivity.itertuples():
             md.append(f"| {r.prompt_scale:g} | {_pct(r.itl_mape)} | {_pct(r.gpu_power_mape)} | {_pct(r.j_per_token_mape)} |"
-                      f" {r.p_busy_w:.0f} | {r.e_flop_pj:.3f} | {r.e_byte_pj:.1f} |")
+                      f" {r.p_busy_w:.0f} | {r.p_active_w:.0f} | {r.activity_tflops:.0f} | {r.activity_tbps:.2f} | {r.e_byte_pj:.1f} |")
     md += ["", f"![ML.ENERGY]({files[4]})", ""]
     md += ["## Fitted parameters (calibration.yaml)", "", _params_table(res.cal), "",
            "## Fitted parameters (h100-splitwise2023.yaml), serving-stack part", "",

@@ -12,7 +12,8 @@ Layout of a data folder (``calibration/data`` by default)::
     sources/vidur-h100/<model>/mlp.csv          per-op timings (Vidur, ms)
     sources/vidur-h100/network-dgx/all_reduce.csv, send_recv.csv   NCCL (ms, fp16 elements)
     sources/splitwise/perf_model.csv            end-to-end llama2-70b / bloom-176b (ms)
-    sources/mlenergy-v3/h100_runs.csv           ML.ENERGY v3 serving runs
+    sources/mlenergy-v3/runs.csv                ML.ENERGY v3 serving runs (H100 and B200)
+    sources/mlenergy-v3/output_lengths.csv      their measured output-length histograms
     profiles/*.csv                              our own H100 profiles (Vidur schema + metadata)
     profiles/*_power.csv                        NVML power during representative shapes
 """
@@ -404,16 +405,22 @@ def load_splitwise(path: str | Path) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ ML.ENERGY
-MLENERGY_COLUMNS = ("model", "task", "arch", "prec", "num_gpus", "tp", "ep", "dp", "max_num_seqs",
-                    "avg_batch", "avg_out_len", "avg_power_W", "J_per_tok", "tok_s", "med_itl_ms")
+MLENERGY_COLUMNS = ("model", "task", "arch", "prec", "gpu", "num_gpus", "tp", "ep", "dp",
+                    "max_num_seqs", "avg_batch", "avg_out_len", "avg_power_W", "J_per_tok", "tok_s",
+                    "med_itl_ms")
+#: a run's key in ``runs.csv`` and ``output_lengths.csv``
+RUN_KEY = ("model", "task", "gpu", "num_gpus", "tp", "ep", "max_num_seqs")
+LENGTH_COLUMNS = (*RUN_KEY, "bin_low", "bin_high", "count")
+HISTOGRAM_MEAN_TOLERANCE = 0.10  # a histogram whose mean is further from avg_out_len is not its run's
+TDP_W = {"H100": 700.0, "B200": 1000.0}
 
 
-def load_mlenergy(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """ML.ENERGY v3 H100 runs: (usable dense runs, skipped runs with the reason).
+def load_mlenergy(path: str | Path, gpu: str = "H100") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ML.ENERGY v3 runs on ``gpu``: (usable dense runs, skipped runs with the reason).
 
     Usable runs get per-GPU power ``gpu_power_w = avg_power_W / num_gpus`` (the file's power
-    is the SUM over the run's GPUs), ``itl_s`` from ``med_itl_ms``, and the fleetsim model
-    name.
+    is the SUM over the run's GPUs), ``itl_s`` from ``med_itl_ms``, the fleetsim model name,
+    and ``occurrence`` (the how-many-th row of its key, to pair it with its histogram).
     """
     path = Path(path)
     df = _read_csv(path)
@@ -422,10 +429,15 @@ def load_mlenergy(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
            "J_per_tok", "tok_s", "med_itl_ms"]
     _numeric(df, path, num)
     _positive(df, path, num)
+    if gpu not in TDP_W:
+        raise DataError(f"no power limit known for GPU {gpu!r}", file=str(path), column="gpu")
     known = {**MLENERGY_MODELS, **{k: None for k in MLENERGY_SKIPPED}}
+    df["occurrence"] = df.groupby(list(RUN_KEY)).cumcount()
     rows, skipped = [], []
     for i, r in df.iterrows():
         line = int(i) + 2
+        if str(r["gpu"]) != gpu:
+            continue
         m = str(r["model"])
         reason = None
         if str(r["arch"]) in MLENERGY_SKIP_ARCH:
@@ -444,12 +456,12 @@ def load_mlenergy(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             raise DataError(f"unsupported precision {r['prec']!r} for a dense model",
                             file=str(path), row=line, column="prec")
         per_gpu = float(r["avg_power_W"]) / float(r["num_gpus"])
-        if per_gpu > 800:
-            raise DataError(f"{per_gpu:.0f} W per GPU exceeds the H100's 700 W limit: wrong unit"
-                            " or not a sum over num_gpus?", file=str(path), row=line,
+        if per_gpu > 1.15 * TDP_W[gpu]:
+            raise DataError(f"{per_gpu:.0f} W per GPU exceeds the {gpu}'s {TDP_W[gpu]:.0f} W limit:"
+                            " wrong unit or not a sum over num_gpus?", file=str(path), row=line,
                             column="avg_power_W")
         if per_gpu < 40:
-            raise DataError(f"{per_gpu:.3g} W per GPU is below H100 idle power: wrong unit?",
+            raise DataError(f"{per_gpu:.3g} W per GPU is below idle power: wrong unit?",
                             file=str(path), row=line, column="avg_power_W")
         itl = float(r["med_itl_ms"])
         if itl > 2000:
@@ -461,9 +473,55 @@ def load_mlenergy(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                             f" = {j_check:g}", file=str(path), row=line, column="J_per_tok")
         rows.append({
             "row": line, "source_model": m, "model": MLENERGY_MODELS[m], "task": str(r["task"]),
-            "num_gpus": int(r["num_gpus"]), "tp": int(r["tp"]), "max_num_seqs": int(r["max_num_seqs"]),
+            "gpu": gpu, "num_gpus": int(r["num_gpus"]), "tp": int(r["tp"]), "ep": int(r["ep"]),
+            "max_num_seqs": int(r["max_num_seqs"]), "occurrence": int(r["occurrence"]),
             "avg_batch": float(r["avg_batch"]), "avg_out_len": float(r["avg_out_len"]),
             "gpu_power_w": per_gpu, "j_per_token": float(r["J_per_tok"]),
             "tok_s": float(r["tok_s"]), "itl_s": itl * MS,
         })
     return pd.DataFrame(rows), pd.DataFrame(skipped)
+
+
+def load_output_lengths(path: str | Path, runs: pd.DataFrame) -> dict[int, np.ndarray]:
+    """The measured output-length histogram of every run in ``runs`` (from
+    :func:`load_mlenergy`), by its row: an ``(n_bins, 3)`` array of ``low, high, count``.
+
+    Errors (one line, naming the file and row): a missing column, a bad number, a bin with
+    ``high <= low`` or a negative count, a run without a histogram, and a histogram whose mean
+    is more than 10 % from its run's ``avg_out_len`` (not that run's histogram)."""
+    path = Path(path)
+    df = _read_csv(path)
+    _require(df, path, LENGTH_COLUMNS)
+    _numeric(df, path, ["num_gpus", "tp", "ep", "max_num_seqs", "bin_low", "bin_high", "count"])
+    lo, hi, n = (df[c].to_numpy(float) for c in ("bin_low", "bin_high", "count"))
+    for bad, what, col in ((hi <= lo, "bin_high must exceed bin_low", "bin_high"),
+                           (lo < 0, "bin_low must be >= 0", "bin_low"),
+                           (n < 0, "count must be >= 0", "count")):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(what, file=str(path), row=i + 2, column=col)
+    # consecutive blocks of one key are one histogram; a key may repeat (paired in order)
+    key = df[list(RUN_KEY)].astype(str).agg("|".join, axis=1).to_numpy()
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    blocks: dict[str, list[tuple[int, int]]] = {}
+    for a, b in zip(starts, np.r_[starts[1:], len(df)]):
+        blocks.setdefault(key[a], []).append((int(a), int(b)))
+    out: dict[int, np.ndarray] = {}
+    for r in runs.itertuples(index=False):
+        k = "|".join(str(v) for v in (r.source_model, r.task, r.gpu, r.num_gpus, r.tp, r.ep,
+                                      r.max_num_seqs))
+        found = blocks.get(k, [])
+        if len(found) <= r.occurrence:
+            raise DataError(f"no output-length histogram for run {r.source_model} {r.task}"
+                            f" {r.gpu} tp={r.tp} max_num_seqs={r.max_num_seqs} (runs.csv row"
+                            f" {r.row})", file=str(path))
+        a, b = found[r.occurrence]
+        h = np.column_stack([lo[a:b], hi[a:b], n[a:b]])
+        if h[:, 2].sum() <= 0:
+            raise DataError("histogram has no responses (every count is 0)", file=str(path), row=a + 2)
+        mean = float((h[:, 2] * (h[:, 0] + h[:, 1]) / 2).sum() / h[:, 2].sum())
+        if abs(mean / r.avg_out_len - 1.0) > HISTOGRAM_MEAN_TOLERANCE:
+            raise DataError(f"histogram mean {mean:.0f} tokens does not match its run's avg_out_len"
+                            f" {r.avg_out_len:.0f} (runs.csv row {r.row})", file=str(path), row=a + 2)
+        out[r.row] = h
+    return out

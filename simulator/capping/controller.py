@@ -3,9 +3,10 @@
 A controller plug-in (:mod:`simulator.engine.control`): it sees the fleet through a read-only
 :class:`~simulator.engine.control.FleetView` and acts only by setting caps. Every
 ``telemetry_interval_s`` it reads each row's IT power from the ledger's sensing (GPUs at their
-current iteration's power, idle GPUs at idle power, hosts at idle plus their busy share). Over budget
+current iteration's power, idle GPUs at idle power, each host at what its GPUs make it draw). Over budget
 (and no change of that row still in flight): it computes new caps by the policy, such that the
-row cannot exceed the budget even with every GPU at its cap and every host fully busy, and
+row cannot exceed the budget even with every GPU at its cap and every host at what those GPUs
+make it draw, and
 applies them after ``actuation_delay_s`` (:meth:`Replica.set_cap`; the iteration running then
 finishes under its old cap). Below ``budget - hysteresis_w`` (with room for the raise): caps of
 capped GPUs go up by ``cap_step_w``, back towards their static cap.
@@ -166,15 +167,16 @@ class CappingController:
         if not self.pending[k]:
             caps = {r.index: self.target[r.index] for r in reps}
             if p > budget:
-                fixed = self.view.ceiling_outside_caps_w(self.rows[k])
+                room = self.view.cap_room_w(self.rows[k], budget)
                 groups = self.policy([self._view(r) for r in reps])
-                new = water_fill(caps, self.tp, groups, budget - fixed, self.min_cap_w, spec.cap_step_w)
+                new = water_fill(caps, self.tp, groups, room, self.min_cap_w, spec.cap_step_w)
                 action = "lower"
             else:
                 capped = [i for i, c in caps.items() if c < self.base[i]]
                 raise_w = sum(self.tp[i] * min(spec.cap_step_w, self.base[i] - caps[i]) for i in capped)
                 new = caps
-                if capped and p + raise_w <= budget - spec.hysteresis_w:
+                grow = 1.0 + self.view.host_load_factor(self.rows[k])
+                if capped and p + grow * raise_w <= budget - spec.hysteresis_w:
                     new = {i: min(self.base[i], c + spec.cap_step_w) if i in capped else c
                            for i, c in caps.items()}
                     action = "raise"

@@ -12,7 +12,7 @@ from any directory. Adding a GPU type is adding a folder (``docs/extending.md``)
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ PROFILE_FILE = "profile.yaml"
 
 class _GPUFields(Strict):
     hbm_bytes: float = Field(gt=0)
+    memory_bytes: float = Field(gt=0)
     hbm_bw_bytes_per_s: float = Field(gt=0)
     peak_flops_per_s: dict[str, float]
     tdp_w: float = Field(gt=0)
@@ -42,6 +43,13 @@ class _GPUFields(Strict):
 class _NodeFields(Strict):
     gpus_per_node: int = Field(ge=1)
     rated_power_w: float = Field(gt=0)
+    host_idle_w: float = Field(ge=0)
+    host_load_factor: float = Field(ge=0)
+
+
+class _StackFields(Strict):
+    non_torch_gib: dict[int, float]
+    sampler_bytes_per_logit: float = Field(gt=0)
 
 
 class _ProfileFile(Strict):
@@ -50,8 +58,26 @@ class _ProfileFile(Strict):
     description: str = ""
     gpu: _GPUFields
     node: _NodeFields
+    serving_stacks: dict[str, _StackFields]
+    default_stack: str
     calibration: str
     dvfs: str
+
+
+@dataclass(frozen=True)
+class ServingStack:
+    """What a serving stack (a vLLM version) takes out of a GPU's memory before the KV cache."""
+
+    name: str
+    non_torch_by_tp_gib: tuple[tuple[int, float], ...]
+    sampler_bytes_per_logit: float
+
+    def non_torch_gib(self, tp: int) -> float:
+        """Non-torch memory per GPU at TP degree ``tp`` (an unlisted degree takes the figure of
+        the nearest listed one below it, or the smallest listed)."""
+        table = dict(self.non_torch_by_tp_gib)
+        below = [k for k in table if k <= tp]
+        return table[max(below)] if below else table[min(table)]
 
 
 @dataclass(frozen=True)
@@ -66,6 +92,8 @@ class DeviceProfile:
     node: NodeSpec
     calibration_file: str  # inside the profile folder
     dvfs_file: str
+    stacks: dict[str, ServingStack] = field(hash=False)
+    default_stack: str
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -82,6 +110,10 @@ class DeviceProfile:
 
     def cap_range_w(self) -> tuple[float, float]:
         return self.gpu.min_cap_w, self.gpu.tdp_w
+
+    def stack(self, name: str | None = None) -> ServingStack:
+        """A serving stack of this device (default: the profile's default stack)."""
+        return self.stacks[name or self.default_stack]
 
 
 def _folder(key: str):
@@ -123,10 +155,22 @@ def _load(key: str) -> DeviceProfile:
     g = f.gpu
     if "bf16" not in g.peak_flops_per_s:
         raise ScenarioError("peak_flops_per_s needs a bf16 entry", file=str(path), field="gpu")
-    gpu = GPUSpec(f.name, g.hbm_bytes, g.hbm_bw_bytes_per_s, dict(g.peak_flops_per_s), g.tdp_w,
-                  g.min_cap_w, g.max_clock_mhz, g.nvlink_bw_bytes_per_s)
+    if g.memory_bytes > g.hbm_bytes:
+        raise ScenarioError("memory_bytes (what the driver reports) exceeds hbm_bytes",
+                            file=str(path), field="gpu.memory_bytes")
+    gpu = GPUSpec(f.name, g.hbm_bytes, g.memory_bytes, g.hbm_bw_bytes_per_s,
+                  dict(g.peak_flops_per_s), g.tdp_w, g.min_cap_w, g.max_clock_mhz,
+                  g.nvlink_bw_bytes_per_s)
+    if f.default_stack not in f.serving_stacks:
+        raise ScenarioError(f"default_stack {f.default_stack!r} is not one of serving_stacks",
+                            file=str(path), field="default_stack")
+    stacks = {name: ServingStack(name, tuple(sorted(st.non_torch_gib.items())),
+                                 st.sampler_bytes_per_logit)
+              for name, st in f.serving_stacks.items()}
     return DeviceProfile(key, f.name, tuple(f.aliases), f.description, gpu,
-                         NodeSpec(f.node.gpus_per_node, f.node.rated_power_w), f.calibration, f.dvfs)
+                         NodeSpec(f.node.gpus_per_node, f.node.rated_power_w, f.node.host_idle_w,
+                                  f.node.host_load_factor), f.calibration, f.dvfs,
+                         stacks, f.default_stack)
 
 
 @functools.lru_cache(maxsize=None)

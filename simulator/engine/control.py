@@ -79,8 +79,14 @@ class FleetView:
     def power_now_w(self, nodes: Sequence[int]) -> float:
         return self._ledger.power_now_w(nodes)
 
-    def ceiling_outside_caps_w(self, nodes: Sequence[int]) -> float:
-        return self._ledger.ceiling_outside_caps_w(nodes)
+    def host_load_factor(self, nodes: Sequence[int]) -> float:
+        """The largest host W per GPU W of ``nodes`` (a cap raise of X W of GPU power can add
+        (1 + this) X W to the row)."""
+        return max(self._fleet.pool_of_node(k).host.load_factor for k in nodes)
+
+    def cap_room_w(self, nodes: Sequence[int], budget_w: float) -> float:
+        """The most GPU-cap watts (sum of tp x cap) ``nodes`` can hold within ``budget_w``."""
+        return self._ledger.cap_room_w(nodes, budget_w)
 
     def idle_power_w(self, nodes: Sequence[int]) -> float:
         return self._ledger.idle_power_w(nodes)

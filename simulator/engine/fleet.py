@@ -115,8 +115,9 @@ def plan_pool_memory(pool: PoolSpec) -> MemoryPlan:
     """One replica's per-GPU memory plan (``kv_blocks`` <= 0 when the model does not fit)."""
     d, s = pool.deployment, pool.serving
     return plan_memory(pool.model_shape(), d.tp, d.precision, d.kv_precision,
-                       s.gpu_memory_fraction, s.max_batched_tokens, s.block_size_tokens,
-                       s.runtime_overhead_gib, pool.profile().gpu)
+                       s.gpu_memory_fraction, s.max_batched_tokens, s.max_batch_size,
+                       s.block_size_tokens, pool.overhead_gib,
+                       pool.stack().sampler_bytes_per_logit, pool.profile().gpu)
 
 
 def check_memory(sc: Scenario) -> list[MemoryPlan]:
@@ -164,15 +165,14 @@ def build_fleet(env: simpy.Environment, sc: Scenario, on_finish: Callable[[Reque
             chunk_tokens=s.chunk_size_tokens or s.max_batched_tokens,
             chunked_prefill=s.chunked_prefill)
         kv = KVCache(mem.kv_tokens, s.block_size_tokens)
-        host = HostPower(sc.facility.host_idle_w, sc.facility.host_active_w, spec.gpus_per_node)
+        host = spec.host(sc.facility, cal.power.idle_w)
         pool = Pool(i, spec, prof, cal, model, mem, limits, kv, host, len(node_pool), d.nodes)
-        host_busy_w = host.busy_w(d.tp)
         cap_w = spec.gpu_cap_w
         for node in pool.node_range:
             node_pool.append(i)
             for _ in range(spec.replicas_per_node):
                 r = Replica(env, len(replicas), node, i, d.tp, model, cap_w, limits, kv,
-                            host_busy_w, on_finish, SCHEDULERS[s.scheduler], stepped)
+                            host.load_factor, on_finish, SCHEDULERS[s.scheduler], stepped)
                 replicas.append(r)
                 pool.replicas.append(r)
         pools.append(pool)

@@ -3,7 +3,7 @@
 Power is piecewise constant: a replica's GPUs draw their iteration's power while busy (the
 replica's :class:`~simulator.engine.recorder.Recorder`) and idle power otherwise, GPUs of no
 replica idle all run, and each node's host draws :class:`~simulator.physics.host.HostPower` of
-its busy GPUs. From that one definition the ledger gives
+its GPUs' power. From that one definition the ledger gives
 
 * in the run, the power of a set of nodes now (what a controller senses), the most they can
   draw outside their replicas' GPU caps, and their idle power;
@@ -79,51 +79,51 @@ class Ledger:
         self.fleet = fleet
         self.end_s: float | None = None
         self._timelines: dict[int, pd.DataFrame] = {}
-        self._groups: dict[tuple[int, ...], tuple[float, list[Replica]]] = {}
+        self._groups: dict[tuple[int, ...], list[tuple[Pool, float, list[Replica]]]] = {}
 
     # ------------------------------------------------------------ in the run
-    def _group(self, nodes: Sequence[int]) -> tuple[float, list[Replica]]:
-        """(power of the nodes outside their replicas' GPUs when all idle, their replicas)."""
+    def _group(self, nodes: Sequence[int]) -> list[tuple[Pool, float, list[Replica]]]:
+        """Per node: its pool, the power of its GPUs outside replicas, its replicas."""
         key = tuple(nodes)
         hit = self._groups.get(key)
         if hit is None:
-            node_set = set(key)
-            base = 0.0
-            for pool in self.fleet.pools:  # per pool: count x the same per-node figure
-                n = sum(1 for k in key if k in pool.node_range)
-                if n:
-                    base += n * (pool.host.idle_w + pool.unused_gpus_per_node * pool.idle_w)
-            reps = [r for r in self.fleet.replicas if r.node in node_set]
-            hit = self._groups[key] = (base, reps)
+            hit = self._groups[key] = [
+                (pool, pool.unused_gpus_per_node * pool.idle_w,
+                 [r for r in pool.replicas if r.node == k])
+                for k in key for pool in (self.fleet.pool_of_node(k),)]
         return hit
 
     def power_now_w(self, nodes: Sequence[int]) -> float:
         """IT power of ``nodes`` now, W: GPUs at their current iteration's power (idle GPUs
-        at idle power) plus each host's idle and busy draw."""
-        p, reps = self._group(nodes)
-        for r in reps:
-            p += r.power_now_w()
-            if r.busy:
-                p += r.host_busy_w
-        return p
-
-    def ceiling_outside_caps_w(self, nodes: Sequence[int]) -> float:
-        """The most ``nodes`` can draw outside their replicas' GPU caps, W: hosts fully busy,
-        GPUs of no replica idle."""
+        at idle power) plus each node's host at that GPU power."""
         total = 0.0
+        for pool, other_w, reps in self._group(nodes):
+            gpu_w = other_w
+            for r in reps:
+                gpu_w += r.power_now_w()
+            total += gpu_w + pool.host.node_w(gpu_w)
+        return total
+
+    def cap_room_w(self, nodes: Sequence[int], budget_w: float) -> float:
+        """The most watts of GPU caps (sum of tp x cap over the replicas of ``nodes``) that keep
+        ``nodes`` within ``budget_w`` with every GPU at its cap and every host drawing what that
+        GPU power makes it draw (the host's linear branch; conservative for mixed pools)."""
+        lf = max(self.fleet.pool_of_node(k).host.load_factor for k in nodes)
+        fixed = 0.0
         for k in nodes:
             pool = self.fleet.pool_of_node(k)
-            busy = pool.gpus_per_node - pool.unused_gpus_per_node
-            total += (pool.host.idle_w + pool.host.busy_w(busy)
-                      + pool.unused_gpus_per_node * pool.idle_w)
-        return total
+            h = pool.host
+            const = h.idle_w - h.load_factor * h.gpus_per_node * h.gpu_idle_w
+            fixed += const + (1.0 + h.load_factor) * pool.unused_gpus_per_node * pool.idle_w
+        return (budget_w - fixed) / (1.0 + lf)
 
     def idle_power_w(self, nodes: Sequence[int]) -> float:
         """Power of ``nodes`` with no work at all, W."""
         total = 0.0
         for k in nodes:
             pool = self.fleet.pool_of_node(k)
-            total += pool.host.idle_w + pool.gpus_per_node * pool.idle_w
+            gpu_w = pool.gpus_per_node * pool.idle_w
+            total += gpu_w + pool.host.node_w(gpu_w)
         return total
 
     # ------------------------------------------------------------ after the run
@@ -173,10 +173,12 @@ class Ledger:
             gpu_w += np.where(inside, p[gi] if t0.size else 0.0, idle_w * tp)
             peak_w += np.where(inside, pk[gi] if t0.size else 0.0, idle_w * tp)
             busy_gpus += np.where(inside, tp, 0)
-        host_w = pool.host.node_w(busy_gpus)
+        host_w = pool.host.node_w(gpu_w)
+        peak_w = np.maximum(peak_w, gpu_w)
         return pd.DataFrame({"t_start_s": edges[:-1], "t_end_s": edges[1:], "gpu_power_w": gpu_w,
                              "host_power_w": host_w, "node_power_w": gpu_w + host_w,
-                             "node_power_w_peak": peak_w + host_w, "busy_gpus": busy_gpus})
+                             "node_power_w_peak": peak_w + pool.host.node_w(peak_w),
+                             "busy_gpus": busy_gpus})
 
     def row_timeline(self, nodes: Sequence[int]) -> pd.DataFrame:
         """Piecewise-constant IT power of a group of nodes (sum of their timelines):
@@ -192,6 +194,12 @@ class Ledger:
             idx = np.clip(np.searchsorted(t["t_start_s"].to_numpy(), mids, side="right") - 1, 0, None)
             p += t["node_power_w"].to_numpy()[idx]
         return pd.DataFrame({"t_start_s": edges[:-1], "t_end_s": edges[1:], "power_w": p})
+
+    def _host_j(self, node: int, w0: float, w1: float) -> float:
+        """Host energy of one node inside [w0, w1], J (its timeline, prorated)."""
+        tl = self.node_timeline(node)
+        t0, t1 = tl["t_start_s"].to_numpy(), tl["t_end_s"].to_numpy()
+        return float((tl["host_power_w"].to_numpy() * (t1 - t0) * _overlap(t0, t1, w0, w1)).sum())
 
     def peak_node_power_w(self, pool: Pool | None = None) -> float:
         """Highest instantaneous node power (iteration peaks), W."""
@@ -243,6 +251,7 @@ class Ledger:
                 tok += float((rec.array("tokens_out") * f).sum())
             idle_j += pl.idle_w * pl.unused_gpus_per_node * pl.nodes * win
             busy_gpu_s += pool_busy_gpu_s
-            host_j += pl.host.idle_w * pl.nodes * win + pl.host.busy_w(pool_busy_gpu_s)
+            for node in pl.node_range:
+                host_j += self._host_j(node, w0, w1)
         return Window(w0, w1, nodes, gpus, busy_j, prefill_j, idle_j, host_j, busy_gpu_s,
                       busy_s, batch_s, kv_s, tok)

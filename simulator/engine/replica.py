@@ -11,9 +11,9 @@ then ends at the first iteration boundary after the arrival, where the stepped e
 
 Energy (per replica, all GPUs of the group): every busy interval goes to the
 :class:`~simulator.engine.recorder.Recorder` with its exact energy; idle time is filled in by
-the ledger. Each iteration's energy (GPUs plus the host's busy share) is shared by the tokens it
-processed: prefill chunks by their tokens, decodes one share each (a per-slot cumulative counter
-makes this O(1) per request).
+the ledger. Each iteration's energy (GPUs, plus the host's load-dependent share: the host load
+factor times the GPU energy above idle) is shared by the tokens it processed: prefill chunks by
+their tokens, decodes one share each (a per-slot cumulative counter makes this O(1) per request).
 """
 
 from __future__ import annotations
@@ -67,12 +67,12 @@ class Replica:
 
     def __init__(self, env: simpy.Environment, index: int, node: int, pool: int, tp: int,
                  model: IterationModel, cap_w: float, limits: BatchLimits, kv: KVCache,
-                 host_busy_w: float, on_finish: Callable[[Request], None],
+                 host_load_factor: float, on_finish: Callable[[Request], None],
                  scheduler: Scheduler = SCHEDULERS["fcfs"], stepped: bool = False):
         self.env, self.index, self.node, self.pool, self.tp = env, index, node, pool, tp
         self.model, self.cap_w, self.limits, self.kv = model, cap_w, limits, kv
         self.idle_w = model.idle_w * tp  # GPU power of the idle group, W
-        self.host_busy_w = host_busy_w   # host share drawn while this group is busy, W
+        self.host_load_factor = host_load_factor  # host W per GPU W above idle
         self.on_finish = on_finish
         self.schedule = scheduler
         self.stepped = stepped
@@ -355,7 +355,7 @@ class Replica:
         now = self.env.now
         dur = cost.time_s
         e_gpu = cost.energy_j * tp
-        e_total = e_gpu + self.host_busy_w * dur
+        e_total = e_gpu + self.host_load_factor * (e_gpu - self.idle_w * dur)
         share = e_total / (p_tok + n)
         if n:
             self.slot_j += share
@@ -392,7 +392,8 @@ class Replica:
     def _account_decode(self, j: DecodeJump, dur: float, energy_gpu: float) -> None:
         rec, tp = self.rec, self.tp
         span, c0, k, n, t_start = j.span, j.c0, j.k, j.n, j.t_start_s
-        self.slot_j += (energy_gpu * tp + self.host_busy_w * dur) / n
+        e_gpu = energy_gpu * tp
+        self.slot_j += (e_gpu + self.host_load_factor * (e_gpu - self.idle_w * dur)) / n
         if self.stall_s > 0.0:  # k == 1 here: the first decode after prefill-only iterations
             rec.itl(t_start, dur + self.stall_s, 0.0, 1, self.n_stalled)
             rec.itl(t_start, dur, 0.0, 1, n - self.n_stalled)

@@ -9,7 +9,7 @@ Model (clock ratio ``r = f / f_max`` in ``[r_min, 1]``; all quantities per GPU):
   ``mem_clock_sensitivity`` (mu) of it that depends on the SM clock (launches, address math,
   non-overlapped compute): ``T(r) = t_c / r + t_m (1 + mu (1 / r - 1))``.
 * power: the core (SM, L2, NVLink; everything but HBM) demanded at full clock,
-  ``P_core0 = p_busy_w + e_flop_j * FLOPs / T0``, has a clock-independent fraction
+  ``P_core0 = p_busy_w + p_active_w * A / T0`` (A: tensor-active time), has a clock-independent fraction
   ``static_fraction`` (s: leakage, board, the voltage floor) and a dynamic rest that scales as
   ``r^k`` (``P = C V^2 f`` with ``V`` roughly linear in ``f`` over the DVFS range: k about 2-3);
   HBM energy per byte is unchanged (separate voltage domain), so HBM power is
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simulator.physics.activity import activity_s
 from simulator.physics.params import PowerParams
 from simulator.physics.timing import Work
 
@@ -69,7 +70,7 @@ class ClockModel:
         self.t_m = w.time_s - self.t_c
         self.mu, self.s, self.k = d.mem_clock_sensitivity, d.static_fraction, d.k_dyn
         self.e_hbm_j = p.e_byte_j * w.hbm_bytes
-        self.p_core0 = p.p_busy_w + p.e_flop_j * w.flops / w.time_s
+        self.p_core0 = p.p_busy_w + p.p_active_w * activity_s(p, w.phases) / w.time_s
 
     def time_s(self, r: float) -> float:
         return self.t_c / r + self.t_m * (1.0 + self.mu * (1.0 / r - 1.0))

@@ -17,11 +17,14 @@ class GPUSpec:
     """One GPU's datasheet figures (SI units).
 
     ``peak_flops_per_s``: dense tensor-core peak by GEMM precision (``bf16``, ``fp8``, ...);
-    a precision absent from it is not supported by the GPU.
+    a precision absent from it is not supported by the GPU. ``hbm_bytes`` is the datasheet
+    capacity; ``memory_bytes`` what the CUDA driver reports as total (a little less: what a
+    serving stack budgets against).
     """
 
     name: str
     hbm_bytes: float
+    memory_bytes: float
     hbm_bw_bytes_per_s: float
     peak_flops_per_s: dict[str, float] = field(hash=False)
     tdp_w: float
@@ -40,7 +43,10 @@ class GPUSpec:
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """A node (server) of GPUs: how many, and its rated (nameplate) input power."""
+    """A node (server) of GPUs: how many, its rated (nameplate) input power, and its host's
+    default power model (:class:`simulator.physics.host.HostPower`)."""
 
     gpus_per_node: int
     rated_power_w: float
+    host_idle_w: float
+    host_load_factor: float

@@ -13,7 +13,7 @@ from simulator.catalog import ModelShape
 from simulator.physics.dvfs import DVFSParams
 from simulator.physics.hardware import GPUSpec
 from simulator.physics.params import Calibration
-from simulator.physics.power import Cost, DecodeSpan, for_precision, iteration_cost
+from simulator.physics.power import Cost, DecodeSpan, iteration_cost
 from simulator.physics.shapes import IterationShape
 from simulator.physics.timing import TimingModel
 
@@ -23,10 +23,9 @@ class IterationModel:
 
     __slots__ = ("timing", "power", "dvfs", "idle_w")
 
-    def __init__(self, timing: TimingModel, calibration: Calibration, precision: str,
-                 gpu: GPUSpec, dvfs: DVFSParams):
+    def __init__(self, timing: TimingModel, calibration: Calibration, dvfs: DVFSParams):
         self.timing = timing
-        self.power = for_precision(calibration.power, precision, gpu)
+        self.power = calibration.power
         self.dvfs = dvfs
         self.idle_w = calibration.power.idle_w  # per GPU, W
 
@@ -34,7 +33,7 @@ class IterationModel:
     def build(cls, model: ModelShape, tp: int, precision: str, kv_precision: str,
               calibration: Calibration, gpu: GPUSpec, dvfs: DVFSParams) -> "IterationModel":
         timing = TimingModel(model, tp, precision, calibration.timing, kv_precision, gpu)
-        return cls(timing, calibration, precision, gpu, dvfs)
+        return cls(timing, calibration, dvfs)
 
     def cost(self, shape: IterationShape, cap_w: float) -> Cost:
         """Duration and per-GPU energy of one iteration under the per-GPU cap ``cap_w``."""

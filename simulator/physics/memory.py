@@ -1,8 +1,21 @@
-"""GPU memory of a replica: weights, activations, runtime overhead and the KV cache.
+"""GPU memory of a replica as vLLM budgets it: what is left for the KV cache.
 
-Pure arithmetic on the model shape and the serving configuration (vLLM's block manager): the
-KV cache gets what is left of ``gpu_memory_fraction`` of HBM after weights, the activation
-workspace of the largest batch and the runtime overhead.
+vLLM (V1) profiles one forward pass and one sampler pass at start-up and gives the KV cache
+``total x gpu_memory_utilization - weights - non-torch memory - activation peak``, where
+``total`` is the memory the CUDA driver reports (``total_gpu_memory``, 79.22 GiB on an H100
+80GB, not the datasheet's 80 GiB). Each term, per GPU:
+
+* weights: every GEMM in its checkpoint precision, embedding and LM head in BF16, sharded over
+  the TP group (:func:`simulator.physics.layers.weight_bytes_per_gpu`);
+* non-torch memory: the CUDA context plus, at TP > 1, the NCCL and custom all-reduce buffers
+  (a serving-stack figure of the device profile, by TP degree);
+* activation peak: the larger of the profiled forward pass over ``max_batched_tokens`` tokens
+  (residual stream, QKV, gated-MLP intermediate) and the profiled sampler pass over
+  ``max_batch_size`` sequences (``sampler_bytes_per_logit`` per vocabulary entry: 16 in vLLM
+  0.19, FP32 logits and probabilities and an int64 sort index; about 39 in vLLM 0.11);
+
+and the cache holds ``floor(kv / block bytes)`` blocks. Pure arithmetic; ``docs/validation.md``
+and ``tests/test_memory.py`` compare it with vLLM's own start-up figures.
 """
 
 from __future__ import annotations
@@ -12,18 +25,17 @@ from dataclasses import dataclass
 
 from simulator.catalog import ModelShape
 from simulator.physics.hardware import BYTES_PER_ELEMENT, GIB, GPUSpec
-
-ACT_BYTES = 2.0
-
+from simulator.physics.layers import ACT_BYTES, kv_heads_per_gpu, weight_bytes_per_gpu
 
 @dataclass(frozen=True)
 class MemoryPlan:
     """Per-GPU memory budget of one replica (bytes) and its KV-cache capacity."""
 
-    usable_bytes: float
+    total_bytes: float       # what the driver reports (vLLM's total_gpu_memory)
+    usable_bytes: float      # total x gpu_memory_fraction
     weight_bytes: float
-    activation_bytes: float
-    overhead_bytes: float
+    activation_bytes: float  # profiled activation peak
+    overhead_bytes: float    # non-torch memory
     kv_bytes: float
     kv_bytes_per_token: float  # per GPU
     block_size_tokens: int
@@ -33,22 +45,43 @@ class MemoryPlan:
     def kv_tokens(self) -> int:
         return self.kv_blocks * self.block_size_tokens
 
+    def as_gib(self) -> dict[str, float | int]:
+        """The plan as reported in ``summary.json`` and by ``fleetsim validate``."""
+        return {"total_gib": self.total_bytes / GIB, "usable_gib": self.usable_bytes / GIB,
+                "weights_gib": self.weight_bytes / GIB,
+                "activations_gib": self.activation_bytes / GIB,
+                "overhead_gib": self.overhead_bytes / GIB, "kv_cache_gib": self.kv_bytes / GIB,
+                "kv_capacity_tokens": self.kv_tokens}
+
+
+def kv_bytes_per_token(model: ModelShape, tp: int, kv_precision: str) -> float:
+    """KV-cache bytes one token takes on one GPU (K and V, every layer)."""
+    return 2 * model.layers * kv_heads_per_gpu(model, tp) * model.head_dim * BYTES_PER_ELEMENT[kv_precision]
+
+
+def activation_peak_bytes(model: ModelShape, tp: int, max_batched_tokens: int,
+                          max_batch_size: int, sampler_bytes_per_logit: float) -> float:
+    """The larger of the profiled forward pass and the profiled sampler pass, bytes per GPU."""
+    d, f = model.hidden_size, model.ffn_size / tp
+    qkv = (model.heads / tp + 2 * kv_heads_per_gpu(model, tp)) * model.head_dim
+    forward = max_batched_tokens * (4 * d + qkv + 3 * f) * ACT_BYTES
+    sampler = max_batch_size * model.vocab_size * sampler_bytes_per_logit
+    return max(forward, sampler)
+
 
 def plan_memory(model: ModelShape, tp: int, precision: str, kv_precision: str,
-                gpu_memory_fraction: float, max_batched_tokens: int, block_size_tokens: int,
-                runtime_overhead_gib: float, gpu: GPUSpec) -> MemoryPlan:
+                gpu_memory_fraction: float, max_batched_tokens: int, max_batch_size: int,
+                block_size_tokens: int, overhead_gib: float, sampler_bytes_per_logit: float,
+                gpu: GPUSpec) -> MemoryPlan:
     """Split one GPU's memory; ``kv_blocks`` may be <= 0 when the model does not fit."""
-    usable = gpu.hbm_bytes * gpu_memory_fraction
-    weights = model.params_total * BYTES_PER_ELEMENT[precision] / tp
-    d, f = model.hidden_size, model.ffn_size / tp
-    # peak live activations of one forward pass over the largest batch: residual stream, QKV,
-    # gated MLP intermediate, and fp32 logits of the sampled rows (bounded by the batch)
-    per_token = (4 * d + (model.heads + 2 * model.kv_heads) * model.head_dim / tp + 3 * f) * ACT_BYTES
-    activation = max_batched_tokens * per_token
-    overhead = runtime_overhead_gib * GIB
+    total = gpu.memory_bytes
+    usable = total * gpu_memory_fraction
+    weights = weight_bytes_per_gpu(model, tp, precision)
+    activation = activation_peak_bytes(model, tp, max_batched_tokens, max_batch_size,
+                                       sampler_bytes_per_logit)
+    overhead = overhead_gib * GIB
     kv = usable - weights - activation - overhead
-    kv_heads_gpu = max(model.kv_heads / tp, 1.0)
-    kv_per_token = 2 * model.layers * kv_heads_gpu * model.head_dim * BYTES_PER_ELEMENT[kv_precision]
-    blocks = math.floor(kv / (kv_per_token * block_size_tokens)) if kv > 0 else 0
-    return MemoryPlan(usable, weights, activation, overhead, kv, kv_per_token,
+    per_token = kv_bytes_per_token(model, tp, kv_precision)
+    blocks = math.floor(kv / (per_token * block_size_tokens)) if kv > 0 else 0
+    return MemoryPlan(total, usable, weights, activation, overhead, kv, per_token,
                       block_size_tokens, blocks)

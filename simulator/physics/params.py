@@ -36,6 +36,19 @@ class AllReduceFit(Frozen):
     beta_s_per_byte: float = Field(ge=0)
 
 
+class CustomAllReduce(Frozen):
+    """The serving stack's own all-reduce over NVLink (vLLM's custom all-reduce) for messages up
+    to ``max_bytes``: ``latency_s + bytes * 2 (tp - 1) / tp / (nvlink_efficiency x NVLink
+    bandwidth / 2)``; larger
+    messages go to NCCL (``all_reduce``)."""
+
+    latency_s: float = Field(ge=0, description="fixed cost of one call, s")
+    nvlink_efficiency: float = Field(1.0, gt=0, description="fraction of the NVLink bandwidth"
+                                     " its data moves at (1: nominal)")
+    max_bytes: float = Field(8 * 1024**2, gt=0, description="largest message it takes, bytes"
+                             " (vLLM's default: 8 MiB)")
+
+
 class TimingParams(Frozen):
     """Per-op roofline efficiencies and fixed costs (see :mod:`simulator.physics.timing`)."""
 
@@ -50,7 +63,10 @@ class TimingParams(Frozen):
     )
     attn_prefill: RooflineOp = RooflineOp()
     attn_decode: RooflineOp = RooflineOp()
-    all_reduce: dict[int, AllReduceFit] = Field(default_factory=dict, description="by TP degree")
+    all_reduce: dict[int, AllReduceFit] = Field(default_factory=dict, description="NCCL, by TP"
+                                                " degree")
+    custom_all_reduce: CustomAllReduce | None = Field(
+        None, description="the stack's custom all-reduce for small messages (None: NCCL for all)")
     iteration_fixed_s: float = Field(0.0, ge=0, description="per-iteration CPU cost, s")
     per_seq_s: float = Field(0.0, ge=0, description="per-sequence scheduling/sampling cost, s")
     attn_expanded_kv: bool = Field(
@@ -65,11 +81,20 @@ class TimingParams(Frozen):
 
 
 class PowerParams(Frozen):
-    """Per-GPU power: ``P = p_busy_w + e_flop_j * FLOP/s + e_byte_j * byte/s`` while busy."""
+    """Per-GPU power while busy: ``P = p_busy_w + p_active_w * A / T + e_byte_j * bytes / T``,
+    ``A`` the active time of the iteration (:func:`simulator.physics.activity.activity_s`):
+    each phase's time weighted by ``1 - exp(-FLOP rate / activity_flops_per_s - byte rate /
+    activity_bytes_per_s)``."""
 
     idle_w: float = Field(70.0, gt=0, description="GPU power with no work, W")
     p_busy_w: float = Field(100.0, gt=0, description="power of a busy GPU at zero throughput, W")
-    e_flop_j: float = Field(0.0, ge=0, description="energy per tensor FLOP, J")
+    p_active_w: float = Field(0.0, ge=0, description="extra power of a fully active phase (its"
+                              " FLOP rate far above activity_flops_per_s), W")
+    activity_flops_per_s: float = Field(2e14, gt=0, description="BF16-equivalent FLOP rate at"
+                                        " which a phase without HBM traffic is 1 - 1/e active,"
+                                        " FLOP/s")
+    activity_bytes_per_s: float = Field(3e12, gt=0, description="HBM byte rate at which a phase"
+                                        " without FLOPs is 1 - 1/e active, byte/s")
     e_byte_j: float = Field(0.0, ge=0, description="energy per HBM byte moved, J")
 
 

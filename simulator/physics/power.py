@@ -1,9 +1,23 @@
 """GPU power and energy of an iteration: a pure function of its work and the GPU's cap.
 
-While busy, a GPU draws ``P = p_busy_w + e_flop_j * FLOPs / t + e_byte_j * bytes / t``: a
-clocks-up floor plus energy per tensor FLOP and per HBM byte at the achieved rates (the timing
-model's work). Prefill (compute-bound) lands near the power limit, decode (memory-bound) far
-below it. Idle GPUs draw ``idle_w``.
+While busy, a GPU draws
+
+    ``P = p_busy_w + p_active_w * A / T + e_byte_j * bytes / T``
+
+over an iteration of duration ``T``: a clocks-up floor, the power of its activity, and energy
+per HBM byte. ``A`` (:mod:`simulator.physics.activity`) weighs each phase of the iteration (the
+non-attention ops, prefill attention, decode attention: the timing model's ``Work.phases``) by
+``1 - exp(-R_f / activity_flops_per_s - R_b / activity_bytes_per_s)``, ``R_f`` and ``R_b`` the
+phase's achieved FLOP and HBM byte rates: a phase far below both rooflines (a decode GEMM of a
+few rows) already drives the SMs' clock trees, schedulers and register files, so power rises
+fast at low rates and saturates near either roofline. The form is empirical, chosen over a
+power linear in FLOP/s because that cannot fit the ML.ENERGY runs (decode at batch 8 and at
+batch 256 of one model differ by 4x in FLOP rate but ~1.4x in power) without a saturated GEMM
+demanding far above the 700 W board limit; the fit bounds that GEMM at 700 W (calibration
+report). FLOPs are BF16 equivalents (:mod:`simulator.physics.timing`): an FP8 GEMM at a given
+fraction of its peak counts like a BF16 one at that fraction of its own. Every measured dense
+run is BF16: that FP8 reading is an assumption (README), not a measurement. Idle GPUs draw
+``idle_w``.
 
 Cap: when demanded power exceeds the cap, the GPU lowers its clock until it meets the cap
 (the DVFS model of :mod:`simulator.physics.dvfs`); the rest of the simulator only sees
@@ -15,8 +29,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from simulator.physics.activity import activity_s, phase_activity
 from simulator.physics.dvfs import DVFSParams, dvfs_capped
-from simulator.physics.hardware import GPUSpec
 from simulator.physics.params import PowerParams
 from simulator.physics.timing import DecodeLine, Work
 
@@ -33,32 +47,16 @@ class Cost:
         return self.energy_j / self.time_s
 
 
-def for_precision(p: PowerParams, precision: str, gpu: GPUSpec) -> PowerParams:
-    """Power coefficients for GEMMs in ``precision``.
-
-    ``e_flop_j`` is fitted on BF16 runs (every measured dense run is BF16). It is read as the
-    energy of one tensor-core cycle at full utilisation divided by the BF16 FLOPs per cycle, so
-    a precision with ``k`` times the dense peak (FP8: 2x) does ``k`` times the FLOPs per cycle
-    for the same energy: ``e_flop_j x peak_bf16 / peak``. Without this, an FP8 prefill would
-    demand ~1.3 kW per GPU and run slower than BF16 under the 700 W limit. This is a modelling
-    assumption (no FP8 dense power measurement in the calibration data), stated in the README.
-    """
-    ratio = gpu.peak_bf16_flops / gpu.peak_flops(precision)
-    if ratio == 1.0:
-        return p
-    return p.model_copy(update={"e_flop_j": p.e_flop_j * ratio})
-
-
 def demanded_energy_j(p: PowerParams, w: Work) -> float:
     """Energy per GPU of an iteration run at full clocks (no cap)."""
-    return p.p_busy_w * w.time_s + p.e_flop_j * w.flops + p.e_byte_j * w.hbm_bytes
+    return p.p_busy_w * w.time_s + p.p_active_w * activity_s(p, w.phases) + p.e_byte_j * w.hbm_bytes
 
 
 def iteration_cost(p: PowerParams, w: Work, cap_w: float, d: DVFSParams) -> Cost:
     """Time and per-GPU energy of one iteration under ``cap_w`` (DVFS model:
     :mod:`simulator.physics.dvfs`; bit-identical to uncapped where the cap does not bind)."""
     t = w.time_s
-    e = p.p_busy_w * t + p.e_flop_j * w.flops + p.e_byte_j * w.hbm_bytes  # demanded_energy_j
+    e = demanded_energy_j(p, w)
     if e / t <= cap_w:  # the cap does not bind (the same test as dvfs_capped's first line)
         return Cost(t, e)
     return Cost(*dvfs_capped(p, w, e, cap_w, d))
@@ -69,7 +67,8 @@ class DecodeSpan:
 
     Iteration j (0-based) of a batch of n sequences whose contexts sum to ``c0`` at j = 0 has
     context ``c = c0 + n j``; its time ``t0_s + t1_s c`` and per-GPU energy ``e0_j + e1_j c``
-    are linear in it (:class:`DecodeLine`), so sums over j and their inverse have closed forms.
+    are linear in it (:class:`DecodeLine`; decode attention runs at a FLOP rate independent of
+    c, so its activity is linear in c too), so sums over j and their inverse have closed forms.
     Where the cap binds (demanded power ``e(c) / t(c)`` above the cap, a linear condition in c)
     the sums fall back to stepping :meth:`one`, which applies the cap model; the engine then
     moves one iteration at a time.
@@ -81,21 +80,19 @@ class DecodeSpan:
     def __init__(self, line: DecodeLine, p: PowerParams, cap_w: float, d: DVFSParams):
         self.line, self.params, self.dvfs, self.n_seqs, self.cap_w = line, p, d, line.n_seqs, cap_w
         self.t0_s, self.t1_s = line.t0_s, line.t1_s
-        self.e0_j = p.p_busy_w * line.t0_s + p.e_flop_j * line.f0 + p.e_byte_j * line.b0
-        self.e1_j = p.p_busy_w * line.t1_s + p.e_flop_j * line.f1 + p.e_byte_j * line.b1
+        self.e0_j = (p.p_busy_w * line.t0_s + p.p_active_w * phase_activity(line.lin_s, line.f0, line.b0, p)
+                     + p.e_byte_j * line.b0)
+        self.e1_j = (p.p_busy_w * line.t1_s + p.p_active_w * phase_activity(line.t1_s, line.f1, line.b1, p)
+                     + p.e_byte_j * line.b1)
         # the cap binds where g(c) = g0 + g1 c > 0
         self.g0, self.g1 = self.e0_j - cap_w * self.t0_s, self.e1_j - cap_w * self.t1_s
         self.free = self.g0 <= 0.0 and self.g1 <= 0.0  # the cap binds at no context c >= 0
 
     def one(self, c: float) -> Cost:
         """Cost of a single iteration at total context ``c``, under the cap (as stepping)."""
-        ln = self.line
-        if self.free:  # iteration_cost without the cap: same arithmetic, no Work built
-            t = ln.t0_s + ln.t1_s * c
-            p = self.params
-            return Cost(t, p.p_busy_w * t + p.e_flop_j * (ln.f0 + ln.f1 * c) + p.e_byte_j * (ln.b0 + ln.b1 * c))
-        return iteration_cost(self.params, Work(ln.t0_s + ln.t1_s * c, ln.f0 + ln.f1 * c,
-                                                ln.b0 + ln.b1 * c), self.cap_w, self.dvfs)
+        if self.free:  # iteration_cost without the cap, in the span's linear form
+            return Cost(self.t0_s + self.t1_s * c, self.e0_j + self.e1_j * c)
+        return iteration_cost(self.params, self.line.work(c), self.cap_w, self.dvfs)
 
     def uncapped(self, c0: float, k: int) -> bool:
         """Whether the cap binds for none of iterations 0..k-1 (g is linear: check the ends)."""

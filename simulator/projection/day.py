@@ -143,11 +143,12 @@ def plan_day(sc: Scenario, m: np.ndarray, capacity_per_node: float | None) -> Da
 
 @dataclass(frozen=True)
 class Facility:
-    """Inputs applied after simulation (linear in the energy): host power and PUE."""
+    """Inputs applied after simulation: host power (:class:`~simulator.physics.host.HostPower`
+    figures of a node) and PUE."""
 
     pue: float
     host_idle_w: float
-    host_active_w: float
+    host_load_factor: float
 
 
 def integrate_day(plan: DayPlan, hourly_power: list[dict[str, float]], fac: Facility,

@@ -31,9 +31,10 @@ from simulator.projection.day import (HOURS, J_PER_GWH, DayPlan, Facility, daily
                                       fleet_rate, integrate_day, nodes_for, plan_day)
 from simulator.physics.host import HostPower
 from simulator.projection.sample import (LevelJob, LevelResult, Perturbation, auto_warmup_s,
-                                         idle_level, level_calibration, run_level,
-                                         trace_rate_per_s)
-from simulator.projection.uncertainty import draw_inputs, perturbation, sensitivity
+                                         class_shares, idle_level, level_calibration,
+                                         level_requests, run_level, trace_rate_per_s)
+from simulator.projection.uncertainty import (draw_inputs, perturbation, residual_median,
+                                              sensitivity)
 from simulator.scenario.schema import Scenario
 
 SCHEMA_VERSION = 1
@@ -95,18 +96,18 @@ def _seed(root: int, *key: int) -> int:
 
 
 def search_capacity(ok: Callable[..., bool], start: float, tolerance: float,
-                    short_requests: int, target: float, file: str | None = None) -> float:
+                    target: float, file: str | None = None) -> float:
     """The largest rate for which ``ok(rate)`` holds (every class meets its SLO target), to a
     relative ``tolerance``: bracket by doubling or halving from ``start`` with short trials
-    (``ok(rate, short_requests)``: a quarter of the requests), confirm the bracket with
+    (``ok(rate, True)``: a quarter of the requests), confirm the bracket with
     full-length trials, then bisect. ``ok`` must be monotone in the rate (common random
     numbers). Used by projections and by ``fleetsim size``."""
     lo, hi = 0.0, start
-    if ok(start, short_requests):
+    if ok(start, True):
         lo = start
         for _ in range(MAX_BRACKET_STEPS):
             hi = lo * 2.0
-            if not ok(hi, short_requests):
+            if not ok(hi, True):
                 break
             lo = hi
         else:
@@ -115,7 +116,7 @@ def search_capacity(ok: Callable[..., bool], start: float, tolerance: float,
     else:
         for _ in range(MAX_BRACKET_STEPS):
             hi_try = hi / 2.0
-            if ok(hi_try, short_requests):
+            if ok(hi_try, True):
                 lo = hi_try
                 break
             hi = hi_try
@@ -155,6 +156,8 @@ def project(sc: Scenario, workers: int = 1,
                             " projection.queries_per_day)", file=sc.file, field="projection")
     cal = level_calibration(sc)
     gpn = sc.pool_specs()[0].gpus_per_node
+    host0 = sc.pool_specs()[0].host(sc.facility, cal.power.idle_w)
+    fac0 = Facility(sc.facility.pue, host0.idle_w, host0.load_factor)
     m, curve_source = daily_curve(sc)
     k = p.sample.nodes
     warmup_s = p.sample.warmup_s if p.sample.warmup_s is not None else auto_warmup_s(sc)
@@ -167,23 +170,26 @@ def project(sc: Scenario, workers: int = 1,
 
     def job(rate: float, level_key: int, pert: Perturbation = Perturbation(),
             keep: bool = True, requests: int | None = None) -> LevelJob:
-        return LevelJob(sc, rate, k, requests or p.sample.requests,
+        return LevelJob(sc, rate, k, requests or level_requests(sc, rate * k),
                         warmup_s, _seed(p.sample.seed, level_key), pert, keep, trace_rate,
                         q_peak_fleet)
 
     with _Runner(workers, progress) as runner:
-        search: list[tuple[float, float]] = []
+        search: list[tuple[float, LevelResult]] = []
 
         def capacity() -> float:
-            """Largest per-node rate whose sampled run meets every class's SLO target."""
-            def ok(rate: float, n: int | None = None) -> bool:
+            """Largest per-node rate whose sampled run meets every class's SLO target.
+            Bracketing trials (far from the answer) use a quarter of the requests."""
+
+            def ok(rate: float, short: bool = False) -> bool:
                 # the capacity trials share one stream (key 10**6): monotone in the rate
-                r = runner.map([job(rate, 10**6, keep=False, requests=n)])[0]
-                search.append((rate, r.min_attainment()))
+                n = level_requests(sc, rate * k)
+                r = runner.map([job(rate, 10**6, keep=False,
+                                    requests=max(50, n // 4) if short else n)])[0]
+                search.append((rate, r))
                 return r.min_attainment() >= target
             start = q_peak_fleet / p.fleet.nodes if isinstance(p.fleet.nodes, int) else 1.0
-            return search_capacity(ok, start, p.fleet.capacity_tolerance,
-                                   max(50, p.sample.requests // 4), target, sc.file)
+            return search_capacity(ok, start, p.fleet.capacity_tolerance, target, sc.file)
 
         need_cap = p.fleet.nodes == "auto" or p.idle.policy == "autoscale"
         cap = capacity() if need_cap else None
@@ -221,7 +227,7 @@ def project(sc: Scenario, workers: int = 1,
                 f" of requests < slo_target {target:.1%}; at least {need} nodes would meet it"
                 f" (per-node capacity {cap:.4g} queries/s), {nodes_for(q_peak, cap, p.fleet.headroom)}"
                 f" with headroom {p.fleet.headroom:g}", file=sc.file, field="projection.fleet.nodes")
-        inputs = draw_inputs(p.uncertainty, cal)
+        inputs = draw_inputs(p.uncertainty, cal, fac0)
         if on_total is not None:
             on_total(runner.simulations + len(inputs) * len(plan.levels))
         jobs = []
@@ -233,7 +239,6 @@ def project(sc: Scenario, workers: int = 1,
         drawn = runner.map(jobs)
         n_sims = runner.simulations
 
-    fac0 = Facility(sc.facility.pue, sc.facility.host_idle_w, sc.facility.host_active_w)
     carbon = p.carbon.hourly() if p.carbon is not None else None
     idle_gpu_node_w = gpn * cal.power.idle_w
     warm = p.idle.warmup_s if p.idle.policy == "autoscale" else 0.0
@@ -244,7 +249,8 @@ def project(sc: Scenario, workers: int = 1,
             li = plan.level_of_hour[h]
             lv = idle_level(gpn, cal.power.idle_w, classes) if li < 0 else \
                 levels[li].rescaled(float(plan.rate_per_node[h]))
-            hourly.append(lv.node_power(HostPower(fac.host_idle_w, fac.host_active_w, gpn)))
+            hourly.append(lv.node_power(HostPower(fac.host_idle_w, fac.host_load_factor, gpn,
+                                                  cal.power.idle_w, host0.rated_w)))
         return integrate_day(plan, hourly, fac, warm, idle_gpu_node_w, carbon)
 
     tot0, hourly0 = day(nominal, fac0)
@@ -286,8 +292,9 @@ def project(sc: Scenario, workers: int = 1,
     ranges = {"compute_time_factor": _minmax(draws, "compute_time_factor"),
               "memory_time_factor": _minmax(draws, "memory_time_factor"),
               "gpu_power_factor": _minmax(draws, "gpu_power_factor"),
+              **{n: _minmax(draws, n) for n in ("pue", "host_idle_w", "host_load_factor")},
               **{n: tuple(getattr(p.uncertainty, n)) for n in
-                 ("pue", "host_idle_w", "host_active_w", "input_length_scale", "output_length_scale")}}
+                 ("input_length_scale", "output_length_scale")}}
     proj.sensitivity = sensitivity(draws, "gwh_per_day_facility", list(ranges), ranges) \
         if len(draws) else None
     proj.summary = _summary(sc, proj, tot0, nominal, cap, curve_source, warmup_s, n_sims,
@@ -303,14 +310,16 @@ def project(sc: Scenario, workers: int = 1,
     return proj
 
 
-def _class_shares(sc: Scenario) -> dict[str, float]:
-    """Share of queries per class: the mix, or for a replay the traces' own request counts."""
-    if sc.workload.arrival != "replay":
-        return sc.workload.class_shares()
-    from simulator.workload.arrivals import Workload
-
-    w = Workload(sc.workload, 0, sc.base_dir)
-    return {c: float(x) for c, x in zip(w.class_names, w.shares)}
+def capacity_interval(search: list[tuple[float, LevelResult]], target: float,
+                      capacity: float) -> tuple[float, float]:
+    """A 95 % interval of the per-node capacity from the search's trials: from the fastest rate
+    whose worst class meets the target beyond its binomial (Wilson) interval, to the slowest
+    rate that misses it beyond its interval (each end falls back to the capacity found)."""
+    surely_ok = [r for r, lv in search if lv.min_attainment_interval()[0] >= target]
+    surely_not = [r for r, lv in search if lv.min_attainment_interval()[1] < target]
+    lo = max((r for r in surely_ok if r <= capacity), default=capacity)
+    hi = min((r for r in surely_not if r >= capacity), default=capacity)
+    return lo, hi
 
 
 def _minmax(df: pd.DataFrame, col: str) -> tuple[float, float]:
@@ -358,7 +367,7 @@ def _pct(x: pd.Series, q: float) -> float:
 
 def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: list[LevelResult],
              cap: float | None, curve_source: str, warmup_s: float, n_sims: int,
-             search: list[tuple[float, float]], cal: Any) -> dict[str, Any]:
+             search: list[tuple[float, LevelResult]], cal: Any) -> dict[str, Any]:
     p = sc.projection
     assert p is not None
     plan, draws = proj.plan, proj.draws
@@ -396,7 +405,7 @@ def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: lis
         "calibration_version": cal.version,
         "queries_per_day": queries,
         "daily_curve": curve_source,
-        "class_shares": _class_shares(sc),
+        "class_shares": class_shares(sc),
         "gwh_per_day_facility_p5": fac5,
         "gwh_per_day_facility_p50": fac50,
         "gwh_per_day_facility_p95": fac95,
@@ -426,6 +435,8 @@ def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: lis
         "nodes_min": int(plan.nodes_on.min()),
         "gpus_peak": int(plan.nodes_on.max()) * sc.pool_specs()[0].gpus_per_node,
         "capacity_queries_per_s_per_node": cap,
+        "capacity_ci_queries_per_s_per_node": (list(capacity_interval(search, p.fleet.slo_target,
+                                                                        cap)) if cap else None),
         "peak_queries_per_s": float(plan.fleet_rate_per_s.max()),
         "facility_power_w_peak": float(proj.hourly["facility_power_w"].max()),
         "facility_power_w_mean": float(proj.hourly["facility_power_w"].mean()),
@@ -441,8 +452,11 @@ def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: lis
             "inputs": {"timing_residuals": p.uncertainty.timing_residuals,
                        "gpu_power_residuals": p.uncertainty.gpu_power_residuals,
                        **{n: list(getattr(p.uncertainty, n)) for n in
-                          ("pue", "host_idle_w", "host_active_w", "input_length_scale",
-                           "output_length_scale")}},
+                          ("pue_offset", "host_idle_scale", "host_load_scale",
+                           "input_length_scale", "output_length_scale")},
+                       "residual_medians_removed": {
+                           k: residual_median(cal, k)
+                           for k in ("prefill_time", "decode_time", "gpu_power")}},
             "slo_attainment_min_p5": _pct(draws["slo_attainment_min"], 5) if len(draws) else math.nan,
             "slo_attainment_min_worst": float(draws["slo_attainment_min"].min()) if len(draws)
             else math.nan,

@@ -5,9 +5,9 @@ A fleet of thousands of nodes behind a balanced router is statistically many cop
 ``k x rate_per_node`` with the hourly curve removed, discards a warm-up, and measures the mean
 power per node over the steady-state window (first measured arrival to last arrival) as an
 exact integral of the engine's piecewise-constant ledger, split into GPU prefill / decode /
-idle and the busy fraction that drives host power. Host power and PUE enter linearly, so they
-are applied afterwards (:meth:`LevelResult.node_power`), which lets Monte Carlo draws vary them
-without re-simulating.
+idle and the busy fraction. Host power (a function of the node's GPU power, linear below the
+node rating) and PUE are applied afterwards (:meth:`LevelResult.node_power`), which lets Monte
+Carlo draws vary them without re-simulating.
 
 Perturbed physics for Monte Carlo draws (:class:`Perturbation`) goes through the public inputs
 of the engine only: a modified :class:`~simulator.physics.params.Calibration` (timing and busy
@@ -78,9 +78,13 @@ def perturb_calibration(cal: Calibration, p: Perturbation) -> Calibration:
         "all_reduce": {k: v.model_copy(update={"alpha_s": v.alpha_s * fm,
                                                "beta_s_per_byte": v.beta_s_per_byte * fm})
                        for k, v in t.all_reduce.items()},
+        "custom_all_reduce": (t.custom_all_reduce.model_copy(
+            update={"latency_s": t.custom_all_reduce.latency_s * fm,
+                    "nvlink_efficiency": t.custom_all_reduce.nvlink_efficiency / fm})
+            if t.custom_all_reduce is not None else None),
         "iteration_fixed_s": t.iteration_fixed_s * fm, "per_seq_s": t.per_seq_s * fm})
     pw = cal.power
-    power = pw.model_copy(update={"p_busy_w": pw.p_busy_w * fp, "e_flop_j": pw.e_flop_j * fp,
+    power = pw.model_copy(update={"p_busy_w": pw.p_busy_w * fp, "p_active_w": pw.p_active_w * fp,
                                   "e_byte_j": pw.e_byte_j * fp})
     return cal.model_copy(update={"timing": timing, "power": power})
 
@@ -144,11 +148,43 @@ def mean_output_tokens(sc: Scenario) -> dict[str, float]:
     return Workload(sc.workload, 0, sc.base_dir).class_mean_output_tokens()
 
 
+def class_shares(sc: Scenario) -> dict[str, float]:
+    """Share of queries per class: the mix, or for a replay the traces' own request counts."""
+    if sc.workload.arrival != "replay":
+        return sc.workload.class_shares()
+    from simulator.workload.arrivals import Workload
+
+    w = Workload(sc.workload, 0, sc.base_dir)
+    return {c: float(x) for c, x in zip(w.class_names, w.shares)}
+
+
+def lifetimes_s(sc: Scenario) -> dict[str, float]:
+    """SLO-bound lifetime of each class with share > 0: ttft_s + mean output tokens x tpot_s."""
+    means, shares = mean_output_tokens(sc), class_shares(sc)
+    return {n: c.slo.ttft_s + means[n] * c.slo.tpot_s for n, c in sc.workload.classes.items()
+            if shares.get(n, 0.0) > 0 and not math.isnan(means[n])}
+
+
 def auto_warmup_s(sc: Scenario) -> float:
-    """2 x the longest class's SLO-bound request time: ttft_s + mean output tokens x tpot_s."""
-    means = mean_output_tokens(sc)
-    return 2.0 * max(c.slo.ttft_s + means[n] * c.slo.tpot_s
-                     for n, c in sc.workload.classes.items() if not math.isnan(means[n]))
+    """2 x the longest SLO-bound request time of the classes with share > 0 (a class nobody
+    sends never lengthens the warm-up)."""
+    return 2.0 * max(lifetimes_s(sc).values())
+
+
+def level_requests(sc: Scenario, total_rate_per_s: float) -> int:
+    """Measured arrivals of one level: ``sample.requests``, raised so that the rarest class
+    gets ``min_class_requests`` and the window spans ``window_lifetimes`` lifetimes of the
+    longest-lived class (both only for classes with share > 0)."""
+    p = sc.projection
+    assert p is not None
+    shares = [s for s in class_shares(sc).values() if s > 0]
+    n = p.sample.requests
+    if shares:
+        n = max(n, math.ceil(p.sample.min_class_requests / min(shares)))
+    life = lifetimes_s(sc)
+    if life:
+        n = max(n, math.ceil(p.sample.window_lifetimes * max(life.values()) * total_rate_per_s))
+    return int(n)
 
 
 # ------------------------------------------------------------------ one level's result
@@ -177,11 +213,13 @@ class LevelResult:
         return self.idle_w_per_gpu * self.gpus_per_node * (idle if idle > 1e-9 else 0.0)
 
     def node_power(self, host: HostPower) -> dict[str, float]:
-        """Mean power of one node, W, by part (the host model at the mean busy GPUs: exact
-        while it is linear in them)."""
+        """Mean power of one node, W, by part: the host model at the node's mean GPU power
+        (exact while the host is linear in it, i.e. below the node rating)."""
+        gpu = self.gpu_prefill_w + self.gpu_decode_w + self.gpu_idle_w
+        idle = host.node_w(self.gpus_per_node * self.idle_w_per_gpu)
         return {"gpu_prefill_w": self.gpu_prefill_w, "gpu_decode_w": self.gpu_decode_w,
-                "gpu_idle_w": self.gpu_idle_w, "host_idle_w": host.idle_w,
-                "host_busy_w": host.busy_w(self.busy_gpu_fraction * self.gpus_per_node)}
+                "gpu_idle_w": self.gpu_idle_w, "host_idle_w": idle,
+                "host_busy_w": host.node_w(gpu) - idle}
 
     def attainment(self, cls: str) -> float:
         n = self.considered.get(cls, 0)
@@ -190,6 +228,20 @@ class LevelResult:
     def min_attainment(self) -> float:
         vals = [self.attainment(c) for c in self.considered if self.considered[c]]
         return min(vals) if vals else float("nan")
+
+    def min_attainment_interval(self, z: float = 1.96) -> tuple[float, float]:
+        """Wilson score interval (95 % by default) of the worst class's SLO attainment: the
+        lowest lower bound and the lowest upper bound over the classes."""
+        bounds = []
+        for c, n in self.considered.items():
+            if n:
+                p = self.slo_met.get(c, 0) / n
+                centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+                half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+                bounds.append((centre - half, centre + half))
+        if not bounds:
+            return float("nan"), float("nan")
+        return min(b[0] for b in bounds), min(b[1] for b in bounds)
 
     def rescaled(self, rate_per_node: float) -> "LevelResult":
         """This level moved to a nearby rate: busy parts scale with the rate (first order:

@@ -88,19 +88,30 @@ def min_attainment(sc: Scenario, rate_per_unit: float, units: int, requests: int
     return float(att.min()) if len(att) else math.nan
 
 
+def requests_for(sc: Scenario, sample: SampleSpec, total_rate_per_s: float) -> int:
+    """Measured arrivals of one trial: the projection's rule (enough of the rarest class and
+    of the longest lifetimes) when the scenario has a projection section, else
+    ``sample.requests``."""
+    if sc.projection is None:
+        return sample.requests
+    from simulator.projection.sample import level_requests
+
+    return level_requests(sc, total_rate_per_s)
+
+
 def run_search(t: Trial) -> tuple[float, int]:
     """(capacity per unit, trials) of one replication. Top-level: process pools pickle it."""
     from simulator.projection.project import search_capacity
 
     n = [0]
 
-    def ok(rate: float, requests: int | None = None) -> bool:
+    def ok(rate: float, short: bool = False) -> bool:
         n[0] += 1
-        a = min_attainment(t.scenario, rate, t.units, requests or t.sample.requests,
+        full = requests_for(t.scenario, t.sample, rate * t.units)
+        a = min_attainment(t.scenario, rate, t.units, max(50, full // 4) if short else full,
                            t.warmup_s, t.seed)
         return a >= t.target
-    cap = search_capacity(ok, t.start, t.tolerance, max(50, t.sample.requests // 4), t.target,
-                          t.scenario.file)
+    cap = search_capacity(ok, t.start, t.tolerance, t.target, t.scenario.file)
     return cap, n[0]
 
 
@@ -153,7 +164,8 @@ def size(sc: Scenario, rate_per_s: float | None = None, queries_per_day: float |
     def units_for(c: float) -> int:
         return max(1, math.ceil(headroom * rate_per_s / c - 1e-9))
     units, units_lo, units_hi = units_for(cap), units_for(cap_hi), units_for(cap_lo)
-    check = min_attainment(sc, rate_per_s / units, units_sim, sample.requests, warmup_s,
+    check = min_attainment(sc, rate_per_s / units, units_sim,
+                           requests_for(sc, sample, rate_per_s / units * units_sim), warmup_s,
                            _seed(sample.seed, 0))
     per_unit_nodes = sum(n for _, n in pools)
     return {

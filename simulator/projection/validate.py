@@ -17,7 +17,6 @@ import numpy as np
 
 from simulator.projection.day import HOURS, J_PER_GWH, Facility, integrate_day
 from simulator.projection.project import Projection, _seed
-from simulator.physics.host import HostPower
 from simulator.projection.sample import (LevelJob, auto_warmup_s, idle_level, level_calibration,
                                          run_level, trace_rate_per_s)
 
@@ -44,7 +43,8 @@ def full_fleet_day(proj: Projection, requests_per_node: int, seed: int = 12345) 
     trace_rate = trace_rate_per_s(sc) if sc.workload.arrival == "replay" else None
     classes = list(sc.workload.classes)
     gpn = sc.pool_specs()[0].gpus_per_node
-    fac = Facility(sc.facility.pue, sc.facility.host_idle_w, sc.facility.host_active_w)
+    host = sc.pool_specs()[0].host(sc.facility, cal.power.idle_w)
+    fac = Facility(sc.facility.pue, host.idle_w, host.load_factor)
     cache: dict[tuple[int, float], dict[str, float]] = {}
     hourly = []
     for h in range(HOURS):
@@ -58,7 +58,7 @@ def full_fleet_day(proj: Projection, requests_per_node: int, seed: int = 12345) 
                                         requests_per_node * n, warmup_s, _seed(seed, len(cache)),
                                         keep_requests=False, trace_rate=trace_rate,
                                         fleet_rate=float(plan.fleet_rate_per_s.max())))
-            cache[key] = lv.node_power(HostPower(fac.host_idle_w, fac.host_active_w, gpn))
+            cache[key] = lv.node_power(host)
         hourly.append(cache[key])
     warm = p.idle.warmup_s if p.idle.policy == "autoscale" else 0.0
     tot, _ = integrate_day(plan, hourly, fac, warm, gpn * cal.power.idle_w,

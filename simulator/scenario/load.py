@@ -100,6 +100,7 @@ def _real_keys(loc: tuple, data: Any) -> tuple:
 
 
 _TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "fixed", "uniform", "exponential",
+         "histogram",
          "lognormal", "empirical", "literal"}
 
 

@@ -131,8 +131,11 @@ def check_power(sc: Any) -> None:
                                  f" {pool.profile().name} range {lo:g}-{hi:g} W")
     if p.has_budget:
         plates = [pool.profile().node.rated_power_w for pool in node_pool]
-        idle_node = [sc.facility.host_idle_w + pool.gpus_per_node
-                     * pool.profile().calibration().power.idle_w for pool in node_pool]
+        idle_node = []
+        for pool in node_pool:
+            gpu_w = pool.gpus_per_node * pool.profile().calibration().power.idle_w
+            idle_node.append(gpu_w + pool.host(sc.facility, pool.profile().calibration().power.idle_w)
+                             .node_w(gpu_w))
         for row in p.row_nodes(nodes):
             idle = sum(idle_node[k] for k in row)
             budget = p.budget_w(row, plates)

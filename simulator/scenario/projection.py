@@ -92,12 +92,20 @@ class SampleSpec(Strict):
         2, ge=1, le=64, description="nodes simulated together behind the scenario's router,"
         " each with its share of the traffic; their mean power is scaled to the fleet")
     requests: int = Field(
-        2000, ge=50, description="measured arrivals per simulated load level (after warm-up);"
-        " the energy window runs from the first measured arrival to the last arrival")
+        2000, ge=50, description="measured arrivals per simulated load level (after warm-up), at"
+        " least; the energy window runs from the first measured arrival to the last arrival."
+        " A level gets more when min_class_requests or window_lifetimes ask for it")
+    min_class_requests: int = Field(
+        400, ge=0, description="measured arrivals of the rarest class (share > 0) per level, at"
+        " least: its SLO attainment (a 99th-percentile target) rests on them")
+    window_lifetimes: float = Field(
+        2.0, ge=0.0, le=100.0, description="the measured window spans at least this many"
+        " SLO-bound lifetimes (ttft_s + mean output tokens x tpot_s) of the longest-lived class"
+        " with share > 0, dimensionless")
     warmup_s: float | None = Field(
         None, ge=0.0, description="simulated time discarded before measuring, s; null ="
-        " 2 x the longest class's SLO-bound request time (ttft_s + mean output tokens x"
-        " tpot_s), so that the batch has filled to its steady state")
+        " 2 x the longest SLO-bound request time (ttft_s + mean output tokens x tpot_s) of the"
+        " classes with share > 0, so that the batch has filled to its steady state")
     level_tolerance: float = Field(
         0.01, ge=0.0, le=0.2, description="hours whose per-node rates lie within this relative"
         " spread share one simulation at their query-weighted mean rate; each hour's busy power"
@@ -133,7 +141,9 @@ class CarbonSpec(Strict):
 class UncertaintySpec(Strict):
     """Monte Carlo over what is not known exactly. Each draw picks one value of every input
     below, re-simulates every load level with perturbed physics (same random streams as the
-    nominal projection) and re-integrates the day; P5/P50/P95 are taken over the draws."""
+    nominal projection) and re-integrates the day; P5/P50/P95 are taken over the draws. Every
+    input is centred on the nominal projection's value (residuals on their median), so the band
+    describes the spread and P50 sits near the nominal result."""
 
     draws: int = Field(100, ge=0, le=10000, description="Monte Carlo draws (0: report the"
                        " nominal projection as P5 = P50 = P95)")
@@ -141,25 +151,26 @@ class UncertaintySpec(Strict):
     timing_residuals: bool = Field(
         True, description="perturb iteration time by a systematic factor 1 / (1 + r) with r"
         " resampled from the calibration's held-out residuals (calibration file `residuals:`,"
-        " predicted/measured - 1): `prefill_time` scales the compute-bound side of every"
+        " predicted/measured - 1, centred on their median): `prefill_time` scales the"
+        " compute-bound side of every"
         " kernel, `decode_time` the memory-bound side and fixed costs. Treats the spread across"
         " measured configurations as the uncertainty of one fleet-wide factor (conservative)")
     gpu_power_residuals: bool = Field(
         True, description="perturb busy GPU power by 1 / (1 + r), r resampled from the"
         " calibration's `gpu_power` residuals (ML.ENERGY steady-state runs); idle power is not"
         " perturbed (no idle rows in those data)")
-    pue: list[float] = Field(
-        [1.1, 1.4], description="PUE range [low, high], drawn uniformly. Default 1.1-1.4:"
-        " 'about 1.1-1.4 for AI datacenters; hyperscale sites report about 1.1-1.2'"
-        " (calibration-sources README, physical anchors table)")
-    host_idle_w: list[float] = Field(
-        [800.0, 2000.0], description="host (non-GPU) idle power range per node [low, high], W,"
-        " drawn uniformly. Default 800-2000 W: the DGX H100 estimate range documented for"
-        " facility.host_idle_w (no measured host data in calibration/)")
-    host_active_w: list[float] = Field(
-        [800.0, 2500.0], description="extra host power with all GPUs busy [low, high], W, drawn"
-        " uniformly. Default 800-2500 W: the range documented for facility.host_active_w; the"
-        " DGX H100 10.2 kW rating leaves 4.6 kW above 8 x 700 W GPUs as a hard ceiling")
+    pue_offset: list[float] = Field(
+        [-0.1, 0.1], description="range added to facility.pue [low, high], drawn uniformly (the"
+        " PUE never goes below 1). Default +-0.1, centred on the nominal PUE: 'about 1.1-1.4 for"
+        " AI datacenters; hyperscale sites report about 1.1-1.2' (calibration-sources README)")
+    host_idle_scale: list[float] = Field(
+        [0.7, 1.3], description="factor on the node's host idle power [low, high], drawn"
+        " uniformly, centred on 1. Default +-30 %: the host idle figure is an estimate from"
+        " component figures (no measured idle node in the sources)")
+    host_load_scale: list[float] = Field(
+        [0.7, 1.3], description="factor on the host load factor (host W per GPU W above idle)"
+        " [low, high], drawn uniformly, centred on 1. Default +-30 %: one measured node peak"
+        " anchors it")
     input_length_scale: list[float] = Field(
         [0.8, 1.25], description="factor on every class's prompt lengths [low, high],"
         " dimensionless, drawn log-uniformly (medians, means and fixed values of parametric"
@@ -170,15 +181,29 @@ class UncertaintySpec(Strict):
         [0.8, 1.25], description="factor on every class's output lengths [low, high], as"
         " input_length_scale (same default and rationale)")
 
-    @field_validator("pue")
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        renamed = {"pue": "pue_offset (a range added to facility.pue, default [-0.1, 0.1])",
+                   "host_idle_w": "host_idle_scale (a factor range, default [0.7, 1.3])",
+                   "host_active_w": "host_load_scale (a factor range on the host load factor,"
+                                    " default [0.7, 1.3])"}
+        if isinstance(data, dict):
+            for old, new in renamed.items():
+                if old in data:
+                    raise ValueError(f"{old} was replaced by {new}, centred on the nominal value:"
+                                     f" remove {old}")
+        return data
+
+    @field_validator("pue_offset")
     @classmethod
     def _pue(cls, v: list[float]) -> list[float]:
-        return _range(v, "pue", 1.0, 3.0)
+        return _range(v, "pue_offset", -1.0, 1.0)
 
-    @field_validator("host_idle_w", "host_active_w")
+    @field_validator("host_idle_scale", "host_load_scale")
     @classmethod
     def _host(cls, v: list[float]) -> list[float]:
-        return _range(v, "host power", 0.0, 5000.0)
+        return _range(v, "host scale", 0.0, 5.0)
 
     @field_validator("input_length_scale", "output_length_scale")
     @classmethod

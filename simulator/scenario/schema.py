@@ -23,6 +23,7 @@ from simulator.scenario.power import PowerSpec, check_power
 from simulator.catalog import CATALOG, ModelShape
 from simulator.devices import DeviceProfile, load_profile, names as device_names
 from simulator.errors import did_you_mean
+from simulator.physics.host import HostPower
 from simulator.scenario.projection import ProjectionSpec, check_projection
 from simulator.strict import Strict
 from simulator.workload.spec import WorkloadSpec
@@ -43,6 +44,12 @@ class ModelSpec(Strict):
     vocab_size: int = Field(gt=0, description="vocabulary size")
     gated_mlp: bool = Field(True, description="SwiGLU-style gated MLP (gate + up projections)")
     head_dim: int = Field(0, ge=0, description="head dimension; 0 means hidden_size / heads")
+    tied_embeddings: bool = Field(False, description="the LM head shares the embedding table")
+    fp8_bf16_gemms: list[Literal["qkv", "o", "up", "down"]] = Field(
+        default_factory=list, description="GEMMs the model's FP8 checkpoint keeps in BF16 (e.g."
+        " qkv and o for Meta's Llama-3.1-405B-Instruct-FP8); embeddings and LM head are BF16")
+    fp8_bf16_edge_layers: int = Field(0, ge=0, description="first and last layers the FP8"
+                                      " checkpoint keeps whole in BF16")
 
     @model_validator(mode="after")
     def _heads(self) -> "ModelSpec":
@@ -54,7 +61,9 @@ class ModelSpec(Strict):
 
     def shape(self) -> ModelShape:
         return ModelShape(self.name, self.layers, self.hidden_size, self.heads, self.kv_heads,
-                          self.ffn_size, self.vocab_size, self.gated_mlp, self.head_dim)
+                          self.ffn_size, self.vocab_size, self.gated_mlp, self.head_dim,
+                          self.tied_embeddings, tuple(self.fp8_bf16_gemms),
+                          self.fp8_bf16_edge_layers)
 
 
 class HardwareSpec(Strict):
@@ -106,6 +115,10 @@ class ServingSpec(Strict):
 
     scheduler: str = Field("fcfs", description="scheduling policy (fcfs: vLLM-style first come,"
                            " first served continuous batching)")
+    stack: str | None = Field(
+        None, description="serving stack whose memory budget applies (non-torch memory, profiled"
+        " sampler; the device profile lists them, H100: vllm-0.19, vllm-0.11); default the"
+        " profile's (vllm-0.19)")
     max_batch_size: int = Field(256, gt=0, description="max sequences per iteration (max_num_seqs)")
     max_batched_tokens: int = Field(
         8192, gt=0, description="max tokens per iteration (prefill chunk tokens + decodes)")
@@ -117,9 +130,10 @@ class ServingSpec(Strict):
     block_size_tokens: int = Field(16, gt=0, description="KV-cache block size (tokens per block)")
     gpu_memory_fraction: float = Field(0.9, gt=0.1, le=1.0,
                                        description="fraction of HBM the server may use")
-    runtime_overhead_gib: float = Field(
-        2.0, ge=0, description="CUDA context, NCCL buffers, CUDA graphs per GPU, GiB (estimate"
-        " read from vLLM start-up logs; not measured here)")
+    runtime_overhead_gib: float | None = Field(
+        None, ge=0, description="non-torch memory per GPU (CUDA context, NCCL and custom"
+        " all-reduce buffers), GiB; default the serving stack's figure for the TP degree (H100,"
+        " vLLM 0.19 start-up logs: 0.24 at TP 1, about 2.1 at TP 2-8)")
     max_model_len: int = Field(32768, gt=0, description="longest sequence (prompt + output), tokens;"
                                " longer requests are dropped; the KV cache must hold one")
 
@@ -170,6 +184,24 @@ class PoolSpec(Strict):
         d = self.deployment
         return d.replicas_per_node or self.gpus_per_node // d.tp
 
+    def stack(self):
+        """The serving stack of this pool (``serving.stack`` or the profile's default)."""
+        return self.profile().stack(self.serving.stack)
+
+    def host(self, facility: "FacilitySpec", gpu_idle_w: float) -> HostPower:
+        """This pool's node host model: the facility's figures, else the profile node's."""
+        node = self.profile().node
+        idle = facility.host_idle_w if facility.host_idle_w is not None else node.host_idle_w
+        lf = (facility.host_load_factor if facility.host_load_factor is not None
+              else node.host_load_factor)
+        return HostPower(idle, lf, self.gpus_per_node, gpu_idle_w, node.rated_power_w)
+
+    @property
+    def overhead_gib(self) -> float:
+        """Non-torch memory per GPU, GiB (the serving field, else the stack's by TP)."""
+        o = self.serving.runtime_overhead_gib
+        return o if o is not None else self.stack().non_torch_gib(self.deployment.tp)
+
     @property
     def gpu_cap_w(self) -> float:
         """Every GPU's static cap, W (the deployment's, else the GPU's board limit)."""
@@ -201,6 +233,10 @@ class PoolSpec(Strict):
         if d.gpu_cap_w is not None and not lo <= d.gpu_cap_w <= hi:
             raise ValueError(f"{at}deployment.gpu_cap_w: {d.gpu_cap_w:g} W is outside the"
                              f" {prof.name} range {lo:g}-{hi:g} W")
+        if self.serving.stack is not None and self.serving.stack not in prof.stacks:
+            raise ValueError(f"{at}serving.stack: {prof.name} has no stack {self.serving.stack!r}"
+                             f"{did_you_mean(self.serving.stack, prof.stacks)} (has"
+                             f" {', '.join(prof.stacks)})")
         for name in ("precision", "kv_precision"):
             p = getattr(d, name)
             if p not in prof.precisions:
@@ -240,12 +276,23 @@ class FacilitySpec(Strict):
     """Host and facility overheads beyond the GPUs (uncertain: see README for ranges)."""
 
     pue: float = Field(1.2, ge=1.0, le=3.0, description="power usage effectiveness (facility/IT)")
-    host_idle_w: float = Field(
-        1200.0, ge=0, description="node power excluding GPUs when idle, W (CPUs, memory, NICs,"
-        " fans, PSU losses); DGX H100 estimate, range 800-2000")
-    host_active_w: float = Field(
-        1500.0, ge=0, description="extra host power when all GPUs are busy, W (fans and"
-        " conversion losses scale with GPU load); range 800-2500")
+    host_idle_w: float | None = Field(
+        None, ge=0, description="host power of a node whose GPUs idle, W (CPUs, DRAM, NICs,"
+        " switches, fans, conversion losses); default the device profile's node (DGX H100: 1,000,"
+        " an estimate from component figures)")
+    host_load_factor: float | None = Field(
+        None, ge=0, le=2, description="extra host power per watt of GPU power above the GPUs'"
+        " idle power, W/W (fans, conversion losses and CPUs follow GPU load); default the"
+        " profile's (DGX H100: 0.35, from the ~8.4 kW measured node peak); a node never exceeds"
+        " its rating")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "host_active_w" in data:
+            raise ValueError("host_active_w was replaced by host_load_factor (host W per W of GPU"
+                             " power above idle; DGX H100 default 0.35): remove host_active_w")
+        return data
 
 
 class SimulationSpec(Strict):

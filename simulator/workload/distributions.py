@@ -25,6 +25,7 @@ from simulator.workload.spec import (
     EmpiricalLength,
     ExponentialLength,
     FixedLength,
+    HistogramLength,
     LognormalLength,
     UniformLength,
 )
@@ -164,6 +165,30 @@ class EmpiricalSampler:
         return self.values_tokens[idx]
 
 
+@dataclass(frozen=True, eq=False)
+class HistogramSampler:
+    """A bin with probability proportional to its count, then uniform inside it; rounded and
+    clipped to ``[1, max_tokens]``. Two uniforms per length (bin, position), drawn as one
+    array, so the stream property holds."""
+
+    low: np.ndarray
+    width: np.ndarray
+    cum: np.ndarray  # cumulative bin probabilities, last = 1
+    max_tokens: int | None = None
+
+    @property
+    def mean_tokens(self) -> float:
+        """Mean of the continuous law (bin midpoints weighted by probability; rounding and
+        clipping ignored)."""
+        p = np.diff(np.r_[0.0, self.cum])
+        return float((p * (self.low + self.width / 2.0)).sum())
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        u = rng.random(2 * n)
+        k = np.minimum(np.searchsorted(self.cum, u[0::2], side="right"), len(self.cum) - 1)
+        return _clip(self.low[k] + u[1::2] * self.width[k], self.max_tokens)
+
+
 def resolve_path(path: str, base_dir: Path) -> Path:
     """``path`` as given if absolute, else relative to ``base_dir`` (the scenario's folder)."""
     p = Path(path).expanduser()
@@ -198,6 +223,14 @@ def _empirical(spec: EmpiricalLength, base_dir: Path, field: str) -> LengthSampl
     return EmpiricalSampler(values)
 
 
+def _histogram(spec: HistogramLength, base_dir: Path, field: str) -> LengthSampler:
+    b = np.asarray(spec.bins, dtype=np.float64)
+    counts = b[:, 2]
+    cum = np.cumsum(counts) / counts.sum()
+    cum[-1] = 1.0
+    return HistogramSampler(b[:, 0], b[:, 1] - b[:, 0], cum, spec.max_tokens)
+
+
 #: Builders by ``dist`` name: ``(spec, base_dir, field) -> LengthSampler``.
 LENGTH_SAMPLERS: dict[str, Callable[..., LengthSampler]] = {
     "fixed": _fixed,
@@ -205,6 +238,7 @@ LENGTH_SAMPLERS: dict[str, Callable[..., LengthSampler]] = {
     "exponential": _exponential,
     "lognormal": _lognormal,
     "empirical": _empirical,
+    "histogram": _histogram,
 }
 
 

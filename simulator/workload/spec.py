@@ -174,8 +174,36 @@ class EmpiricalLength(_LengthBase):
         return replace(self, scale=self.scale * s)
 
 
+class HistogramLength(_LengthBase):
+    """Lengths from a histogram (e.g. a benchmark's measured output lengths): a bin is chosen
+    with probability proportional to its count, then a length uniformly inside it (rounded,
+    >= 1 token)."""
+
+    dist: Literal["histogram"] = Field(description="distribution name: 'histogram'")
+    bins: list[tuple[float, float, float]] = Field(
+        min_length=1, description="[low, high, count] per bin: lengths in tokens (low < high,"
+        " low >= 0), count >= 0 (any scale: only the ratios matter)")
+
+    @field_validator("bins")
+    @classmethod
+    def _bins(cls, v: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+        for i, (lo, hi, n) in enumerate(v):
+            if not (0 <= lo < hi):
+                raise ValueError(f"bin {i}: needs 0 <= low < high (got [{lo:g}, {hi:g}])")
+            if n < 0:
+                raise ValueError(f"bin {i}: count {n:g} must be >= 0")
+        if sum(n for _, _, n in v) <= 0:
+            raise ValueError("every bin count is 0; at least one must be > 0")
+        return v
+
+    def scaled(self, s: float) -> HistogramLength:
+        """Bin edges times ``s`` (counts unchanged)."""
+        return replace(self, bins=[(lo * s, hi * s, n) for lo, hi, n in self.bins])
+
+
 LengthSpec = Annotated[
-    Union[FixedLength, UniformLength, ExponentialLength, LognormalLength, EmpiricalLength],
+    Union[FixedLength, UniformLength, ExponentialLength, LognormalLength, EmpiricalLength,
+          HistogramLength],
     Field(discriminator="dist"),
 ]
 

@@ -33,7 +33,7 @@ def test_calibrate_is_deterministic(tmp_path):
 def test_calibrate_bad_data_one_line(tmp_path):
     data = tmp_path / "data"
     shutil.copytree(DATA, data, ignore=shutil.ignore_patterns("profiles"))
-    p = data / "sources" / "mlenergy-v3" / "h100_runs.csv"
+    p = data / "sources" / "mlenergy-v3" / "runs.csv"
     lines = p.read_text().splitlines()
     head = lines[0].split(",")
     row = lines[3].split(",")

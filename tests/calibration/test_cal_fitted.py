@@ -57,7 +57,8 @@ def test_loads_and_coefficients_physical(path):
     assert 0 <= t.iteration_fixed_s < 0.05 and 0 <= t.per_seq_s < 1e-3
     assert 60 <= p.idle_w <= 80
     assert p.idle_w <= p.p_busy_w < 700
-    assert 0 < p.e_flop_j < 5e-12          # J per FLOP
+    assert 0 < p.p_active_w <= 700 - p.p_busy_w  # W of a fully active phase
+    assert 1e13 <= p.activity_flops_per_s <= 2e15
     assert 0 < p.e_byte_j < 1e-9           # J per HBM byte
     assert cal.provenance["sources"] and cal.errors
 

@@ -117,22 +117,28 @@ def test_splitwise_unknown_model(tmp_path):
 
 
 def test_mlenergy_power_is_per_gpu_and_skips():
-    ml, skipped = S.load_mlenergy(SRC / "mlenergy-v3" / "h100_runs.csv")
+    ml, skipped = S.load_mlenergy(SRC / "mlenergy-v3" / "runs.csv")
+    assert len(ml) == 54 and (ml["gpu"] == "H100").all()
     assert (ml["gpu_power_w"] <= 700).all() and (ml["gpu_power_w"] > 300).all()
     g = ml[(ml["model"] == "Gemma-3-27B") & (ml["tp"] == 2)]
     assert len(g) and (g["gpu_power_w"] < 700).all()  # divided by num_gpus
     assert set(skipped["reason"].str.split(":").str[0]).issuperset({"mixture of experts"})
 
 
+def _h100_dense_index(df):
+    return int(df.index[(df["gpu"] == "H100") & (df["arch"] == "Dense Transformer")][0])
+
+
 def test_mlenergy_unknown_model_and_units(tmp_path):
-    df = pd.read_csv(SRC / "mlenergy-v3" / "h100_runs.csv")
+    df = pd.read_csv(SRC / "mlenergy-v3" / "runs.csv")
+    i = _h100_dense_index(df)
     bad = df.copy()
-    bad.loc[0, "model"] = "acme/Llama-9B"
+    bad.loc[i, "model"] = "acme/Llama-9B"
     p = tmp_path / "runs.csv"
     bad.to_csv(p, index=False)
     with pytest.raises(DataError) as e:
         S.load_mlenergy(p)
-    assert "row 2" in one_line(e.value) and "unknown model" in str(e.value)
+    assert f"row {i + 2}" in one_line(e.value) and "unknown model" in str(e.value)
     bad = df.copy()
     bad["med_itl_ms"] *= 1000
     bad.to_csv(p, index=False)
@@ -145,6 +151,67 @@ def test_mlenergy_unknown_model_and_units(tmp_path):
     with pytest.raises(DataError) as e:
         S.load_mlenergy(p)
     assert "row 7" in one_line(e.value) and "avg_power_W" in str(e.value)
+
+
+def test_mlenergy_run_with_zero_tokens_names_its_row(tmp_path):
+    df = pd.read_csv(SRC / "mlenergy-v3" / "runs.csv")
+    df.loc[9, "tok_s"] = 0.0
+    p = tmp_path / "runs.csv"
+    df.to_csv(p, index=False)
+    with pytest.raises(DataError) as e:
+        S.load_mlenergy(p)
+    assert "row 11" in one_line(e.value) and "tok_s" in str(e.value) and str(p) in str(e.value)
+
+
+def _first_run_rows(h, runs):
+    r = runs.iloc[0]
+    return ((h["model"] == r["source_model"]) & (h["gpu"] == "H100") & (h["task"] == r["task"])
+            & (h["max_num_seqs"] == r["max_num_seqs"]) & (h["tp"] == r["tp"]))
+
+
+def _no_count(h, runs):
+    return h.drop(columns=["count"])
+
+
+def _no_histogram(h, runs):
+    return h[~_first_run_rows(h, runs)]
+
+
+def _stretched(h, runs):
+    h = h.copy()
+    sel = _first_run_rows(h, runs)
+    h.loc[sel, ["bin_low", "bin_high"]] *= 3
+    return h
+
+
+def _negative(h, runs):
+    h = h.copy()
+    h.loc[h.index[5], "count"] = -1
+    return h
+
+
+def test_histograms_belong_to_their_runs():
+    runs, _ = S.load_mlenergy(SRC / "mlenergy-v3" / "runs.csv")
+    hist = S.load_output_lengths(SRC / "mlenergy-v3" / "output_lengths.csv", runs)
+    assert set(hist) == set(runs["row"])
+    for r in runs.itertuples():
+        h = hist[r.row]
+        mean = (h[:, 2] * (h[:, 0] + h[:, 1]) / 2).sum() / h[:, 2].sum()
+        assert mean == pytest.approx(r.avg_out_len, rel=0.05)
+
+
+@pytest.mark.parametrize("change, match", [(_no_count, "missing column"),
+                                           (_no_histogram, "no output-length histogram"),
+                                           (_stretched, "does not match its run"),
+                                           (_negative, "row 7: column 'count'")])
+def test_bad_histograms_name_the_file_and_row(tmp_path, change, match):
+    runs, _ = S.load_mlenergy(SRC / "mlenergy-v3" / "runs.csv")
+    h = change(pd.read_csv(SRC / "mlenergy-v3" / "output_lengths.csv"), runs)
+    p = tmp_path / "output_lengths.csv"
+    h.to_csv(p, index=False)
+    with pytest.raises(DataError) as e:
+        S.load_output_lengths(p, runs)
+    assert match in one_line(e.value) and str(p) in str(e.value)
 
 
 def test_cpu_profile_refused_in_profiles_folder(tmp_path):

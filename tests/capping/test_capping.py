@@ -20,8 +20,10 @@ from simulator.scenario.load import scenario_from_dict
 from tests.conftest import small
 
 DVFS = load_profile("H100").dvfs()
-P = PowerParams(idle_w=70.0, p_busy_w=70.0, e_flop_j=6.37e-13, e_byte_j=1.88e-10)
-works = st.builds(lambda t, u, b: Work(t, u * t * 989e12, b * t * 3.35e12),
+P = PowerParams(idle_w=70.0, p_busy_w=70.0, p_active_w=600.0, activity_flops_per_s=2e14,
+                e_byte_j=1.88e-10)
+works = st.builds(lambda t, u, b: Work(t, u * t * 989e12, b * t * 3.35e12,
+                                             ((t, u * t * 989e12, b * t * 3.35e12),)),
                   st.floats(1e-4, 1.0), st.floats(0.0, 1.2), st.floats(0.0, 1.2))
 caps = st.floats(200.0, 700.0)
 

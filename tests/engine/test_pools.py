@@ -84,7 +84,7 @@ def test_mixed_pools_coalesced_equals_stepped():
 
 def test_row_budget_spans_pools():
     d = two_pools(workload__rate_per_s=40.0)
-    d["power"] = {"row_budget_w": 14_000.0, "telemetry_interval_s": 0.5}
+    d["power"] = {"row_budget_w": 11_000.0, "telemetry_interval_s": 0.5}
     res = simulate(scenario_from_dict(d))
     cap = res.summary["capping"]
     assert cap["rows"][0]["nodes"] == [0, 1, 2] and cap["cap_lowerings"] > 0

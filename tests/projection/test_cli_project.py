@@ -86,7 +86,8 @@ def test_fleet_too_small_names_the_size_that_would_meet_it(tmp_path):
 
 
 @pytest.mark.parametrize("sets,field", [
-    (("projection.uncertainty.pue=[1.5,1.2]",), "projection.uncertainty.pue"),
+    (("projection.uncertainty.pue_offset=[0.1,-0.1]",), "projection.uncertainty.pue_offset"),
+    (("projection.uncertainty.pue=[1.1,1.3]",), "pue was replaced by pue_offset"),
     (("projection.fleet.nodes=0",), "projection.fleet.nodes"),
     (("projection.queries_per_day=-1",), "projection.queries_per_day"),
     (("projection.carbon.intensity_g_per_kwh=[1,2]",), "projection.carbon.intensity_g_per_kwh"),
@@ -97,7 +98,7 @@ def test_fleet_too_small_names_the_size_that_would_meet_it(tmp_path):
      "projection.curve_trace.path"),
 ])
 def test_bad_projection_fields(tmp_path, sets, field):
-    assert f": {field}" in _bad(tmp_path, *sets)
+    assert (f": {field}" if "replaced" not in field else field) in _bad(tmp_path, *sets)
 
 
 def test_curve_from_a_trace_must_cover_every_hour(tmp_path):

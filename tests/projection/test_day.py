@@ -72,7 +72,7 @@ def test_integrate_day_hand_computed():
     plan = _plan(on, [1.0] * HOURS)
     power = {"gpu_prefill_w": 100.0, "gpu_decode_w": 300.0, "gpu_idle_w": 50.0,
              "host_idle_w": 1000.0, "host_busy_w": 200.0}
-    fac = Facility(pue=1.5, host_idle_w=1000.0, host_active_w=0.0)
+    fac = Facility(pue=1.5, host_idle_w=1000.0, host_load_factor=0.0)
     tot, df = integrate_day(plan, [power] * HOURS, fac, warmup_s=600.0, gpu_idle_w_node=560.0,
                             carbon_g_per_kwh=[100.0] * HOURS)
     node_hours = 12 * 2 + 12 * 5

@@ -55,7 +55,9 @@ def test_deterministic_and_independent_of_workers(tiny_projection):
 def test_draw_inputs_stay_in_declared_ranges(tiny_projection):
     d = tiny_projection.draws
     assert len(d) == 4
-    assert d["pue"].between(1.1, 1.4).all() and d["host_idle_w"].between(800, 2000).all()
+    # centred on the nominal: PUE 1.2 +- 0.1, host idle 1,000 W x [0.7, 1.3]
+    assert d["pue"].between(1.1, 1.3).all() and d["host_idle_w"].between(700, 1300).all()
+    assert d["host_load_factor"].between(0.35 * 0.7, 0.35 * 1.3).all()
     assert d["output_length_scale"].between(0.8, 1.25).all()
     assert (d["compute_time_factor"] != 1).any()
 
@@ -63,8 +65,8 @@ def test_draw_inputs_stay_in_declared_ranges(tiny_projection):
 def test_zero_width_ranges_and_no_residuals_reproduce_the_nominal_day(tiny_projection):
     sc = tiny("projection.uncertainty.draws=2", "projection.uncertainty.timing_residuals=false",
               "projection.uncertainty.gpu_power_residuals=false",
-              "projection.uncertainty.pue=[1.2,1.2]", "projection.uncertainty.host_idle_w=[1200,1200]",
-              "projection.uncertainty.host_active_w=[1500,1500]",
+              "projection.uncertainty.pue_offset=[0,0]", "projection.uncertainty.host_idle_scale=[1,1]",
+              "projection.uncertainty.host_load_scale=[1,1]",
               "projection.uncertainty.input_length_scale=[1,1]",
               "projection.uncertainty.output_length_scale=[1,1]")
     s = project(sc).summary

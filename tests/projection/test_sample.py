@@ -43,7 +43,7 @@ def test_power_factor_scales_busy_power_not_idle():
     cal = perturb_calibration(CAL, Perturbation(gpu_power_factor=1.25))
     assert cal.power.idle_w == CAL.power.idle_w
     from simulator.physics.timing import Work
-    w = Work(0.01, 1e12, 1e10)
+    w = Work(0.01, 1e12, 1e10, ((0.008, 1e12, 5e9),))
     assert demanded_energy_j(cal.power, w) == pytest.approx(1.25 * demanded_energy_j(CAL.power, w))
 
 
@@ -69,8 +69,11 @@ def test_window_ledger_over_the_whole_run_is_the_node_timelines():
     gpu_j, host_j = timeline_energy_j(res, range(2))
     assert led.gpu_j == pytest.approx(gpu_j, rel=1e-9)
     assert led.host_j == pytest.approx(host_j, rel=1e-9)
-    host_busy = host_j - sc.facility.host_idle_w * 2 * res.end_s
-    assert led.busy_gpu_s * sc.facility.host_active_w / 8 == pytest.approx(host_busy, rel=1e-9)
+    # host: idle + 0.35 W per GPU W above idle (the profile's model; the rating never binds here)
+    pool = res.fleet.pools[0]
+    host_busy = host_j - pool.host.idle_w * 2 * res.end_s
+    above_idle_j = gpu_j - pool.idle_w * 16 * res.end_s
+    assert pool.host.load_factor * above_idle_j == pytest.approx(host_busy, rel=1e-9)
     # and a window is the prorated share: two halves add up to the whole
     mid = res.end_s / 2
     a, b = res.ledger.window(0.0, mid), res.ledger.window(mid, res.end_s)
@@ -81,8 +84,9 @@ def test_window_ledger_over_the_whole_run_is_the_node_timelines():
 def test_measure_gives_per_node_power_between_idle_and_rating():
     res = simulate(level_scenario(tiny(), 3.0, 2, 300, 10.0, 1))
     lv = measure(res, 3.0)
-    p = sum(lv.node_power(HostPower(1200.0, 1500.0, 8)).values())
-    assert 8 * CAL.power.idle_w + 1200 < p < 8 * 700 + 1200 + 1500
+    host = HostPower(1000.0, 0.35, 8, CAL.power.idle_w, 10200.0)
+    p = sum(lv.node_power(host).values())
+    assert 8 * CAL.power.idle_w + 1000 < p < 8 * 700 + host.node_w(8 * 700)
     assert 0 < lv.busy_gpu_fraction <= 1
     assert lv.throughput_per_node == pytest.approx(3.0, rel=0.25)
     same = lv.rescaled(3.0)

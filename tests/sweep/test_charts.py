@@ -36,7 +36,7 @@ PLANNING = {
     "sweep": {
         "grid": {"workload.mix.long": [0.0, 0.3]},
         "points": [{}, {"facility.pue": 1.1}, {"facility.pue": 1.4},
-                   {"facility.host_idle_w": 800}, {"facility.host_idle_w": 2000},
+                   {"facility.host_idle_w": 700}, {"facility.host_idle_w": 1300},
                    {"deployment.gpu_cap_w": 350}, {"deployment.gpu_cap_w": 700},
                    *[{"workload.rate_per_s": r, "deployment.nodes": n} for r in (10, 80) for n in (1, 2)]],
     },

@@ -123,6 +123,33 @@ def test_empirical_missing_file_and_column():
         sampler(dist="empirical", trace=TRACE.name, column="Tokens")
 
 
+def test_histogram_bins_by_count_uniform_inside():
+    s = sampler(dist="histogram", bins=[[0, 10, 1], [10, 100, 3], [500, 600, 0]])
+    x = draw(s)
+    assert x.max() <= 100  # an empty bin is never drawn
+    # P(bin 0) = 1/4: lengths 1..10 (0 rounds up to 1 token)
+    frac = (x <= 10).mean()
+    assert abs(frac - 0.25) < Z * math.sqrt(0.25 * 0.75 / N) + 1e-3
+    assert s.mean_tokens == pytest.approx(0.25 * 5 + 0.75 * 55)
+    assert_mean(x, s.mean_tokens)
+    capped = draw(sampler(dist="histogram", bins=[[0, 10, 1], [10, 100, 3]], max_tokens=20))
+    assert capped.max() == 20
+
+
+def test_histogram_scaled_moves_the_edges():
+    spec = _adapter.validate_python({"dist": "histogram", "bins": [[0, 10, 1], [10, 100, 3]]})
+    assert spec.scaled(2.0).bins == [(0, 20, 1), (20, 200, 3)]
+
+
+@pytest.mark.parametrize("bins, match", [([[10, 5, 1]], "low < high"), ([[0, 5, -1]], "count"),
+                                          ([[0, 5, 0]], "every bin count is 0"), ([], "at least 1")])
+def test_histogram_bad_bins(bins, match):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=match):
+        _adapter.validate_python({"dist": "histogram", "bins": bins})
+
+
 @pytest.mark.parametrize(
     "spec",
     [
@@ -130,6 +157,7 @@ def test_empirical_missing_file_and_column():
         {"dist": "exponential", "median": 50},
         {"dist": "lognormal", "median": 50, "sigma": 0.7},
         {"dist": "empirical", "trace": "azure_conv_head.csv", "column": "ContextTokens"},
+        {"dist": "histogram", "bins": [[0, 10, 1], [10, 100, 3], [100, 110, 0]]},
     ],
 )
 def test_draws_do_not_depend_on_call_sizes(spec):

@@ -1,0 +1,61 @@
+"""Comparisons with published figures the model was not fitted on (``calibration/checks/``).
+
+Each function returns a table: the published figure, fleetsim's, the difference, and the row's
+role (``check``: compared only; ``constant``: the source of a documented constant, shown for
+completeness and excluded from the pass/fail count). ``scripts/validation_page.py`` renders
+them into ``docs/validation.md``; tests hold the page to the code and the checks to their
+tolerances.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from simulator.catalog import CATALOG
+from simulator.devices import load_profile
+from simulator.errors import DataError
+from simulator.physics.hardware import GIB
+from simulator.physics.memory import plan_memory
+
+MEMORY_COLUMNS = ("row", "role", "stack", "model", "precision", "kv_precision", "tp",
+                  "gpu_memory_utilization", "max_num_batched_tokens", "max_num_seqs", "block_size",
+                  "checkpoint", "vllm_version", "weights_gib", "kv_cache_gib", "kv_cache_tokens",
+                  "note", "source")
+KV_TOLERANCE = 0.05  # KV capacity within 5 % of vLLM's own figure
+
+
+def memory_checks(path: str | Path, gpu: str = "H100-SXM5-80GB") -> pd.DataFrame:
+    """vLLM start-up memory figures against the memory plan (one row per log)."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, keep_default_na=True)
+    except OSError as e:
+        raise DataError(f"cannot read: {e.strerror}", file=str(path)) from None
+    missing = [c for c in MEMORY_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"missing column(s) {', '.join(missing)}", file=str(path))
+    prof = load_profile(gpu)
+    out = []
+    for i, r in enumerate(df.itertuples(index=False), start=2):
+        if r.model not in CATALOG:
+            raise DataError(f"unknown catalog model {r.model!r}", file=str(path), row=i, column="model")
+        stack = prof.stack(r.stack)
+        plan = plan_memory(CATALOG[r.model], int(r.tp), r.precision, r.kv_precision,
+                           float(r.gpu_memory_utilization), int(r.max_num_batched_tokens),
+                           int(r.max_num_seqs), int(r.block_size), stack.non_torch_gib(int(r.tp)),
+                           stack.sampler_bytes_per_logit, prof.gpu)
+        kv_gib = plan.kv_bytes / GIB
+        meas_kv = float(r.kv_cache_gib)
+        out.append({
+            "row": r.row, "role": r.role, "checkpoint": r.checkpoint, "model": r.model,
+            "precision": r.precision, "kv_precision": r.kv_precision, "tp": int(r.tp),
+            "stack": r.stack, "vllm": r.vllm_version,
+            "weights_gib_vllm": float(r.weights_gib), "weights_gib_sim": plan.weight_bytes / GIB,
+            "kv_gib_vllm": meas_kv, "kv_gib_sim": kv_gib if meas_kv == meas_kv else float("nan"),
+            "kv_error": kv_gib / meas_kv - 1.0 if meas_kv == meas_kv else float("nan"),
+            "weights_error": plan.weight_bytes / GIB / float(r.weights_gib) - 1.0,
+            "kv_tokens_vllm": r.kv_cache_tokens, "kv_tokens_sim": plan.kv_tokens,
+            "note": r.note if isinstance(r.note, str) else "", "source": r.source})
+    return pd.DataFrame(out)
