@@ -86,7 +86,9 @@ def format_projection(s: dict, out_dir: str, charts: bool = True) -> str:
         f"  fleet      {u.count(s['nodes_fleet'])} nodes ({u.count(s['gpus_peak'])} GPUs at the"
         f" peak); on per hour: peak {u.count(s['nodes_peak'])}, mean {s['nodes_mean']:,.1f},"
         f" min {u.count(s['nodes_min'])}"
-        + (f"; capacity {cap:.3g} queries/s per node at the SLO" if cap else ""),
+        + (f"; capacity {cap:.3g} queries/s per node at the SLO" if cap else "")
+        + (" [{:.3g}, {:.3g}]".format(*s["capacity_ci_queries_per_s_per_node"])
+           if cap and s.get("capacity_ci_queries_per_s_per_node") else ""),
         f"  power      peak {u.power(s['facility_power_w_peak'])} facility (hourly mean; the"
         f" peak hour's P95 {u.power(s.get('facility_power_w_peak_p95'))}), day mean"
         f" {u.power(s['facility_power_w_mean'])}",
