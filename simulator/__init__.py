@@ -8,7 +8,7 @@ Dependency direction (nothing points the other way; ``docs/extending.md`` has th
     sweep, charts  <-  cli
 
 The public API is imported lazily, so ``import simulator`` stays cheap:
-``from simulator import simulate, load_scenario``.
+``from simulator import simulate, project, sweep, size, load_scenario``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from typing import Any
 __version__ = "0.1.0"
 
 _API = {"simulate": "simulator.api", "load_scenario": "simulator.api",
-        "scenario_from_dict": "simulator.api", "RunResult": "simulator.result"}
+        "scenario_from_dict": "simulator.api", "RunResult": "simulator.result",
+        "project": "simulator.planning", "sweep": "simulator.planning",
+        "size": "simulator.planning", "scenario_json_schema": "simulator.planning"}
+__all__ = sorted(_API)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,6 @@
-"""The Python API: ``simulate`` = build -> run -> summarise, plus loading scenarios.
+"""The Python API: ``simulate`` = build -> run -> summarise, plus loading scenarios. The
+planning functions built on it (``project``, ``sweep``, ``size``) are in
+:mod:`simulator.planning`; a worked example: ``docs/api.md`` (a test runs it).
 
     from simulator import load_scenario, simulate
     res = simulate(load_scenario("scenarios/default.yaml"))
@@ -40,3 +42,4 @@ def simulate(sc: Scenario, calibration: Calibration | Mapping[str, Calibration] 
              progress: Callable[[int], None] | None = None) -> RunResult:
     """Build, run and summarise a validated scenario (see :class:`RunResult`)."""
     return run(build(sc, calibration), progress)
+

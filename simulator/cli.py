@@ -1,4 +1,5 @@
-"""Command line: ``fleetsim run|validate|reference|project|sweep|plot|report|headroom|calibrate|profile``.
+"""Command line: ``fleetsim run|validate|reference|schema|project|size|sweep|plot|report|compare|
+headroom|calibrate|profile``.
 
 User errors (bad scenario, bad data) print one line to stderr and exit with code 2; nothing
 half-written is left behind.
@@ -100,27 +101,37 @@ def run(scenario: str, out_dir: str, overrides: tuple[str, ...], csv: bool, quie
 
 
 def format_summary(s: dict, out_dir: str) -> str:
-    """The one-screen summary printed after a run."""
-    def f(x, scale=1.0, fmt=".3g"):
-        return "n/a" if x is None or x != x else format(x * scale, fmt)
+    """The one-screen summary printed after a run (engineering units)."""
+    from simulator import units as u
+
+    ms = lambda x: u.seconds(x)  # noqa: E731
     lines = [
-        f"{s['scenario']}: {s['model']} on {s['nodes']} node(s) / {s['gpus']} GPUs (tp={s['tp']},"
-        f" {s['replicas']} replicas), {f(s['simulated_time_s'])} s simulated",
-        f"  requests   completed {s['requests_completed']}  dropped {s['requests_dropped']}"
-        f"  in flight {s['requests_in_flight']}  preemptions {s['preemptions']}",
-        f"  throughput {f(s['throughput_requests_per_s'])} req/s  "
-        f"{f(s['throughput_output_tokens_per_s'])} output tok/s  mean batch {f(s['mean_batch_size'])}",
-        f"  latency    TTFT p50 {f(s['ttft_s_p50'], 1e3)} ms  p99 {f(s['ttft_s_p99'], 1e3)} ms |"
-        f" TPOT p50 {f(s['tpot_s_p50'], 1e3)} ms  p99 {f(s['tpot_s_p99'], 1e3)} ms |"
-        f" ITL p50 {f(s['itl_s_p50'], 1e3)} ms | E2E p50 {f(s['e2e_s_p50'])} s  p99 {f(s['e2e_s_p99'])} s",
-        f"  power      GPU mean {f(s['gpu_power_w_mean'])} W  node mean {f(s['node_power_w_mean'])} W"
-        f"  node peak {f(s['node_power_w_peak'])} W",
-        f"  energy     facility {f(s['energy_facility_j'], 1 / 3.6e6)} kWh  GPU {f(s['energy_gpu_j'], 1 / 3.6e6)} kWh"
-        f"  | {f(s['energy_per_query_wh_mean'])} Wh/query (facility)"
-        f"  {f(s['energy_per_output_token_j'])} J/output token (GPU)",
-        "  SLO        " + "  ".join(f"{k} {f(v, 100, '.1f')} %" for k, v in s["slo_attainment"].items()),
-        f"  wrote {Path(out_dir) / 'summary.json'}, requests.parquet, power/, scenario.resolved.yaml",
+        f"{s['scenario']}: {s['model']} on {u.count(s['nodes'])} node(s) / {u.count(s['gpus'])}"
+        f" GPUs (tp={s['tp']}, {s['replicas']} replicas), {u.seconds(s['simulated_time_s'])}"
+        " simulated",
+        f"  requests   completed {s['requests_completed']:,}  dropped {s['requests_dropped']:,}"
+        f"  in flight {s['requests_in_flight']:,}  preemptions {s['preemptions']:,}",
+        f"  throughput {s['throughput_requests_per_s']:.3g} req/s (measured completions)  "
+        f"{u.tokens_per_s(s['throughput_output_tokens_per_s'])} output  mean batch"
+        f" {s['mean_batch_size']:.3g}",
+        f"  latency    TTFT p50 {ms(s['ttft_s_p50'])}  p99 {ms(s['ttft_s_p99'])} |"
+        f" TPOT p50 {ms(s['tpot_s_p50'])}  p99 {ms(s['tpot_s_p99'])} |"
+        f" ITL p50 {ms(s['itl_s_p50'])} | E2E p50 {ms(s['e2e_s_p50'])}  p99 {ms(s['e2e_s_p99'])}",
+        f"  power      GPU mean {u.power(s['gpu_power_w_mean'])}  node mean"
+        f" {u.power(s['node_power_w_mean'])}  node peak {u.power(s['node_power_w_peak'])}"
+        f"  facility mean {u.power(s.get('facility_power_w_mean'))}",
+        f"  energy     facility {u.energy_wh(s['energy_facility_j'] / 3600.0)} (whole run)"
+        f"  {u.energy_wh(s.get('energy_facility_wh_per_day'))}/day at this load"
+        f" | {u.energy_wh(s['energy_per_query_wh_mean'])}/query (facility)"
+        f"  {u.eng(s['energy_per_output_token_j'], 'J')}/output token (GPU)",
+        "  SLO        " + "  ".join(f"{k} {u.pct(v)}" for k, v in s["slo_attainment"].items()),
     ]
+    if "cost" in s:
+        from simulator.projection.cli import cost_line
+
+        lines.append(f"  cost       {cost_line(s['cost'])} (this load, all day)")
+    lines.append(f"  wrote {Path(out_dir) / 'summary.json'}, requests.parquet, power/,"
+                 " scenario.resolved.yaml")
     return "\n".join(lines)
 
 
@@ -138,19 +149,40 @@ def reference(out_path: str | None) -> None:
         click.echo(text)
 
 
+@main.command()
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False),
+              help="write the JSON Schema here instead of stdout")
+def schema(out_path: str | None) -> None:
+    """Print the JSON Schema of a scenario file (for editors: validation and completion).
+
+    In VS Code with the YAML extension, add to settings.json:
+    "yaml.schemas": {"/path/to/fleetsim-scenario.schema.json": "scenarios/*.yaml"}."""
+    import json
+
+    from simulator.planning import scenario_json_schema
+
+    text = json.dumps(scenario_json_schema(), indent=2) + "\n"
+    if out_path:
+        Path(out_path).write_text(text)
+    else:
+        click.echo(text, nl=False)
+
+
 def _register_optional() -> None:
     """Commands that live in their own packages (calibration; sweeps and charts)."""
-    from simulator.charts.cli import plot_cmd, report_cmd
-    from simulator.projection.cli import project_cmd
+    from simulator.charts.cli import compare_cmd, plot_cmd, report_cmd
+    from simulator.projection.cli import project_cmd, size_cmd
     from simulator.sweep.cli import sweep_cmd
 
     main.add_command(sweep_cmd, "sweep")
     main.add_command(plot_cmd, "plot")
     main.add_command(report_cmd, "report")
+    main.add_command(compare_cmd, "compare")
     from simulator.capping.cli import headroom_cmd
 
     main.add_command(headroom_cmd, "headroom")
     main.add_command(project_cmd, "project")
+    main.add_command(size_cmd, "size")
     try:
         from simulator.calibration.cli import calibrate_cmd, profile_cmd
     except ImportError:  # pragma: no cover - during development only

@@ -43,3 +43,28 @@ def report_cmd(results: str, out_path: str | None, fleet_scale: float, slo_targe
 
     path = write_report(results, out_path, fleet_scale=fleet_scale, slo_target=slo_target)
     click.echo(f"wrote {path}")
+
+
+@click.command("compare")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="also write compare.csv and overlaid charts (PNG, SVG) into this folder")
+def compare_cmd(folders: tuple[str, ...], out_dir: str | None) -> None:
+    """Compare run, projection or sweep-point FOLDERS: key metrics side by side, each one's
+    difference from the first, and (with -o) overlaid charts."""
+    from simulator.charts.compare import compare_charts, compare_table, format_table, load_all
+    from simulator.errors import FleetsimError
+
+    if len(folders) < 2:
+        raise FleetsimError("compare needs at least two folders")
+    rs = load_all(list(folders))
+    df = compare_table(rs)
+    click.echo(format_table(rs, df))
+    if out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / ".compare.csv.tmp"
+        df.to_csv(tmp, index=False)
+        tmp.replace(out / "compare.csv")
+        paths = compare_charts(rs, out / "charts")
+        click.echo(f"wrote {out / 'compare.csv'} and {len(paths)} chart files in {out / 'charts'}")

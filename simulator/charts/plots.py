@@ -1,6 +1,15 @@
 """One function per planning chart. Each takes a tidy DataFrame (columns documented per
-function, units in the names) and returns the Figure; :func:`save` writes it as PNG and SVG. Figures are built with :class:`matplotlib.figure.Figure` (Agg canvas), never
-pyplot, so nothing global changes and charts can be drawn in parallel.
+function, units in the names) and returns the Figure; :func:`save` writes it as PNG and SVG.
+Figures are built with :class:`matplotlib.figure.Figure` (Agg canvas), never pyplot, so nothing
+global changes and charts can be drawn in parallel.
+
+What every chart does, so that a planner can read it at a glance: a title that names the
+scenario and the question the chart answers; engineering units on the axes (kW or MW, kWh or
+GWh per day, k tok/s, chosen from the data: :func:`simulator.units.axis_scale`), energy and
+power axes from zero; the SLO drawn as a line wherever latency is drawn; P5-P95 bands wherever
+a projection has them; one series per distinct configuration (points are never pooled
+silently); the Okabe-Ito colour-blind-safe palette, with line styles and markers that also tell
+the series apart in grey.
 """
 
 from __future__ import annotations
@@ -13,120 +22,195 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from simulator.units import axis_scale
+
 SECONDS_PER_DAY = 86400.0
-J_PER_GWH = 3.6e12
-W_PER_KW = 1e3
+SECONDS_PER_HOUR = 3600.0
+WH_PER_GWH = 1e9
+#: Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour
+#: vision deficiency (black first is left out: it is kept for reference lines)
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+LINESTYLES = ["-", "--", "-.", ":"]
+SLO_COLOUR = "#D55E00"
 
 
-def gwh_per_day(energy_facility_j, simulated_time_s, fleet_scale: float = 1.0):
-    """Facility energy per day at the simulated load, GWh/day: mean facility power over the run
-    (energy / simulated time, W) x 86400 s/day / 3.6e12 J/GWh x copies of the fleet."""
-    return np.asarray(energy_facility_j, float) / np.asarray(simulated_time_s, float) \
-        * SECONDS_PER_DAY / J_PER_GWH * fleet_scale
+def colour(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
 
 
-def _figure(w_in: float = 7.0, h_in: float = 4.5, ncols: int = 1) -> tuple[Figure, list]:
+def gwh_per_day(energy_facility_wh_per_day, fleet_scale: float = 1.0):
+    """Facility energy per day at the simulated load, GWh/day, from a run's steady-state
+    ``energy_facility_wh_per_day`` (window mean facility power x 24 h) x copies of the fleet."""
+    return np.asarray(energy_facility_wh_per_day, float) / WH_PER_GWH * fleet_scale
+
+
+def _figure(w_in: float = 7.5, h_in: float = 4.6, ncols: int = 1) -> tuple[Figure, list]:
     fig = Figure(figsize=(w_in, h_in), layout="constrained")
     FigureCanvasAgg(fig)
     axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
     for ax in axes:
         ax.grid(True, alpha=0.3)
+        ax.set_prop_cycle(color=PALETTE)
     return fig, axes
 
 
+def _title(fig_or_ax, question: str, scenario: str = "", detail: str = "") -> None:
+    """``scenario: question`` on the first line, the detail (load, assumptions) below."""
+    head = f"{scenario}: {question}" if scenario else question
+    text = head + (f"\n{detail}" if detail else "")
+    if isinstance(fig_or_ax, Figure):
+        fig_or_ax.suptitle(text, fontsize="medium")
+    else:
+        fig_or_ax.set_title(text, fontsize="medium")
+
+
 def save(fig: Figure, out_base: Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
-    """Write ``<out_base>.<ext>`` for each format; return the paths."""
+    """Write ``<out_base>.<ext>`` for each format (byte-for-byte reproducible: no date in the
+    metadata); return the paths."""
     out_base = Path(out_base)
     out_base.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in formats:
         p = out_base.with_suffix(f".{ext}")
-        fig.savefig(p, dpi=120 if ext == "png" else None)
+        meta = {"Date": None} if ext == "svg" else None
+        if ext == "svg":
+            import matplotlib
+
+            with matplotlib.rc_context({"svg.hashsalt": "fleetsim"}):
+                fig.savefig(p, metadata=meta)
+        else:
+            fig.savefig(p, dpi=120 if ext == "png" else None, metadata=meta)
         paths.append(p)
     return paths
 
 
-def gwh_vs_mix(df: pd.DataFrame, mix_class: str, fleet_scale: float = 1.0) -> Figure:
-    """Facility GWh/day against one class's share of the mix.
+def scaled_x(x: pd.Series, label: str) -> tuple[np.ndarray, str]:
+    """Large counts on an x axis in thousands, millions or billions (never a '1e8' offset)."""
+    v = pd.to_numeric(x, errors="coerce").to_numpy(float)
+    top = np.nanmax(np.abs(v)) if v.size and np.isfinite(v).any() else 0.0
+    for size, word in ((1e9, "billion"), (1e6, "million"), (1e3, "thousand")):
+        if top >= 10 * size:
+            return v / size, f"{label} ({word})"
+    return v, label
 
-    ``df``: ``share`` (fraction of requests), ``gwh_per_day``, ``series`` (line label).
+
+def energy_per_day_vs(df: pd.DataFrame, x_label: str, scenario: str = "",
+                      detail: str = "", fleet_scale: float = 1.0) -> Figure:
+    """Facility energy per day against one swept input (a class's share of the mix, a daily
+    volume), one line per other configuration, a P5-P95 band where the rows have one.
+
+    ``df``: ``x``, ``gwh_per_day`` (P50 or steady-state), optional ``gwh_per_day_p5`` /
+    ``gwh_per_day_p95``, ``series`` (line label).
     """
     fig, (ax,) = _figure()
-    for name, g in df.groupby("series", sort=False):
-        g = g.sort_values("share")
-        ax.plot(g["share"], g["gwh_per_day"], marker="o", label=str(name) or "all points")
-    ax.set_xlabel(f"share of '{mix_class}' queries (fraction of requests)")
-    scale = "" if fleet_scale == 1 else f" x {fleet_scale:g} fleets"
-    ax.set_ylabel(f"facility energy (GWh/day{scale})")
-    ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 4), useMathText=True)
-    ax.set_title(f"Facility energy per day vs query mix\n(at the simulated load{scale})")
-    if df["series"].nunique() > 1:
+    vals = df["gwh_per_day"] * WH_PER_GWH
+    if "gwh_per_day_p95" in df:
+        vals = pd.concat([vals, df["gwh_per_day_p95"] * WH_PER_GWH])
+    factor, unit = axis_scale(vals, "Wh")
+    xs, x_label = scaled_x(df["x"], x_label)
+    df = df.assign(x=xs)
+    for i, (name, g) in enumerate(df.groupby("series", sort=False)):
+        g = g.sort_values("x")
+        y = g["gwh_per_day"].to_numpy() * WH_PER_GWH * factor
+        ax.plot(g["x"], y, marker=MARKERS[i % len(MARKERS)], color=colour(i),
+                linestyle=LINESTYLES[i % len(LINESTYLES)], label=str(name) or "P50")
+        if "gwh_per_day_p5" in g and g["gwh_per_day_p5"].notna().any():
+            ax.fill_between(g["x"], g["gwh_per_day_p5"] * WH_PER_GWH * factor,
+                            g["gwh_per_day_p95"] * WH_PER_GWH * factor, color=colour(i),
+                            alpha=0.2, label=f"P5-P95 {name}".strip())
+    ax.set_xlabel(x_label)
+    scale = "" if fleet_scale == 1 else f", x {fleet_scale:g} fleets"
+    ax.set_ylabel(f"facility energy ({unit}/day{scale})")
+    ax.set_ylim(bottom=0, top=max(ax.get_ylim()[1], 1e-12))
+    _title(ax, f"how does energy per day change with {x_label.split(' (')[0]}?", scenario,
+           detail)
+    if len(ax.get_legend_handles_labels()[0]) > 1:
         ax.legend(fontsize="small")
     return fig
 
 
-def energy_per_query_by_class(df: pd.DataFrame) -> Figure:
-    """Distribution of facility energy per completed query, by class.
+def energy_per_query_by_class(df: pd.DataFrame, scenario: str = "",
+                              max_rows: int = 30) -> Figure:
+    """Facility energy per completed query: median and interquartile range for every
+    configuration (one row each, never pooled) and class (one colour and marker each).
 
-    ``df``: ``class``, ``energy_facility_wh`` (Wh per query), ``group`` (a point label).
+    ``df``: ``group`` (a configuration's label), ``class``, ``p25``, ``p50``, ``p75`` (Wh).
     """
-    classes = list(dict.fromkeys(df["class"].astype(str)))
     groups = list(dict.fromkeys(df["group"].astype(str)))
-    fig, (ax,) = _figure(w_in=max(7.0, 1.2 * len(classes) * len(groups)))
-    width = 0.8 / len(groups)
-    handles = []
-    for gi, grp in enumerate(groups):
-        data, pos = [], []
-        for ci, cls in enumerate(classes):
-            v = df.loc[(df["group"].astype(str) == grp) & (df["class"].astype(str) == cls),
-                       "energy_facility_wh"].to_numpy()
-            v = v[np.isfinite(v)]
-            if v.size:
-                data.append(v)
-                pos.append(ci + (gi - (len(groups) - 1) / 2) * width)
-        if not data:
-            continue
-        bp = ax.boxplot(data, positions=pos, widths=width * 0.9, patch_artist=True,
-                        showfliers=False, manage_ticks=False)
-        color = f"C{gi % 10}"
-        for box in bp["boxes"]:
-            box.set_facecolor(color)
-            box.set_alpha(0.6)
-        handles.append((bp["boxes"][0], grp))
-    ax.set_xticks(range(len(classes)), classes)
-    ax.set_xlabel("query class")
-    ax.set_ylabel("facility energy per query (Wh)")
-    pooled = f", {groups[0]}" if len(groups) == 1 and groups[0] else ""
-    ax.set_title(f"Energy per query by class{pooled}\n(completed requests; box = quartiles,"
-                 " whiskers = 1.5 IQR)", fontsize="medium")
-    if len(groups) > 1:
-        ax.legend([h for h, _ in handles], [n for _, n in handles], fontsize="small")
+    shown = groups[:max_rows]
+    classes = list(dict.fromkeys(df["class"].astype(str)))
+    fig, (ax,) = _figure(w_in=8.0, h_in=max(3.0, 0.32 * len(shown) * max(1, len(classes)) ** 0.5 + 1.8))
+    factor, unit = axis_scale(df["p75"], "Wh")
+    off = np.linspace(-0.25, 0.25, len(classes)) if len(classes) > 1 else np.zeros(1)
+    for ci, cls in enumerate(classes):
+        d = df[(df["class"].astype(str) == cls) & df["group"].astype(str).isin(shown)]
+        y = np.array([shown.index(g) for g in d["group"].astype(str)]) + off[ci]
+        ax.errorbar(d["p50"] * factor, y,
+                    xerr=[(d["p50"] - d["p25"]) * factor, (d["p75"] - d["p50"]) * factor],
+                    fmt=MARKERS[ci % len(MARKERS)], color=colour(ci), capsize=3, label=cls)
+    ax.set_yticks(range(len(shown)), shown, fontsize="small")
+    ax.invert_yaxis()
+    ax.set_xlim(left=0)
+    ax.set_xlabel(f"facility energy per query ({unit}; marker = median, bar = P25-P75)")
+    more = f" (first {len(shown)} of {len(groups)} configurations)" if len(shown) < len(groups) else ""
+    _title(ax, "how much energy does one query take, by class?", scenario,
+           "completed, measured requests" + more)
+    ax.legend(fontsize="small", title="class")
     return fig
 
 
-def facility_power_24h(ts: pd.DataFrame, start_hour: float = 0.0,
-                       subtitle: str = "") -> Figure:
-    """Facility power over a day, with the number of nodes switched on.
+def _closed_steps(t_h: np.ndarray, *ys: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Append the closing edge of the last step (hour 23-24 stays visible)."""
+    if t_h.size == 0:
+        return (t_h, *ys)
+    width = float(np.median(np.diff(t_h))) if t_h.size > 1 else 1.0
+    return (np.append(t_h, t_h[-1] + width), *(np.append(y, y[-1]) for y in ys))
 
-    ``ts``: ``t_s`` (start of each bin, s since the start), ``facility_power_w`` (mean over the
-    bin, W), optionally ``nodes_on`` (count). A projection's tidy output plugs in directly.
+
+def facility_power_24h(ts: pd.DataFrame, start_hour: float = 0.0, scenario: str = "",
+                       detail: str = "", series: dict[str, pd.DataFrame] | None = None) -> Figure:
+    """Facility power over a day: the nominal curve, the P5-P95 band when the frame has
+    ``facility_power_w_p5`` / ``_p95``, and the nodes switched on (right axis).
+
+    ``ts``: ``t_s`` (start of each bin, s since ``start_hour``), ``facility_power_w`` (mean
+    over the bin, W), optional ``facility_power_w_p5``, ``facility_power_w_p95``, ``nodes_on``.
+    ``series``: more labelled frames of the same form, overlaid (projection sweeps, compare).
     """
-    fig, (ax,) = _figure(w_in=8.0)
-    hours = start_hour + ts["t_s"].to_numpy() / 3600.0
-    ax.step(hours, ts["facility_power_w"].to_numpy() / W_PER_KW, where="post", color="C0",
-            label="facility power")
+    frames = series if series else {"facility power": ts}
+    fig, (ax,) = _figure(w_in=8.5)
+    cols = [f[c] for f in frames.values() for c in ("facility_power_w", "facility_power_w_p95")
+            if c in f]
+    factor, unit = axis_scale(pd.concat(cols), "W")
+    ax2 = None
+    for i, (name, f) in enumerate(frames.items()):
+        hours = start_hour + f["t_s"].to_numpy() / SECONDS_PER_HOUR
+        h, p = _closed_steps(hours, f["facility_power_w"].to_numpy() * factor)
+        ax.step(h, p, where="post", color=colour(i), linestyle=LINESTYLES[i % 4],
+                label=name if series else "facility power, nominal")
+        if "facility_power_w_p5" in f and "facility_power_w_p95" in f:
+            _, lo, hi = _closed_steps(hours, f["facility_power_w_p5"].to_numpy() * factor,
+                                      f["facility_power_w_p95"].to_numpy() * factor)
+            ax.fill_between(h, lo, hi, step="post", color=colour(i), alpha=0.2,
+                            label="P5-P95 over draws" if not series else None)
+        if "nodes_on" in f and not series:
+            ax2 = ax.twinx()
+            hn, n = _closed_steps(hours, f["nodes_on"].to_numpy().astype(float))
+            ax2.step(hn, n, where="post", color="0.35", linestyle="--", label="nodes on")
+            ax2.set_ylabel("nodes on (count)", color="0.35")
+            ax2.set_ylim(0, max(1.0, float(np.nanmax(n))) * 1.15)
+            ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("hour of day (h)")
-    ax.set_ylabel("facility power (kW)", color="C0")
+    ax.set_ylabel(f"facility power ({unit})")
     ax.set_ylim(bottom=0)
-    if "nodes_on" in ts:
-        ax2 = ax.twinx()
-        ax2.step(hours, ts["nodes_on"].to_numpy(), where="post", color="C3", linestyle="--",
-                 label="nodes on")
-        ax2.set_ylabel("nodes on (count)", color="C3")
-        ax2.set_ylim(0, max(1.0, float(ts["nodes_on"].max())) * 1.15)
-        ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlim(start_hour, start_hour + max(24.0, float(hours.max() - start_hour)))
-    ax.set_title("Facility power over 24 hours with nodes on" + (f"\n{subtitle}" if subtitle else ""))
+    ax.set_xlim(start_hour, start_hour + 24.0)
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=13, integer=True))
+    handles, labels = ax.get_legend_handles_labels()
+    if ax2 is not None:
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    ax.legend(handles, labels, fontsize="small", loc="lower right")
+    _title(ax, "how much power does the site draw, hour by hour?", scenario, detail)
     return fig
 
 
@@ -140,99 +224,175 @@ def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return keep
 
 
-def latency_energy_pareto(df: pd.DataFrame, latency_label: str) -> Figure:
-    """Energy per query against latency for every configuration; the Pareto front joined.
+def efficiency_pareto(df: pd.DataFrame, slo_target: float, scenario: str = "") -> Figure:
+    """Energy per query against output throughput per GPU, one Pareto front per load.
 
-    ``df``: ``latency_s``, ``energy_wh`` (facility Wh per query), ``label``.
+    ``df``: ``load`` (the offered load's label), ``tokens_per_s_per_gpu``, ``energy_wh``
+    (facility Wh per query, mean), ``feasible`` (every class met the SLO target), ``label``.
+    Only feasible points enter a front (the front maximises throughput per GPU and minimises
+    energy per query); infeasible ones are drawn hollow, for context.
     """
-    fig, (ax,) = _figure()
-    front = pareto_front(df["latency_s"], df["energy_wh"])
-    ax.scatter(df["latency_s"], df["energy_wh"], color="0.6", label="configuration")
-    f = df[front].sort_values("latency_s")
-    ax.plot(f["latency_s"], f["energy_wh"], color="C3", marker="o", label="Pareto front")
-    step = max(1, int(np.ceil(len(f) / 8)))  # at most 8 labels, so they stay readable
-    for i, (_, r) in enumerate(f.iterrows()):
-        if i % step and i != len(f) - 1:
+    fig, (ax,) = _figure(w_in=8.0)
+    factor, unit = axis_scale(df["energy_wh"], "Wh")
+    for i, (load, g) in enumerate(df.groupby("load", sort=False)):
+        ok, bad = g[g["feasible"]], g[~g["feasible"]]
+        c, m = colour(i), MARKERS[i % len(MARKERS)]
+        if len(bad):
+            ax.scatter(bad["tokens_per_s_per_gpu"], bad["energy_wh"] * factor, facecolors="none",
+                       edgecolors=c, marker=m, label=f"{load}: misses the SLO")
+        if not len(ok):
             continue
-        ax.annotate(str(r["label"]), (r["latency_s"], r["energy_wh"]), fontsize="x-small",
-                    xytext=(4, 4), textcoords="offset points")
-    ax.set_xlabel(f"{latency_label} (s)")
-    ax.set_ylabel("facility energy per query, mean (Wh)")
-    ax.set_title("Latency-energy Pareto front across configurations")
+        ax.scatter(ok["tokens_per_s_per_gpu"], ok["energy_wh"] * factor, color=c, marker=m,
+                   alpha=0.5)
+        front = ok[pareto_front(-ok["tokens_per_s_per_gpu"].to_numpy(), ok["energy_wh"].to_numpy())]
+        front = front.sort_values("tokens_per_s_per_gpu")
+        ax.plot(front["tokens_per_s_per_gpu"], front["energy_wh"] * factor, color=c, marker=m,
+                linestyle=LINESTYLES[i % 4], label=f"{load}: Pareto front")
+        for _, r in front.head(8).iterrows():
+            ax.annotate(str(r["label"]), (r["tokens_per_s_per_gpu"], r["energy_wh"] * factor),
+                        fontsize="x-small", xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("output throughput per GPU (tok/s per GPU)")
+    ax.set_ylabel(f"facility energy per query, mean ({unit})")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    _title(ax, "which configurations serve this load with the least energy?", scenario,
+           f"front over configurations meeting the SLO (every class >= {slo_target:.0%});"
+           " hollow: misses it")
     ax.legend(fontsize="small")
     return fig
 
 
-def power_cap_tradeoff(df: pd.DataFrame) -> Figure:
-    """Latency and energy against the GPU power cap.
+def power_cap_tradeoff(df: pd.DataFrame, slo_ttft_s: float | None = None,
+                       slo_tpot_s: float | None = None, scenario: str = "") -> Figure:
+    """Latency and energy against the GPU power cap, with the SLO targets drawn.
 
     ``df``: ``cap_w``, ``ttft_s_p99``, ``tpot_s_p99``, ``energy_wh`` (per query), ``series``.
     """
-    fig, (a1, a2) = _figure(w_in=11.0, ncols=2)
+    fig, (a1, a2, a3) = _figure(w_in=13.0, ncols=3)
     for si, (name, g) in enumerate(df.groupby("series", sort=False)):
         g = g.sort_values("cap_w")
         lab = f" ({name})" if name else ""
-        a1.plot(g["cap_w"], g["ttft_s_p99"] * 1e3, marker="o", color=f"C{si}", label=f"TTFT p99{lab}")
-        a1.plot(g["cap_w"], g["tpot_s_p99"] * 1e3, marker="s", linestyle="--", color=f"C{si}",
-                label=f"TPOT p99{lab}")
-        a2.plot(g["cap_w"], g["energy_wh"], marker="o", color=f"C{si}", label=name or None)
-    a1.set_xlabel("GPU power cap (W)")
-    a1.set_ylabel("latency (ms)")
-    a1.set_title("Latency vs power cap")
-    a1.legend(fontsize="small")
-    a2.set_xlabel("GPU power cap (W)")
-    a2.set_ylabel("facility energy per query, mean (Wh)")
-    a2.set_title("Energy per query vs power cap")
+        a1.plot(g["cap_w"], g["ttft_s_p99"] * 1e3, marker="o", color=colour(si),
+                linestyle=LINESTYLES[si % 4], label=f"TTFT p99{lab}")
+        a2.plot(g["cap_w"], g["tpot_s_p99"] * 1e3, marker="s", color=colour(si),
+                linestyle=LINESTYLES[si % 4], label=f"TPOT p99{lab}")
+        a3.plot(g["cap_w"], g["energy_wh"], marker="o", color=colour(si),
+                linestyle=LINESTYLES[si % 4], label=name or None)
+    for ax, slo, what in ((a1, slo_ttft_s, "TTFT"), (a2, slo_tpot_s, "TPOT")):
+        if slo is not None and np.isfinite(slo):
+            ax.axhline(slo * 1e3, color=SLO_COLOUR, linestyle=":", linewidth=1.5,
+                       label=f"SLO {what} {slo * 1e3:g} ms")
+        ax.set_xlabel("GPU power cap (W)")
+        ax.set_ylabel(f"{what} p99 (ms)")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize="small")
+    a1.set_title("time to first token", fontsize="medium")
+    a2.set_title("time per output token", fontsize="medium")
+    a3.set_xlabel("GPU power cap (W)")
+    a3.set_ylabel("facility energy per query, mean (Wh)")
+    a3.set_ylim(bottom=0)
+    a3.set_title("energy per query", fontsize="medium")
     if df["series"].nunique() > 1:
-        a2.legend(fontsize="small")
-    fig.suptitle("Power cap against latency and energy")
+        a3.legend(fontsize="small")
+    _title(fig, "what does a GPU power cap cost in latency, and save in energy?", scenario)
     return fig
 
 
-def nodes_needed(df: pd.DataFrame, slo_target: float) -> Figure:
+def nodes_needed(df: pd.DataFrame, slo_target: float, scenario: str = "") -> Figure:
     """Smallest fleet meeting the SLO against daily volume.
 
     ``df``: ``queries_per_day``, ``nodes`` (NaN when no swept size met the SLO),
     ``max_nodes`` (largest size swept), ``series``.
     """
     fig, (ax,) = _figure()
+    factor, unit = axis_scale(df["queries_per_day"], "")
+    unit = {"": "", "k": "thousand ", "M": "million ", "G": "billion ", "T": "trillion "}.get(unit, unit)
     for si, (name, g) in enumerate(df.groupby("series", sort=False)):
         g = g.sort_values("queries_per_day")
-        x = g["queries_per_day"].to_numpy() / 1e6
-        ax.step(x, g["nodes"], where="post", marker="o", color=f"C{si}", label=name or "nodes needed",
-                linestyle=("-", "--", ":", "-.")[si % 4], markersize=max(3, 8 - 2 * si))
+        x = g["queries_per_day"].to_numpy() * factor
+        ax.step(x, g["nodes"], where="post", marker=MARKERS[si % len(MARKERS)], color=colour(si),
+                label=name or "nodes needed", linestyle=LINESTYLES[si % 4],
+                markersize=max(3, 8 - 2 * si))
         miss = g["nodes"].isna().to_numpy()
         if miss.any():
-            ax.scatter(x[miss], g["max_nodes"].to_numpy()[miss] + 0.5, marker="^", color=f"C{si}",
+            ax.scatter(x[miss], g["max_nodes"].to_numpy()[miss] + 0.5, marker="^", color=colour(si),
                        label=f"not met with ≤ {int(g['max_nodes'].max())} nodes")
-    ax.set_xlabel("daily volume (million queries/day)")
+    ax.set_xlabel(f"daily volume ({unit}queries/day)")
     ax.set_ylabel("nodes needed (count)")
+    ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(f"Nodes needed vs daily volume at the SLO\n(every class ≥ {slo_target:.0%} of"
-                 " requests within SLO)")
+    _title(ax, "how many nodes does each daily volume need?", scenario,
+           f"smallest fleet with every class ≥ {slo_target:.0%} of requests within SLO")
     ax.legend(fontsize="small")
     return fig
 
 
-def tornado(df: pd.DataFrame, baseline_gwh: float, fleet_scale: float = 1.0) -> Figure:
+def tornado(df: pd.DataFrame, baseline_gwh: float, fleet_scale: float = 1.0,
+            scenario: str = "") -> Figure:
     """GWh/day sensitivity to uncertain inputs, one bar per input (low to high value).
 
     ``df``: ``input`` (dotted path), ``low``, ``high`` (input values), ``gwh_low``, ``gwh_high``.
     """
     d = df.assign(swing=(df["gwh_high"] - df["gwh_low"]).abs()).sort_values("swing")
     fig, (ax,) = _figure(h_in=max(3.0, 0.6 * len(d) + 1.8))
+    factor, unit = axis_scale(pd.concat([d["gwh_low"], d["gwh_high"]]) * WH_PER_GWH, "Wh")
+    k = WH_PER_GWH * factor
     y = np.arange(len(d))
-    lo = d["gwh_low"].to_numpy() - baseline_gwh
-    hi = d["gwh_high"].to_numpy() - baseline_gwh
-    ax.barh(y, lo, left=baseline_gwh, color="C0", label="input at low value")
-    ax.barh(y, hi, left=baseline_gwh, color="C3", label="input at high value")
-    ax.axvline(baseline_gwh, color="k", linewidth=1)
+    base = baseline_gwh * k
+    lo = d["gwh_low"].to_numpy() * k - base
+    hi = d["gwh_high"].to_numpy() * k - base
+    ax.barh(y, lo, left=base, color=PALETTE[0], label="input at its low value")
+    ax.barh(y, hi, left=base, color=PALETTE[1], hatch="//", label="input at its high value")
+    ax.axvline(base, color="k", linewidth=1)
     ax.set_yticks(y, [f"{r.input}\n{r.low:g} – {r.high:g}" for r in d.itertuples()], fontsize="small")
-    scale = "" if fleet_scale == 1 else f" x {fleet_scale:g} fleets"
-    ax.set_xlabel(f"facility energy (GWh/day{scale}, at the simulated load)")
-    ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4), useMathText=True)
+    scale = "" if fleet_scale == 1 else f", x {fleet_scale:g} fleets"
+    ax.set_xlabel(f"facility energy ({unit}/day{scale})")
     ax.set_ylabel("uncertain input (low – high)")
-    ax.set_title(f"Sensitivity of GWh/day to uncertain inputs\n(baseline {baseline_gwh:.4g} GWh/day)")
+    _title(ax, "which uncertain input moves energy per day most?", scenario,
+           f"baseline {base:.3g} {unit}/day")
     ax.legend(fontsize="small", loc="lower right")
+    return fig
+
+
+def metric_vs(df: pd.DataFrame, x_label: str, y_label: str, question: str,
+              scenario: str = "", detail: str = "") -> Figure:
+    """A metric against one swept input, one line per other configuration, optional P5-P95
+    band. ``df``: ``x``, ``y``, optional ``y_p5`` / ``y_p95``, ``series``."""
+    fig, (ax,) = _figure()
+    xs, x_label = scaled_x(df["x"], x_label)
+    df = df.assign(x=xs)
+    for i, (name, g) in enumerate(df.groupby("series", sort=False)):
+        g = g.sort_values("x")
+        ax.plot(g["x"], g["y"], marker=MARKERS[i % len(MARKERS)], color=colour(i),
+                linestyle=LINESTYLES[i % 4], label=str(name) or None)
+        if "y_p5" in g and g["y_p5"].notna().any():
+            ax.fill_between(g["x"], g["y_p5"], g["y_p95"], color=colour(i), alpha=0.2)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_ylim(bottom=0)
+    _title(ax, question, scenario, detail)
+    if df["series"].nunique() > 1:
+        ax.legend(fontsize="small")
+    return fig
+
+
+def relative_bars(df: pd.DataFrame, names: list[str], scenario: str = "") -> Figure:
+    """Each metric of every folder relative to the first (%), one bar group per metric.
+
+    ``df``: the compare table (``metric``, ``<name> vs <first> %`` columns)."""
+    d = df[[f"{n} vs {names[0]} %" for n in names[1:]] + ["metric"]].dropna(how="all")
+    fig, (ax,) = _figure(w_in=8.5, h_in=max(3.0, 0.35 * len(d) * max(1, len(names) - 1) ** 0.5 + 1.6))
+    y = np.arange(len(d))
+    width = 0.8 / max(1, len(names) - 1)
+    for i, n in enumerate(names[1:]):
+        ax.barh(y + (i - (len(names) - 2) / 2) * width, d[f"{n} vs {names[0]} %"].fillna(0.0),
+                height=width, color=colour(i + 1), hatch=["", "//", "..", "xx"][i % 4],
+                label=f"{n} vs {names[0]}")
+    ax.axvline(0, color="k", linewidth=1)
+    ax.set_yticks(y, d["metric"], fontsize="small")
+    ax.invert_yaxis()
+    ax.set_xlabel(f"difference from {names[0]} (%)")
+    _title(ax, f"how do they differ from {names[0]}?", scenario)
+    ax.legend(fontsize="small")
     return fig

@@ -10,6 +10,16 @@ Definitions (all exclude warm-up requests; windowed quantities use the steady-st
 * energy_*_j: exact integrals over the whole run [0, simulated_time_s] of piecewise-constant
   power (the engine's :class:`~simulator.engine.ledger.Ledger`); GPU idle power fills every
   interval a GPU has no work.
+* throughput_requests_per_s: measured requests completed / (last measured completion -
+  window_start_s), as serving benchmarks report it (vLLM's benchmark_serving: completed /
+  duration up to the last completion): the drain counts, so a short overloaded run reports
+  its service rate, not 0. At a load the fleet sustains it tends to the offered rate as runs
+  get longer (the drain tail weighs less); above capacity, to the capacity.
+  offered_requests_per_s: measured arrivals / window length. throughput_output_tokens_per_s
+  stays output tokens generated inside the window / window length.
+* facility_power_w_mean: the fleet's mean facility power over the window (IT x PUE), W;
+  energy_facility_wh_per_day: that power held for 24 h, Wh/day (energy per day at the
+  simulated load, steady state: no start-up or drain tail).
 * energy_per_output_token_j: GPU energy / output tokens, inside the window (what GPU-metered
   benchmarks report). energy_per_query_wh_*: facility energy (GPU + host busy share, times PUE)
   attributed to each query by the tokens it had in each iteration.
@@ -38,6 +48,7 @@ STATE_CATEGORIES = ["completed", "dropped", "in_flight"]
 # engine state -> index in STATE_CATEGORIES
 STATE_CODES = np.array([STATE_CATEGORIES.index(STATE_NAMES[k]) for k in sorted(STATE_NAMES)])
 J_PER_WH = 3600.0
+SECONDS_PER_DAY = 86400.0
 
 
 def request_table(run: EngineRun) -> pd.DataFrame:
@@ -110,6 +121,11 @@ def collect(run: EngineRun, controllers: Sequence[Controller] = ()) -> RunResult
                     measurement_window(run, table), list(run.workload.class_names),
                     controllers={c.name: c for c in controllers})
     res.summary = summarise(res)
+    if run.scenario.cost is not None:
+        from simulator.metrics.cost import run_cost
+
+        res.summary["cost"] = run_cost(run.scenario.cost, res.summary,
+                                       [(p.nodes, p.gpus // p.nodes) for p in run.fleet.pools])
     for c in controllers:
         part = c.summary(run.ledger)
         if part is not None:
@@ -196,6 +212,15 @@ def _pct(x: np.ndarray, q: float) -> float:
     return float(np.percentile(x, q)) if x.size else float("nan")
 
 
+def completion_rate_per_s(done: pd.DataFrame, w0: float) -> float:
+    """Measured completions per second: completed measured requests / (last completion - w0)
+    (0 when none completed)."""
+    if not len(done):
+        return 0.0
+    span = float(done["finish_s"].max()) - w0
+    return len(done) / span if span > 0 else float("nan")
+
+
 def _power_figures(w: Window, peak_w: float) -> dict[str, float]:
     """Power, energy, batch and KV figures of a window (a pool's or the fleet's)."""
     win = max(w.duration_s, 1e-12)
@@ -231,14 +256,13 @@ def _pool_summary(res: RunResult, pool: Pool, w0: float, w1: float, pue: float) 
     mine = df[np.isin(df["replica"].to_numpy(), np.array([r.index for r in pool.replicas]))]
     completed = mine["state"] == "completed"
     done = mine[completed & ~mine["warmup"]]
-    in_win = done[(done["finish_s"] >= w0) & (done["finish_s"] <= w1)]
     return {
         "model": pool.spec.model_shape().name, "gpu": pool.profile.name,
         "nodes": pool.nodes, "gpus": pool.gpus, "tp": pool.tp, "replicas": len(pool.replicas),
         "kv_capacity_tokens_per_replica": pool.kv.capacity_tokens,
         "memory": pool.memory.as_gib(),
         "requests_completed": int(completed.sum()),
-        "throughput_requests_per_s": len(in_win) / win,
+        "throughput_requests_per_s": completion_rate_per_s(done, w0),
         "throughput_output_tokens_per_s": w.tokens_out / win,
         **_power_figures(w, led.peak_node_power_w(pool)),
         **_energy_figures(total, pue),
@@ -257,7 +281,6 @@ def summarise(res: RunResult) -> dict[str, Any]:
     # ---- requests
     m = df[~df["warmup"]]
     done = m[m["state"] == "completed"]
-    in_win = done[(done["finish_s"] >= w0) & (done["finish_s"] <= w1)]
     itl = weighted_itl_quantiles([r.rec for r in fleet.replicas], w0, [0.5, 0.9, 0.99])
     wh = done["energy_facility_wh"].to_numpy()
     one = len(pools) == 1
@@ -278,7 +301,8 @@ def summarise(res: RunResult) -> dict[str, Any]:
         "requests_in_flight": int((df["state"] == "in_flight").sum()),
         "requests_measured": int(len(m)),
         "preemptions": int(sum(r.preemptions for r in fleet.replicas)),
-        "throughput_requests_per_s": len(in_win) / win,
+        "offered_requests_per_s": len(m) / win,
+        "throughput_requests_per_s": completion_rate_per_s(done, w0),
         "throughput_output_tokens_per_s": w.tokens_out / win,
         "ttft_s_p50": _pct(done["ttft_s"].to_numpy(), 50),
         "ttft_s_p90": _pct(done["ttft_s"].to_numpy(), 90),
@@ -294,6 +318,9 @@ def summarise(res: RunResult) -> dict[str, Any]:
         "memory": pools[0].memory.as_gib() if one else None,
         **_power_figures(w, led.peak_node_power_w()),
         **_energy_figures(total, pue),
+        "pue": pue,
+        "facility_power_w_mean": w.it_j / win * pue,
+        "energy_facility_wh_per_day": w.it_j / win * pue * SECONDS_PER_DAY / J_PER_WH,
         "energy_per_query_wh_mean": float(wh.mean()) if wh.size else float("nan"),
         "energy_per_query_wh_p50": _pct(wh, 50),
         "energy_per_query_wh_p25": _pct(wh, 25),

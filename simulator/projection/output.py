@@ -2,7 +2,7 @@
 
     OUT/summary.json             the contract (docs/projection.md)
     OUT/hourly.csv               nominal day, one row per hour: load, nodes on, energy by part
-    OUT/facility_power.parquet   t_s, facility_power_w, nodes_on (what `fleetsim plot` draws)
+    OUT/facility_power.parquet   t_s, facility_power_w (+ _p5, _p95), it_power_w, nodes_on
     OUT/levels.csv               nominal simulated load levels (per-node power, SLO attainment)
     OUT/draws.csv                Monte Carlo draws: every input's value and the day's results
     OUT/sensitivity.csv          tornado rows fitted on the draws (when there are enough)
@@ -23,27 +23,28 @@ from simulator.projection.project import Projection
 
 
 def power_frame(proj: Projection) -> pd.DataFrame:
-    """The hourly curve in the charts' tidy form (t_s from midnight, W, count)."""
+    """The hourly curve in the charts' tidy form (t_s from midnight, W, count), with the
+    P5/P95 of each hour's facility power over the Monte Carlo draws."""
     h = proj.hourly
     return pd.DataFrame({"t_s": h["hour"].to_numpy() * SECONDS_PER_HOUR,
                          "facility_power_w": h["facility_power_w"].to_numpy(),
+                         "facility_power_w_p5": h["facility_power_w_p5"].to_numpy(),
+                         "facility_power_w_p95": h["facility_power_w_p95"].to_numpy(),
                          "it_power_w": h["it_power_w"].to_numpy(),
                          "nodes_on": h["nodes_on"].to_numpy()})
 
 
 def write_charts(proj: Projection, out: Path) -> list[Path]:
+    """The 24-hour chart (the same figure `fleetsim plot` draws from the folder) and the
+    tornado."""
     from simulator.charts import plots
+    from simulator.charts.draw import projection_day_figure
 
     s = proj.summary
-    ts = power_frame(proj)
-    ts = pd.concat([ts, ts.iloc[[-1]].assign(t_s=24 * SECONDS_PER_HOUR)], ignore_index=True)
-    paths = plots.save(plots.facility_power_24h(
-        ts, subtitle=f"{s['scenario']}: {s['queries_per_day']:.3g} queries/day,"
-        f" {s['idle_policy']}, {s['gwh_per_day_facility_nominal']:.3g} GWh/day (nominal)"),
-        out / "facility_power_24h")
+    paths = plots.save(projection_day_figure(power_frame(proj), s), out / "facility_power_24h")
     if proj.sensitivity is not None and len(proj.sensitivity):
-        paths += plots.save(plots.tornado(proj.sensitivity, s["gwh_per_day_facility_p50"]),
-                            out / "tornado_gwh")
+        paths += plots.save(plots.tornado(proj.sensitivity, s["gwh_per_day_facility_p50"],
+                                          scenario=s["scenario"]), out / "tornado_gwh")
     return paths
 
 

@@ -95,9 +95,61 @@ def _seed(root: int, *key: int) -> int:
     return int(np.random.SeedSequence(root, spawn_key=key).generate_state(1)[0])
 
 
+def search_capacity(ok: Callable[..., bool], start: float, tolerance: float,
+                    target: float, file: str | None = None) -> float:
+    """The largest rate for which ``ok(rate)`` holds (every class meets its SLO target), to a
+    relative ``tolerance``: bracket by doubling or halving from ``start`` with short trials
+    (``ok(rate, True)``: a quarter of the requests), confirm the bracket with
+    full-length trials, then bisect. ``ok`` must be monotone in the rate (common random
+    numbers). Used by projections and by ``fleetsim size``."""
+    lo, hi = 0.0, start
+    if ok(start, True):
+        lo = start
+        for _ in range(MAX_BRACKET_STEPS):
+            hi = lo * 2.0
+            if not ok(hi, True):
+                break
+            lo = hi
+        else:
+            raise ScenarioError(f"per-node capacity above {hi:.4g} queries/s: the SLO"
+                                " never binds", file=file, field="workload.classes")
+    else:
+        for _ in range(MAX_BRACKET_STEPS):
+            hi_try = hi / 2.0
+            if ok(hi_try, True):
+                lo = hi_try
+                break
+            hi = hi_try
+        else:
+            raise ScenarioError(
+                f"no per-node rate down to {hi:.3g} queries/s meets every class's SLO"
+                f" (slo_target {target:g}): the SLO cannot be met on this deployment",
+                file=file, field="projection.fleet.slo_target")
+    # confirm the bracket with full-length trials (a short trial can miss a slow build-up of
+    # the queue)
+    for _ in range(MAX_BRACKET_STEPS):
+        if ok(hi):
+            lo, hi = hi, hi * 2.0
+        elif lo > 0 and not ok(lo):
+            lo, hi = lo / 2.0, lo
+        else:
+            break
+    while (hi - lo) > tolerance * lo:
+        mid = 0.5 * (lo + hi)
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def project(sc: Scenario, workers: int = 1,
-            progress: Callable[[int], None] | None = None) -> Projection:
-    """Project a whole day for a validated scenario with a ``projection`` section."""
+            progress: Callable[[int], None] | None = None,
+            on_total: Callable[[int], None] | None = None) -> Projection:
+    """Project a whole day for a validated scenario with a ``projection`` section.
+
+    ``progress`` is called with 1 after each simulation; ``on_total`` with the total number
+    of simulations once the plan is known (after the capacity search and the nominal day)."""
     p = sc.projection
     if p is None:
         raise ScenarioError("missing: `fleetsim project` needs a projection section (at least"
@@ -137,45 +189,7 @@ def project(sc: Scenario, workers: int = 1,
                 search.append((rate, r))
                 return r.min_attainment() >= target
             start = q_peak_fleet / p.fleet.nodes if isinstance(p.fleet.nodes, int) else 1.0
-            lo, hi = 0.0, start
-            if ok(start, True):
-                lo = start
-                for _ in range(MAX_BRACKET_STEPS):
-                    hi = lo * 2.0
-                    if not ok(hi, True):
-                        break
-                    lo = hi
-                else:
-                    raise ScenarioError(f"per-node capacity above {hi:.4g} queries/s: the SLO"
-                                        " never binds", file=sc.file, field="workload.classes")
-            else:
-                for _ in range(MAX_BRACKET_STEPS):
-                    hi_try = hi / 2.0
-                    if ok(hi_try, True):
-                        lo = hi_try
-                        break
-                    hi = hi_try
-                else:
-                    raise ScenarioError(
-                        f"no per-node rate down to {hi:.3g} queries/s meets every class's SLO"
-                        f" (slo_target {target:g}): the SLO cannot be met on this deployment",
-                        file=sc.file, field="projection.fleet.slo_target")
-            # confirm the bracket with full-length trials (a short trial can miss a slow
-            # build-up of the queue)
-            for _ in range(MAX_BRACKET_STEPS):
-                if ok(hi):
-                    lo, hi = hi, hi * 2.0
-                elif lo > 0 and not ok(lo):
-                    lo, hi = lo / 2.0, lo
-                else:
-                    break
-            while (hi - lo) > p.fleet.capacity_tolerance * lo:
-                mid = 0.5 * (lo + hi)
-                if ok(mid):
-                    lo = mid
-                else:
-                    hi = mid
-            return lo
+            return search_capacity(ok, start, p.fleet.capacity_tolerance, target, sc.file)
 
         need_cap = p.fleet.nodes == "auto" or p.idle.policy == "autoscale"
         cap = capacity() if need_cap else None
@@ -214,6 +228,8 @@ def project(sc: Scenario, workers: int = 1,
                 f" (per-node capacity {cap:.4g} queries/s), {nodes_for(q_peak, cap, p.fleet.headroom)}"
                 f" with headroom {p.fleet.headroom:g}", file=sc.file, field="projection.fleet.nodes")
         inputs = draw_inputs(p.uncertainty, cal, fac0)
+        if on_total is not None:
+            on_total(runner.simulations + len(inputs) * len(plan.levels))
         jobs = []
         perts = []
         for _, row in inputs.iterrows():
@@ -240,8 +256,10 @@ def project(sc: Scenario, workers: int = 1,
     tot0, hourly0 = day(nominal, fac0)
     n_levels = len(plan.levels)
     rows = []
+    hourly_draws = []  # facility power per hour of each draw, W
     for d, (pert, fac) in enumerate(perts):
-        tot, _ = day(drawn[d * n_levels:(d + 1) * n_levels], fac)
+        tot, hourly_d = day(drawn[d * n_levels:(d + 1) * n_levels], fac)
+        hourly_draws.append(hourly_d["facility_power_w"].to_numpy())
         lv = drawn[d * n_levels:(d + 1) * n_levels]
         rows.append({"gwh_per_day_facility": tot["energy_facility_j"] / J_PER_GWH,
                      "gwh_per_day_it": tot["energy_it_j"] / J_PER_GWH,
@@ -250,6 +268,14 @@ def project(sc: Scenario, workers: int = 1,
     draws = pd.concat([inputs, pd.DataFrame(rows, index=inputs.index)], axis=1) if rows else \
         inputs.assign(gwh_per_day_facility=[], gwh_per_day_it=[], co2_t_per_day=[],
                       slo_attainment_min=[])
+    # per-hour P5/P95 of facility power over the draws (the nominal hour without draws)
+    if hourly_draws:
+        hd = np.vstack(hourly_draws)
+        hourly0["facility_power_w_p5"] = np.percentile(hd, 5, axis=0)
+        hourly0["facility_power_w_p95"] = np.percentile(hd, 95, axis=0)
+    else:
+        hourly0["facility_power_w_p5"] = hourly0["facility_power_w"]
+        hourly0["facility_power_w_p95"] = hourly0["facility_power_w"]
     # per-hour SLO attainment and the level table (nominal)
     for c in classes:
         hourly0[f"slo_attainment.{c}"] = [
@@ -274,6 +300,13 @@ def project(sc: Scenario, workers: int = 1,
     proj.summary = _summary(sc, proj, tot0, nominal, cap, curve_source, warmup_s, n_sims,
                             search, cal)
     proj.summary["sampling"]["capacity_cuts"] = capacity_cuts
+    if sc.cost is not None:
+        from simulator.metrics.cost import projection_cost
+        from simulator.projection.sample import mean_output_tokens
+
+        proj.summary["cost"] = projection_cost(
+            sc.cost, proj.summary, list(hourly0["energy_facility_j"]), gpn,
+            mean_output_tokens(sc), list(draws["gwh_per_day_facility"]))
     return proj
 
 
@@ -407,6 +440,8 @@ def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: lis
         "peak_queries_per_s": float(plan.fleet_rate_per_s.max()),
         "facility_power_w_peak": float(proj.hourly["facility_power_w"].max()),
         "facility_power_w_mean": float(proj.hourly["facility_power_w"].mean()),
+        "facility_power_w_peak_p5": float(proj.hourly["facility_power_w_p5"].max()),
+        "facility_power_w_peak_p95": float(proj.hourly["facility_power_w_p95"].max()),
         "slo_target": p.fleet.slo_target,
         "slo_attainment": _day_attainment(plan, nominal, classes),
         "idle_policy": p.idle.policy,
@@ -423,6 +458,10 @@ def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: lis
                            k: residual_median(cal, k)
                            for k in ("prefill_time", "decode_time", "gpu_power")}},
             "slo_attainment_min_p5": _pct(draws["slo_attainment_min"], 5) if len(draws) else math.nan,
+            "slo_attainment_min_worst": float(draws["slo_attainment_min"].min()) if len(draws)
+            else math.nan,
+            "draws_below_slo_target": int((draws["slo_attainment_min"] < p.fleet.slo_target).sum())
+            if len(draws) else 0,
         },
         "sampling": {"nodes": p.sample.nodes, "requests_per_level": p.sample.requests,
                      "warmup_s": warmup_s, "levels": len(plan.levels),

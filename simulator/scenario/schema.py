@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from simulator.scenario.cost import CostSpec
 from simulator.scenario.power import PowerSpec, check_power
 from simulator.catalog import CATALOG, ModelShape
 from simulator.devices import DeviceProfile, load_profile, names as device_names
@@ -317,6 +318,20 @@ class SimulationSpec(Strict):
         return self
 
 
+def check_measured(sim: SimulationSpec) -> None:
+    """A run must leave requests to measure after its warm-up (else every figure is n/a)."""
+    if sim.requests is not None and sim.warmup_requests >= sim.requests:
+        raise ValueError(
+            f"simulation.warmup_requests: {sim.warmup_requests} warm-up requests leave none of"
+            f" the {sim.requests} requests (simulation.requests) to measure; make"
+            " warmup_requests smaller than requests")
+    if sim.duration_s is not None and sim.requests is None and sim.warmup_s >= sim.duration_s:
+        raise ValueError(
+            f"simulation.warmup_s: a {sim.warmup_s:g} s warm-up leaves nothing of the"
+            f" {sim.duration_s:g} s run (simulation.duration_s) to measure; make warmup_s"
+            " shorter than duration_s")
+
+
 class Scenario(Strict):
     """A complete simulation: model, fleet, policies, workload, facility, run control."""
 
@@ -337,6 +352,10 @@ class Scenario(Strict):
     projection: ProjectionSpec | None = Field(
         None, description="fleet-day projection (`fleetsim project`; see docs/projection.md);"
         " ignored by `fleetsim run`")
+    cost: CostSpec | None = Field(
+        None, description="prices of hardware and electricity (optional; every price is a"
+        " user input): adds $/day, $ per million output tokens and $ per 1,000 queries by"
+        " class to summaries")
 
     _base_dir: Path = PrivateAttr(default_factory=lambda: Path("."))
     _file: str | None = PrivateAttr(default=None)
@@ -386,6 +405,7 @@ class Scenario(Strict):
             pool.check()
         check_power(self)
         check_projection(self)
+        check_measured(self.simulation)
         return self
 
     # ---------------------------------------------------------------- derived

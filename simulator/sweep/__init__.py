@@ -10,6 +10,9 @@ Layout of a sweep's output folder::
 Dependency direction: sweep -> engine/output (never the other way).
 """
 
+import sys
+import types
+
 from simulator.sweep.commands import COMMANDS
 from simulator.sweep.results import collect_results, flatten_summary
 from simulator.sweep.runner import run_sweep
@@ -17,3 +20,17 @@ from simulator.sweep.spec import Point, Sweep, build_sweep, point_id
 
 __all__ = ["COMMANDS", "Point", "Sweep", "build_sweep", "collect_results", "flatten_summary",
            "point_id", "run_sweep"]
+
+
+class _CallableModule(types.ModuleType):
+    """``from simulator import sweep`` names this package (a submodule wins over the package's
+    lazy exports), so the package itself is callable: ``sweep(...)`` is
+    :func:`simulator.planning.sweep`."""
+
+    def __call__(self, *args, **kwargs):
+        from simulator.planning import sweep as _sweep
+
+        return _sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -14,7 +14,7 @@ import click
 @click.option("--points", "points_file", type=click.Path(dir_okay=False),
               help="YAML list of points, each a mapping {dotted.path: value}")
 @click.option("--sample", "sample_n", type=click.IntRange(min=1), metavar="N",
-              help="N random points drawn uniformly from the --range bounds")
+              help="N points of a Latin hypercube over the --range bounds (scipy.stats.qmc)")
 @click.option("--seed", "sample_seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="seed of --sample")
 @click.option("--range", "ranges", multiple=True, metavar="PATH=LOW:HIGH",

@@ -8,8 +8,9 @@ duplicates, of
 * ``grid``: the cartesian product of ``{path: [values]}`` (first path varies slowest);
 * ``points``: an explicit list of mappings (``{}`` is the base scenario itself, useful as the
   baseline of a one-at-a-time sensitivity study);
-* ``sample``: ``n`` points drawn uniformly from ``ranges`` ``{path: [low, high]}`` with ``seed``
-  (integers when both bounds are integers, else floats).
+* ``sample``: ``n`` points of a Latin hypercube over ``ranges`` ``{path: [low, high]}`` with
+  ``seed`` (scipy.stats.qmc; every range cut into ``n`` equal strata, one point in each;
+  integers when both bounds are integers, else floats).
 
 A point's id is a hash of its overrides only (stable across runs, machines and point order); its
 results live in ``OUT/points/<id>/``.
@@ -37,7 +38,8 @@ from simulator.strict import Strict
 
 
 class SampleSpec(Strict):
-    """Random points: ``n`` draws, uniform in each range, reproducible from ``seed``."""
+    """Random points: ``n`` points of a Latin hypercube over the ranges (one in each of ``n``
+    equal strata of every range), reproducible from ``seed``."""
 
     n: int = Field(gt=0, description="number of random points")
     seed: int = Field(0, ge=0, description="seed of the draws")
@@ -178,16 +180,21 @@ def expand(spec: SweepSpec, file: str | None = None) -> list[dict[str, Any]]:
         if not s.ranges:
             raise ScenarioError("sample needs at least one range (path: [low, high])", file=file,
                                 field="sweep.sample.ranges")
-        rng = np.random.default_rng(s.seed)
-        cols: dict[str, list[Any]] = {}
+        from scipy.stats import qmc
+
         for path, (lo, hi) in s.ranges.items():
             if hi < lo:
                 raise ScenarioError(f"range needs low <= high (got {lo}, {hi})", file=file,
                                     field=f"sweep.sample.ranges.{path}")
+        # a Latin hypercube: each range is cut into n equal strata and every stratum gets one
+        # point, so n points cover every input's range evenly (plain random draws clump)
+        u = qmc.LatinHypercube(d=len(s.ranges), rng=np.random.default_rng(s.seed)).random(s.n)
+        cols: dict[str, list[Any]] = {}
+        for j, (path, (lo, hi)) in enumerate(s.ranges.items()):
             if isinstance(lo, int) and isinstance(hi, int):
-                cols[path] = [int(x) for x in rng.integers(int(lo), int(hi) + 1, size=s.n)]
+                cols[path] = [int(min(hi, lo + np.floor(x * (hi - lo + 1)))) for x in u[:, j]]
             else:
-                cols[path] = [float(x) for x in rng.uniform(lo, hi, size=s.n)]
+                cols[path] = [float(lo + x * (hi - lo)) for x in u[:, j]]
         for i in range(s.n):
             out.append({p: cols[p][i] for p in cols})
     if not out:

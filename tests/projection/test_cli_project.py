@@ -43,7 +43,7 @@ def test_project_writes_the_folder(tmp_path):
                         "--set", "projection.uncertainty.draws=2"], capture_output=True,
                        text=True, cwd=REPO)
     assert r.returncode == 0, r.stderr
-    assert "GWh/day P50" in r.stdout
+    assert "/day facility P50" in r.stdout and "peak" in r.stdout
     s = json.loads((out / "summary.json").read_text())
     assert s["uncertainty"]["draws"] == 2
     for f in ("hourly.csv", "levels.csv", "draws.csv", "facility_power.parquet",

@@ -77,7 +77,9 @@ def check_files(paths):
 
 def test_every_chart_renders_from_real_results(sweep_dir, day_dir, tmp_path):
     made, skipped = plot_all(sweep_dir, tmp_path / "sweep")
-    assert {c.name for c in made} == set(BUILDERS) - {"facility_power_24h"}, skipped
+    # a sweep of runs without a cost section: every chart but the projection ones and cost
+    assert {c.name for c in made} == set(BUILDERS) - {
+        "facility_power_24h", "energy_per_day_vs_input", "cost_per_query"}, skipped
     day_made, day_skipped = plot_all(day_dir, tmp_path / "day")
     assert {c.name for c in day_made} == {"facility_power_24h", "energy_per_query_by_class"}
     for c in [*made, *day_made]:
@@ -98,10 +100,12 @@ def test_report_is_one_self_contained_html(sweep_dir, tmp_path):
     r = CliRunner().invoke(main, ["report", str(sweep_dir), "-o", str(out)])
     assert r.exit_code == 0, r.output
     page = out.read_text()
-    assert page.count('src="data:image/png;base64,') == 6
+    assert page.count("<figure data-chart=") == 6 and page.count("<svg") >= 6
     assert not re.search(r'(src|href)="(http|file|/)', page)  # nothing outside the file
-    assert "<table" in page and page.count("<tr") == 1 + 13  # header + one row per point
+    body = page[page.index('<table id="results">'):]
+    assert body.count("<tr") == 1 + 13  # header + one row per point
     assert "facility_power_24h" in page  # the note on the chart it could not draw
+    assert 'id="headline"' in page and "Recommended" in page
 
 
 def test_plot_rejects_a_folder_without_results(tmp_path):
@@ -115,14 +119,15 @@ def test_one_at_a_time_pue_points_scale_facility_energy_exactly(sweep_dir):
     base = t[t[r.params].isna().all(axis=1)]
     assert len(base) == 1 and "workload.mix.long" in r.grid_params
     pue = t[t["facility.pue"].notna()]
-    ratio = pue["energy_facility_j"].to_numpy() / float(base["energy_facility_j"].iloc[0])
-    assert ratio == pytest.approx(pue["facility.pue"].to_numpy() / 1.2, rel=1e-12)  # base PUE 1.2
+    for col in ("energy_facility_j", "energy_facility_wh_per_day"):
+        ratio = pue[col].to_numpy() / float(base[col].iloc[0])
+        assert ratio == pytest.approx(pue["facility.pue"].to_numpy() / 1.2, rel=1e-12)  # base PUE 1.2
 
 
 def test_gwh_per_day_units():
-    # 1 MW for any duration is 24 MWh/day = 0.024 GWh/day; fleet scale multiplies
-    assert gwh_per_day(1e6 * 3600, 3600) == pytest.approx(0.024)
-    assert gwh_per_day(1e6 * 10, 10, fleet_scale=50) == pytest.approx(1.2)
+    # 1 MW held for 24 h is 24 MWh/day = 0.024 GWh/day; fleet scale multiplies
+    assert gwh_per_day(24e6) == pytest.approx(0.024)
+    assert gwh_per_day(24e6, fleet_scale=50) == pytest.approx(1.2)
 
 
 def test_pareto_front_mask():
