@@ -1,8 +1,9 @@
 """Model catalog: real transformer shapes (from each model's published config.json).
 
 A :class:`ModelShape` is everything the timing, power and memory models need to know about a
-dense decoder-only transformer, including what its FP8 checkpoint keeps in BF16 (weight bytes
-per layer type decide the KV budget). Each entry names the checkpoints it models
+decoder-only transformer — dense or a mixture of experts (MoE), with grouped-query, sliding-
+window or multi-head latent attention — including what its quantized checkpoint keeps in BF16
+(weight bytes per layer type decide the KV budget). Each entry names the checkpoints it models
 (``checkpoints``: precision -> Hugging Face repository). Scenarios name a catalog entry or give a
 shape inline.
 """
@@ -14,9 +15,21 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ModelShape:
-    """Architecture of a dense decoder-only transformer.
+    """Architecture of a decoder-only transformer.
 
     ``head_dim`` defaults to ``hidden_size // heads`` (Qwen3 sets it explicitly to 128).
+
+    Mixture of experts (``experts > 0``): after the first ``dense_layers`` layers (a dense MLP of
+    ``ffn_size``), every ``moe_layer_step``-th layer is an MoE layer (the others dense): a
+    router over ``experts`` experts, each token sent to ``experts_per_token`` of them (an
+    expert is a gated MLP of ``expert_ffn_size``), plus an always-on shared expert of
+    ``shared_expert_ffn_size`` (0: none).
+
+    Attention: ``sliding_window_layers`` layers attend to the last ``sliding_window_tokens``
+    tokens only (gpt-oss); ``kv_lora_rank > 0`` is multi-head latent attention (DeepSeek-V2/V3:
+    the cache holds a ``kv_lora_rank + qk_rope_head_dim`` latent per token and layer, the same
+    on every GPU; ``head_dim`` is then the query/key head dimension, nope + rope, and
+    ``v_head_dim`` the value one).
     """
 
     name: str
@@ -29,13 +42,53 @@ class ModelShape:
     gated_mlp: bool = True
     head_dim: int = 0
     tied_embeddings: bool = False
-    fp8_bf16_gemms: tuple[str, ...] = ()  # GEMMs ("qkv", "o", "up", "down") FP8 keeps in BF16
+    # GEMMs ("qkv", "o", "up", "down", "shared", "experts") a quantized (FP8, MXFP4) checkpoint
+    # keeps in BF16
+    fp8_bf16_gemms: tuple[str, ...] = ()
     fp8_bf16_edge_layers: int = 0  # first and last layers the FP8 checkpoint keeps whole in BF16
     checkpoints: tuple[tuple[str, str], ...] = ()  # (precision, Hugging Face repo) modelled
+    experts: int = 0
+    experts_per_token: int = 0
+    expert_ffn_size: int = 0
+    shared_expert_ffn_size: int = 0
+    dense_layers: int = 0
+    moe_layer_step: int = 1
+    sliding_window_tokens: int = 0
+    sliding_window_layers: int = 0
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
 
     def __post_init__(self) -> None:
         if self.head_dim == 0:
             object.__setattr__(self, "head_dim", self.hidden_size // self.heads)
+        if self.v_head_dim == 0:
+            object.__setattr__(self, "v_head_dim", self.head_dim)
+
+    @property
+    def is_moe(self) -> bool:
+        return self.experts > 0
+
+    @property
+    def mla(self) -> bool:
+        """Multi-head latent attention."""
+        return self.kv_lora_rank > 0
+
+    @property
+    def moe_layers(self) -> int:
+        """Layers whose MLP is a mixture of experts."""
+        return (self.layers - self.dense_layers) // self.moe_layer_step if self.is_moe else 0
+
+    @property
+    def dense_mlp_layers(self) -> int:
+        """Layers with a dense MLP of ``ffn_size``."""
+        return self.layers - self.moe_layers
+
+    @property
+    def full_attention_layers(self) -> int:
+        """Layers that attend to the whole context (the rest use the sliding window)."""
+        return self.layers - self.sliding_window_layers
 
     @property
     def q_size(self) -> int:
@@ -48,22 +101,35 @@ class ModelShape:
         return self.kv_heads * self.head_dim
 
     @property
-    def params_per_layer(self) -> int:
-        """Weights of one layer: QKV, O, MLP (norm weights are negligible and ignored)."""
+    def attention_params_per_layer(self) -> int:
+        """Weights of one layer's attention projections."""
         d = self.hidden_size
-        attn = d * (self.q_size + 2 * self.kv_size) + self.q_size * d
-        mlp = (3 if self.gated_mlp else 2) * d * self.ffn_size
-        return attn + mlp
+        if self.mla:
+            nope = self.head_dim - self.qk_rope_head_dim
+            q = (d * self.q_lora_rank + self.q_lora_rank * self.heads * self.head_dim
+                 if self.q_lora_rank else d * self.heads * self.head_dim)
+            kv = d * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank * self.heads * (nope + self.v_head_dim)
+            return q + kv + self.heads * self.v_head_dim * d
+        return d * (self.q_size + 2 * self.kv_size) + self.q_size * d
+
+    def mlp_params(self, ffn: int) -> int:
+        return (3 if self.gated_mlp else 2) * self.hidden_size * ffn
 
     @property
     def params_total(self) -> int:
-        """All weights: layers plus input embedding and LM head (counted once if tied)."""
+        """All weights: attention, dense MLPs, experts (all of them), shared experts and
+        routers, plus input embedding and LM head (counted once if tied); norms are ignored."""
         emb = self.vocab_size * self.hidden_size
-        return self.layers * self.params_per_layer + emb * (1 if self.tied_embeddings else 2)
+        moe = (self.experts * self.mlp_params(self.expert_ffn_size) + self.mlp_params(self.shared_expert_ffn_size)
+               + self.hidden_size * self.experts)
+        return (self.layers * self.attention_params_per_layer + self.dense_mlp_layers * self.mlp_params(self.ffn_size)
+                + self.moe_layers * moe + emb * (1 if self.tied_embeddings else 2))
 
-    def kv_bytes_per_token(self, bytes_per_element: float) -> float:
-        """KV-cache bytes one token occupies across all layers (K and V), whole model."""
-        return 2.0 * self.layers * self.kv_size * bytes_per_element
+    @property
+    def params_active(self) -> int:
+        """Weights one token uses (its experts only)."""
+        idle = self.moe_layers * (self.experts - self.experts_per_token) * self.mlp_params(self.expert_ffn_size)
+        return self.params_total - idle
 
 
 def _m(name: str, layers: int, d: int, h: int, kvh: int, ffn: int, vocab: int, **kw) -> ModelShape:

@@ -22,7 +22,7 @@ from pydantic import Field, ValidationError
 
 from simulator.errors import ScenarioError
 from simulator.physics.dvfs import DVFSParams
-from simulator.physics.hardware import GPUSpec, NodeSpec
+from simulator.physics.hardware import WEIGHT_ONLY, GPUSpec, NodeSpec
 from simulator.physics.params import Calibration
 from simulator.strict import Strict
 
@@ -97,8 +97,10 @@ class DeviceProfile:
 
     @property
     def precisions(self) -> tuple[str, ...]:
-        """GEMM precisions the GPU has a dense peak for."""
-        return tuple(self.gpu.peak_flops_per_s)
+        """GEMM precisions the GPU has a dense peak for, and the weight-only formats it runs
+        by dequantizing."""
+        return tuple(self.gpu.peak_flops_per_s) + tuple(
+            w for w in WEIGHT_ONLY if w not in self.gpu.peak_flops_per_s and self.gpu.supports(w))
 
     def calibration(self) -> Calibration:
         """The fitted timing and power coefficients (read once)."""

@@ -9,7 +9,11 @@ from dataclasses import dataclass, field
 
 GIB = 1024**3
 
-BYTES_PER_ELEMENT = {"bf16": 2.0, "fp8": 1.0}
+#: bytes per weight or cache element; MXFP4 packs 4-bit values with one 8-bit scale per 32
+BYTES_PER_ELEMENT = {"bf16": 2.0, "fp8": 1.0, "mxfp4": 0.53125}
+#: weight-only formats: a GPU without tensor cores for them dequantizes the weights and runs the
+#: GEMM in the named precision (vLLM's Marlin / Triton MXFP4 kernels on Hopper: BF16)
+WEIGHT_ONLY = {"mxfp4": "bf16"}
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,15 @@ class GPUSpec:
         return self.peak_flops_per_s["bf16"]
 
     def peak_flops(self, precision: str) -> float:
-        """Dense tensor-core peak for the GEMM precision."""
+        """Dense tensor-core peak for the GEMM precision (a weight-only format the GPU has no
+        tensor cores for runs at the peak of the precision it is dequantized to)."""
+        if precision not in self.peak_flops_per_s and precision in WEIGHT_ONLY:
+            return self.peak_flops_per_s[WEIGHT_ONLY[precision]]
         return self.peak_flops_per_s[precision]
+
+    def supports(self, precision: str) -> bool:
+        """Whether GEMMs (or weights, for a weight-only format) can be in this precision."""
+        return precision in self.peak_flops_per_s or WEIGHT_ONLY.get(precision) in self.peak_flops_per_s
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,8 @@ class DecodeSpan:
     def __init__(self, line: DecodeLine, p: PowerParams, cap_w: float, d: DVFSParams):
         self.line, self.params, self.dvfs, self.n_seqs, self.cap_w = line, p, d, line.n_seqs, cap_w
         self.t0_s, self.t1_s = line.t0_s, line.t1_s
-        self.e0_j = (p.p_busy_w * line.t0_s + p.p_active_w * phase_activity(line.lin_s, line.f0, line.b0, p)
+        self.e0_j = (p.p_busy_w * line.t0_s
+                     + p.p_active_w * sum(phase_activity(t, f, b, p) for t, f, b in line.const_phases)
                      + p.e_byte_j * line.b0)
         self.e1_j = (p.p_busy_w * line.t1_s + p.p_active_w * phase_activity(line.t1_s, line.f1, line.b1, p)
                      + p.e_byte_j * line.b1)

@@ -5,16 +5,20 @@ Per layer and per GPU of a TP group (shapes sharded Megatron-style, :mod:`.layer
 * GEMMs ``qkv``, ``o``, ``up`` (gate+up when gated), ``down``: roofline of their FLOPs and bytes
   (weights in the GEMM's precision plus BF16 activations) with fitted efficiencies, see
   :class:`RooflineOp`; an FP8 checkpoint may keep some GEMMs (or whole layers) in BF16;
+* in a mixture of experts' MoE layers, the router, the shared expert (as ``up``/``down``) and
+  the routed experts (:meth:`TimingModel.experts`: one grouped GEMM over the touched experts'
+  weights, fitted efficiencies ``experts``);
 * memory-bound element-wise ops ``norm`` (x2), ``rope``, ``act``, ``add`` (x2);
-* attention: prefill from causal-pair FLOPs, decode from KV-cache bytes read;
+* attention: prefill from causal-pair FLOPs, decode from KV-cache bytes read (multi-head latent
+  attention: the latent, with the up-projections absorbed; sliding-window layers: the window);
 * two all-reduces of the activations when TP > 1: the stack's custom all-reduce for small
   messages (a latency plus NVLink bandwidth), NCCL (fitted tables) for large ones;
 
 plus the embedding gather and the LM head (on sampled rows only, always BF16) once per
 iteration, and a fixed CPU cost per iteration and per sequence. Units: seconds, bytes, all per
 GPU. FLOPs are counted in BF16 equivalents (``FLOPs x peak_bf16 / peak`` of their precision):
-tensor-core time at the BF16 rate, which is what the power model's energy per FLOP and the
-DVFS model's compute-bound time are fitted in, so an FP8 FLOP costs half a BF16 one.
+tensor-core time at the BF16 rate, which is what the power model's activity and the DVFS
+model's compute-bound time are expressed in.
 
 Postcondition: :meth:`TimingModel.iteration_s` is > 0 for any shape with work, so the clock
 always advances.
@@ -22,12 +26,14 @@ always advances.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
 from simulator.catalog import ModelShape
 from simulator.physics.hardware import BYTES_PER_ELEMENT, GPUSpec
-from simulator.physics.layers import ACT_BYTES, gemm_precisions, kv_heads_per_gpu, layer_gemms
+from simulator.physics.layers import (ACT_BYTES, dense_gemms, expert_ffn, expert_precision,
+                                      kv_heads_per_gpu)
 from simulator.physics.params import RooflineOp, TimingParams
 from simulator.physics.shapes import IterationShape
 
@@ -57,7 +63,8 @@ class DecodeLine:
     """A decode-only iteration of fixed batch size n is linear in its total context c:
 
     ``time_s = t0_s + t1_s * c``, ``flops = f0 + f1 * c``, ``hbm_bytes = b0 + b1 * c``; its
-    phases are the non-attention ops ``(lin_s, f0, b0)`` and decode attention
+    phases are those that do not depend on c (``const_phases``: the non-attention ops, the
+    sliding-window layers' attention) and the full layers' decode attention
     ``(t1_s c, f1 c, b1 c)`` (the attention's per-layer overhead, in ``t0_s``, moves nothing).
     """
 
@@ -68,12 +75,12 @@ class DecodeLine:
     f1: float
     b0: float
     b1: float
-    lin_s: float
+    const_phases: tuple[tuple[float, float, float], ...]
 
     def work(self, c: float) -> Work:
         """The iteration at total context ``c``."""
         return Work(self.t0_s + self.t1_s * c, self.f0 + self.f1 * c, self.b0 + self.b1 * c,
-                    ((self.lin_s, self.f0, self.b0), (self.t1_s * c, self.f1 * c, self.b1 * c)))
+                    self.const_phases + ((self.t1_s * c, self.f1 * c, self.b1 * c),))
 
 
 class TimingModel:
@@ -83,33 +90,45 @@ class TimingModel:
     """
 
     def __init__(self, model: ModelShape, tp: int, precision: str, params: TimingParams,
-                 kv_precision: str, gpu: GPUSpec):
+                 kv_precision: str, gpu: GPUSpec, expert_parallel: bool = False):
         self.model, self.tp, self.params, self.gpu = model, tp, params, gpu
+        self.precision, self.expert_parallel = precision, expert_parallel
         self.kv_bytes = BYTES_PER_ELEMENT[kv_precision]
         self.peak = gpu.peak_bf16_flops  # attention, the LM head and BF16 GEMMs
         self.bw = gpu.hbm_bw_bytes_per_s
         m = model
         self.heads_gpu = m.heads / tp
         self.kv_heads_gpu = kv_heads_per_gpu(m, tp)
-        # (name, K, N) of the per-layer GEMMs on one GPU, and their (layers, precision) groups
-        self.gemms = layer_gemms(m, tp)
-        self.groups = {name: gemm_precisions(m, precision, name) for name, _, _ in self.gemms}
-        # element-wise ops: (name, count per layer, bytes moved per token)
-        d, f = m.hidden_size, m.ffn_size / tp
+        # every GEMM but the routed experts, grouped by (shape, precision), on one GPU
+        self.gemms = dense_gemms(m, tp, precision)
+        # element-wise ops over the whole model: (name, count, bytes moved per token)
+        d, g = m.hidden_size, (3 if m.gated_mlp else 2)
+        moe_width = (m.experts_per_token * expert_ffn(m, precision) + m.shared_expert_ffn_size) / tp
         self.elementwise = [
-            ("norm", 2, 2 * d * ACT_BYTES),
-            ("rope", 1, 2 * (self.heads_gpu + self.kv_heads_gpu) * m.head_dim * ACT_BYTES),
-            ("act", 1, ((3 if m.gated_mlp else 2) * f) * ACT_BYTES),
-            ("add", 2, 3 * d * ACT_BYTES),
+            ("norm", 2 * m.layers, 2 * d * ACT_BYTES),
+            ("rope", m.layers, 2 * (self.heads_gpu + self.kv_heads_gpu) * m.head_dim * ACT_BYTES),
+            ("act", m.dense_mlp_layers, g * m.ffn_size / tp * ACT_BYTES),
+            ("act", m.moe_layers, g * moe_width * ACT_BYTES),
+            ("add", 2 * m.layers, 3 * d * ACT_BYTES),
         ]
-        # KV-cache bytes of one context token in one layer on one GPU (K and V); a stack that
-        # repeats K/V to every query head reads them once per query head
-        kv_read_heads = self.heads_gpu if params.attn_expanded_kv else self.kv_heads_gpu
-        self.kv_bytes_token_layer = 2 * kv_read_heads * m.head_dim * self.kv_bytes
-        self.attn_flops_pair_layer = 4.0 * self.heads_gpu * m.head_dim  # QK^T and PV, 2 FLOP/MAC
+        # KV-cache bytes of one context token in one layer on one GPU: K and V of the GPU's
+        # heads (a stack that repeats K/V to every query head reads them once per query head),
+        # or the latent of multi-head latent attention (the same on every GPU)
+        if m.mla:
+            self.kv_bytes_token_layer = (m.kv_lora_rank + m.qk_rope_head_dim) * self.kv_bytes
+            # decode with the up-projections absorbed: scores over the latent and rope parts,
+            # values over the latent
+            self.decode_flops_pair_layer = 2.0 * self.heads_gpu * (2 * m.kv_lora_rank + m.qk_rope_head_dim)
+        else:
+            kv_read_heads = self.heads_gpu if params.attn_expanded_kv else self.kv_heads_gpu
+            self.kv_bytes_token_layer = 2 * kv_read_heads * m.head_dim * self.kv_bytes
+            self.decode_flops_pair_layer = 2.0 * self.heads_gpu * (m.head_dim + m.v_head_dim)
+        # QK^T and PV, 2 FLOP per multiply-add
+        self.attn_flops_pair_layer = 2.0 * self.heads_gpu * (m.head_dim + m.v_head_dim)
         self._linear_cached = lru_cache(maxsize=8192)(self._linear)
         self._decode_lines: dict[int, DecodeLine] = {}
         self._decode_att: dict[int, tuple[float, float, float, float]] = {}
+        self._sliding: dict[int, Work] = {}
 
     # ----------------------------------------------------------------- pieces
     def gemm(self, name: str, m_rows: float, k: float, n: float, precision: str = "bf16") -> Work:
@@ -142,35 +161,73 @@ class TimingModel:
             return wire_s
         return fit.alpha_s + fit.beta_s_per_byte * nbytes
 
-    def _layer_rest(self, m_rows: float) -> Work:
-        """Element-wise ops and the two all-reduces of one layer."""
+    def _rest(self, m_rows: float) -> Work:
+        """Element-wise ops of every layer and the two all-reduces per layer."""
         t = by = 0.0
         for name, count, bpr in self.elementwise:
-            w = self.elementwise_op(name, m_rows, bpr)
-            t, by = t + count * w.time_s, by + count * w.hbm_bytes
-        return Work(t + 2 * self.all_reduce_s(m_rows), 0.0, by)
+            if count:
+                w = self.elementwise_op(name, m_rows, bpr)
+                t, by = t + count * w.time_s, by + count * w.hbm_bytes
+        return Work(t + 2 * self.model.layers * self.all_reduce_s(m_rows), 0.0, by)
+
+    def experts(self, m_rows: float) -> Work:
+        """The routed experts of every MoE layer for ``m_rows`` tokens, on the busiest GPU.
+
+        Under uniform routing an expert receives at least one of the ``m`` tokens with
+        probability ``1 - (1 - k / E)^m``; every expert touched has its weights read whole
+        (why small-batch MoE decode reads far more than its active parameters). With expert
+        parallelism a GPU holds ``E / tp`` whole experts and gets ``m k / tp`` token rows on
+        average; the busiest one ``skew x`` that ``+ sqrt(2 mean ln tp)`` (the expected maximum
+        of ``tp`` Poisson-like loads; ``skew`` = ``TimingParams.expert_skew``, routing beyond
+        uniform). Sliced like a dense MLP (tensor parallelism), every GPU does ``1 / tp`` of
+        every touched expert for all ``m k`` rows. The grouped GEMM's compute efficiency
+        follows the rows per touched expert.
+        """
+        mdl, tp = self.model, self.tp
+        E, k = mdl.experts, mdl.experts_per_token
+        prec = expert_precision(mdl, self.precision)
+        f = expert_ffn(mdl, self.precision)
+        p_touch = -math.expm1(m_rows * math.log1p(-k / E)) if k < E else 1.0
+        routed = m_rows * k
+        if self.expert_parallel and tp > 1:
+            mean = routed / tp
+            rows = self.params.expert_skew * mean + math.sqrt(2.0 * mean * math.log(tp))
+            touched, width = E / tp * p_touch, f
+        else:
+            rows, touched, width = routed, E * p_touch, f / tp
+        per_expert = mdl.mlp_params(1) * width  # gate, up and down weights of one expert slice
+        flops = 2.0 * rows * per_expert
+        nbytes = (touched * per_expert * BYTES_PER_ELEMENT[prec]
+                  + rows * (2 * mdl.hidden_size + (3 if mdl.gated_mlp else 2) * width) * ACT_BYTES)
+        peak = self.gpu.peak_flops(prec)
+        m_eff = rows / touched if touched > 0 else 0.0
+        t = roofline_s(self.params.expert_op(), m_eff, flops, nbytes, peak, self.bw)
+        L = mdl.moe_layers
+        return Work(L * t, L * flops * (self.peak / peak), L * nbytes)
 
     def _linear(self, m_rows: int, sampled: int) -> Work:
-        """Whole-model non-attention work: every layer's GEMMs in their precision groups,
-        element-wise ops and all-reduces, embedding, LM head, CPU costs."""
-        L = self.model.layers
+        """Whole-model non-attention work: every GEMM in its precision group, the routed
+        experts, element-wise ops and all-reduces, embedding, LM head, CPU costs."""
         t = fl = by = 0.0
-        for name, k, n in self.gemms:
-            for count, prec in self.groups[name]:
-                w = self.gemm(name, m_rows, k, n, prec)
-                t, fl, by = t + count * w.time_s, fl + count * w.flops, by + count * w.hbm_bytes
-        rest = self._layer_rest(m_rows)
+        for g in self.gemms:
+            w = self.gemm(g.op, m_rows, g.k, g.n, g.precision)
+            t, fl, by = t + g.count * w.time_s, fl + g.count * w.flops, by + g.count * w.hbm_bytes
+        if self.model.is_moe and m_rows:
+            e = self.experts(m_rows)
+            t, fl, by = t + e.time_s, fl + e.flops, by + e.hbm_bytes
+        rest = self._rest(m_rows)
         emb = self.elementwise_op("emb", m_rows, self.model.hidden_size * ACT_BYTES)
         head = (self.gemm("lm_head", sampled, self.model.hidden_size, self.model.vocab_size / self.tp)
                 if sampled else Work(0.0, 0.0, 0.0))
         p = self.params
-        t += L * rest.time_s + emb.time_s + head.time_s + p.iteration_fixed_s + p.per_seq_s * sampled
+        t += rest.time_s + emb.time_s + head.time_s + p.iteration_fixed_s + p.per_seq_s * sampled
         fl += head.flops
-        by += L * rest.hbm_bytes + emb.hbm_bytes + head.hbm_bytes
+        by += rest.hbm_bytes + emb.hbm_bytes + head.hbm_bytes
         return Work(t, fl, by, ((t, fl, by),))
 
     def decode_attention(self, n_seqs: int) -> tuple[float, float, float, float]:
-        """(t0_s, t1_s per context token, FLOPs and bytes per context token) of decode attention.
+        """(t0_s, t1_s per context token, FLOPs and bytes per context token) of decode attention
+        in the full-attention layers (``t0_s``: every layer's kernel overhead).
 
         Roofline of a kernel whose FLOPs and bytes are both proportional to the context: the
         binding side does not change with the context, so time is exactly linear in it.
@@ -178,12 +235,29 @@ class TimingModel:
         hit = self._decode_att.get(n_seqs)
         if hit is not None:
             return hit
-        L, op = self.model.layers, self.params.attn_decode
+        L, op = self.model.full_attention_layers, self.params.attn_decode
         eta_c = op.eta_compute_max * (n_seqs / (n_seqs + op.m_half_tokens) if op.m_half_tokens else 1.0)
-        f1 = self.attn_flops_pair_layer
+        f1 = self.decode_flops_pair_layer
         b1 = self.kv_bytes_token_layer
         t1 = max(f1 / (self.peak * eta_c), b1 / (self.bw * op.eta_memory))
-        hit = self._decode_att[n_seqs] = (L * op.overhead_s, L * t1, L * f1, L * b1)
+        hit = self._decode_att[n_seqs] = (self.model.layers * op.overhead_s, L * t1, L * f1, L * b1)
+        return hit
+
+    def sliding_decode(self, n_seqs: int) -> Work:
+        """Decode attention of the sliding-window layers: each sequence reads its last
+        ``sliding_window_tokens`` tokens (its whole context when shorter: not modelled, a
+        small overestimate for windows of a few hundred tokens)."""
+        hit = self._sliding.get(n_seqs)
+        if hit is None:
+            m = self.model
+            ctx = n_seqs * m.sliding_window_tokens
+            a0, a1, f1, b1 = self.decode_attention(n_seqs)
+            per_layer = (a1 / m.full_attention_layers if m.full_attention_layers else
+                         max(self.decode_flops_pair_layer / self.peak,
+                             self.kv_bytes_token_layer / (self.bw * self.params.attn_decode.eta_memory)))
+            Ls = m.sliding_window_layers
+            hit = self._sliding[n_seqs] = Work(Ls * per_layer * ctx, Ls * self.decode_flops_pair_layer * ctx,
+                                               Ls * self.kv_bytes_token_layer * ctx)
         return hit
 
     # ------------------------------------------------------------------- API
@@ -194,14 +268,24 @@ class TimingModel:
         lin = self._linear_cached(s.prefill_tokens + s.decode_seqs, s.sampled_seqs)
         t = fl = by = 0.0
         phases = lin.phases
+        m = self.model
         if s.prefill_tokens:
-            L = self.model.layers
+            Lf, Ls = m.full_attention_layers, m.sliding_window_layers
             flops = self.attn_flops_pair_layer * s.prefill_attn_pairs
             nbytes = ((s.prefill_tokens + s.prefill_prefix_tokens) * self.kv_bytes_token_layer
-                      + 2 * s.prefill_tokens * self.heads_gpu * self.model.head_dim * ACT_BYTES)
-            t += L * roofline_s(self.params.attn_prefill, s.prefill_tokens, flops, nbytes,
-                                self.peak, self.bw)
-            fl, by = L * flops, L * nbytes
+                      + 2 * s.prefill_tokens * self.heads_gpu * m.head_dim * ACT_BYTES)
+            t += Lf * roofline_s(self.params.attn_prefill, s.prefill_tokens, flops, nbytes,
+                                 self.peak, self.bw)
+            fl, by = Lf * flops, Lf * nbytes
+            if Ls:  # a window caps each query's keys
+                pairs = min(s.prefill_attn_pairs, s.prefill_tokens * m.sliding_window_tokens)
+                sf = self.attn_flops_pair_layer * pairs
+                sb = (min(s.prefill_tokens + s.prefill_prefix_tokens,
+                          s.prefill_tokens + s.prefill_seqs * m.sliding_window_tokens)
+                      * self.kv_bytes_token_layer
+                      + 2 * s.prefill_tokens * self.heads_gpu * m.head_dim * ACT_BYTES)
+                t += Ls * roofline_s(self.params.attn_prefill, s.prefill_tokens, sf, sb, self.peak, self.bw)
+                fl, by = fl + Ls * sf, by + Ls * sb
             phases = phases + ((t, fl, by),)
         if s.decode_seqs:
             a0, a1, f1, b1 = self.decode_attention(s.decode_seqs)
@@ -210,6 +294,10 @@ class TimingModel:
             fl += f1 * c
             by += b1 * c
             phases = phases + ((a1 * c, f1 * c, b1 * c),)
+            if m.sliding_window_layers:
+                sw = self.sliding_decode(s.decode_seqs)
+                t, fl, by = t + sw.time_s, fl + sw.flops, by + sw.hbm_bytes
+                phases = phases + ((sw.time_s, sw.flops, sw.hbm_bytes),)
         return Work(lin.time_s + t, lin.flops + fl, lin.hbm_bytes + by, phases)
 
     def iteration_s(self, s: IterationShape) -> float:
@@ -222,7 +310,12 @@ class TimingModel:
         if line is None:
             lin = self._linear_cached(n_seqs, n_seqs)
             a0, a1, f1, b1 = self.decode_attention(n_seqs)
-            line = DecodeLine(n_seqs, lin.time_s + a0, a1, lin.flops, f1, lin.hbm_bytes, b1,
-                              lin.time_s)
+            const = lin.phases
+            t0, f0, b0 = lin.time_s + a0, lin.flops, lin.hbm_bytes
+            if self.model.sliding_window_layers:
+                sw = self.sliding_decode(n_seqs)
+                const = const + ((sw.time_s, sw.flops, sw.hbm_bytes),)
+                t0, f0, b0 = t0 + sw.time_s, f0 + sw.flops, b0 + sw.hbm_bytes
+            line = DecodeLine(n_seqs, t0, a1, f0, f1, b0, b1, const)
             self._decode_lines[n_seqs] = line
         return line

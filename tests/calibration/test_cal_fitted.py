@@ -90,8 +90,8 @@ def test_per_op_predictions_within_reported_mape():
 def test_fitter_and_simulator_share_the_roofline():
     cal = load_calibration(FILES[0])
     tm = TimingModel(CATALOG["Llama-2-70B"], 4, "bf16", cal.timing, "bf16", load_profile("H100").gpu)
-    for name, k, n in tm.gemms:
+    for g in tm.gemms:
         for m in (1, 64, 1000, 4096):
-            sim = tm.gemm(name, m, k, n).time_s
-            fit = float(fit_ops.gemm_time(cal.timing.gemm[name], m, k, n))
+            sim = tm.gemm(g.op, m, g.k, g.n).time_s
+            fit = float(fit_ops.gemm_time(cal.timing.gemm[g.op], m, g.k, g.n))
             assert sim == pytest.approx(fit, rel=1e-12)
