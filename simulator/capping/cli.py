@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from pathlib import Path
 
 import click
+
+from simulator.cli_options import OVERWRITE
 
 
 @click.command("headroom")
@@ -19,10 +19,11 @@ import click
               help="most nodes beyond the budget's nameplate count to try")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="override a scenario field by dotted path (repeatable)")
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False),
+@click.option("-o", "--out", "out_path", type=click.Path(),
               help="also write the full result as JSON here")
+@OVERWRITE
 def headroom_cmd(scenario: str, max_impact: float, max_extra: int, overrides: tuple[str, ...],
-                 out_path: str | None) -> None:
+                 out_path: str | None, overwrite: bool) -> None:
     """Nodes that fit SCENARIO's row budget within a latency impact (capped vs uncapped).
 
     The budget stays fixed while the node count (and the arrival rate with it) grows from the
@@ -45,10 +46,12 @@ def headroom_cmd(scenario: str, max_impact: float, max_extra: int, overrides: tu
                f" nameplate; within +{100 * max_impact:.0f} % P99 latency it holds"
                f" {best if best is not None else 'none'}"
                f" ({'+' + str(res['extra_nodes']) if best is not None else 'no'} extra nodes)")
-    if out_path:
-        tmp = Path(f"{out_path}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(res, indent=2, default=float))
-        os.replace(tmp, out_path)
+    if out_path is not None:
+        from simulator.output import write_text_file
+
+        # a file fleetsim wrote holds this key (an earlier result is replaced)
+        write_text_file(out_path, json.dumps(res, indent=2, default=float),
+                        signature='"max_nodes_within_impact"', overwrite=overwrite)
 
 
 if __name__ == "__main__":  # pragma: no cover

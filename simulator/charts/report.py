@@ -14,9 +14,17 @@ import pandas as pd
 from simulator.charts.draw import load_results, plot_all
 
 
+#: the line every report holds (an existing file is replaced only when it holds it)
+SIGNATURE = "<title>fleetsim report:"
+
+
 def write_report(results: str | Path, out_path: str | Path | None = None, fleet_scale: float = 1.0,
-                 slo_target: float = 0.99) -> Path:
-    """Write ``report.html`` (default inside ``results``), written atomically."""
+                 slo_target: float = 0.99, overwrite: bool = False) -> Path:
+    """Write ``report.html`` (default inside ``results``), written atomically; an existing file
+    is replaced only when it is a fleetsim report, or with ``overwrite``
+    (:func:`simulator.output.write_text_file`)."""
+    from simulator.output import write_text_file
+
     r = load_results(results)
     out = Path(out_path) if out_path else r.dir / "report.html"
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,8 +66,4 @@ table.results td, table.results th {{ border: 1px solid #ccc; padding: 2px 6px; 
 <div class="wrap">{table}</div>
 </body></html>
 """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_name(f".{out.name}.tmp")
-    tmp_out.write_text(page)
-    tmp_out.replace(out)
-    return out
+    return write_text_file(out, page, signature=SIGNATURE, overwrite=overwrite)

@@ -92,10 +92,10 @@ class SampleSpec(Strict):
         2, ge=1, le=64, description="nodes simulated together behind the scenario's router,"
         " each with its share of the traffic; their mean power is scaled to the fleet")
     requests: int = Field(
-        2000, ge=50, description="measured arrivals per simulated load level (after warm-up);"
+        2000, ge=50, le=1_000_000, description="measured arrivals per simulated load level (after warm-up);"
         " the energy window runs from the first measured arrival to the last arrival")
     warmup_s: float | None = Field(
-        None, ge=0.0, description="simulated time discarded before measuring, s; null ="
+        None, ge=0.0, le=1e6, description="simulated time discarded before measuring, s; null ="
         " 2 x the longest class's SLO-bound request time (ttft_s + mean output tokens x"
         " tpot_s), so that the batch has filled to its steady state")
     level_tolerance: float = Field(

@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from simulator.workload.spec import (
+    MAX_TOKENS,
     EmpiricalLength,
     ExponentialLength,
     FixedLength,
@@ -45,11 +46,12 @@ class LengthSampler(Protocol):
 
 
 def _clip(x: np.ndarray, max_tokens: int | None) -> np.ndarray:
-    """Round continuous draws to int64 tokens in ``[1, max_tokens]``."""
+    """Round continuous draws to int64 tokens in ``[1, max_tokens]`` (at most
+    :data:`~simulator.workload.spec.MAX_TOKENS`, so that a draw that overflows to infinity
+    never wraps around to a negative count)."""
     out = np.rint(x)
     np.maximum(out, 1.0, out=out)
-    if max_tokens is not None:
-        np.minimum(out, float(max_tokens), out=out)
+    np.minimum(out, float(MAX_TOKENS if max_tokens is None else max_tokens), out=out)
     return out.astype(np.int64)
 
 
@@ -190,7 +192,7 @@ def _lognormal(spec: LognormalLength, base_dir: Path, field: str) -> LengthSampl
 def _empirical(spec: EmpiricalLength, base_dir: Path, field: str) -> LengthSampler:
     values = load_token_column(resolve_path(spec.trace, base_dir), spec.column, f"{field}.trace")
     if spec.scale != 1.0:
-        values = np.rint(values * spec.scale).astype(np.int64)
+        values = np.minimum(np.rint(values * spec.scale), MAX_TOKENS).astype(np.int64)
     values = np.maximum(values, 1)
     if spec.max_tokens is not None:
         values = np.minimum(values, spec.max_tokens)
