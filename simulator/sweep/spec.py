@@ -321,6 +321,9 @@ def check_point(sc: Scenario, command: str, force: bool, checked: dict[Any, None
         if sc.projection is None:
             raise ScenarioError("missing: --command project needs a projection section (at least"
                                 " projection.queries_per_day)", file=sc.file, field="projection")
+        from simulator.projection.project import check_projection_limits
+
+        check_projection_limits(sc, 1, force)
     else:
         limits.check(sc, force)
     for pool in sc.pool_specs():
