@@ -162,6 +162,20 @@ def test_trace_timestamps_with_timezones(tmp_path, second, ok):
     assert "t.csv" in line and "row 3" in line and "timezone" in line
 
 
+def test_extra_field_in_the_first_row_is_an_error_not_a_shift(tmp_path):
+    """pandas made the first column an index when the first data row had one field too many,
+    shifting every column: an empirical length read GeneratedTokens as ContextTokens (found by
+    the fuzz test)."""
+    from simulator.errors import DataError
+    from simulator.workload.trace import load_azure_trace, load_token_column
+
+    trace = write(tmp_path, "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                  "2023-11-16 18:15:46.0,374,44,7\n2023-11-16 18:15:47.0,396,109\n", "t.csv")
+    for read in (load_azure_trace, lambda p: load_token_column(p, "ContextTokens")):
+        with pytest.raises(DataError, match="row 2: wrong number of fields"):
+            read(trace)
+
+
 def test_all_rows_with_offsets_are_utc(tmp_path):
     from simulator.workload.trace import load_azure_trace
 

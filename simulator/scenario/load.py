@@ -132,6 +132,9 @@ def format_validation_error(e: ValidationError, file: str | None, prefix: tuple 
     if err["type"] == "extra_forbidden":
         msg = "unknown field" + _unknown_hint(str(loc[-1]), _fields_at(tuple(err["loc"][:-1]))
                                               if not prefix else set())
+    elif err["type"] == "union_tag_not_found":
+        msg = f"needs {err['ctx']['discriminator']} (the distribution: fixed, uniform," \
+              " exponential, lognormal or empirical)"
     elif "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
         msg = f"{msg} (got {_short(err['input'])})"
     return ScenarioError(msg, file=file, field=path or None)

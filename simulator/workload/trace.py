@@ -63,10 +63,14 @@ def _read_raw(path: Path, columns: tuple[str, ...], field: str | None) -> pd.Dat
             na_values=[""],
             skip_blank_lines=False,
             skipinitialspace=True,
-            header=0,
-            names=names,
+            # no header row for pandas: given names, a first data row with one field too many
+            # would silently become an index and shift every column; read as data, the header
+            # line fixes the width and any longer row is an error naming its line
+            header=None,
             engine="c",
         )
+        df = df.iloc[1:].reset_index(drop=True)
+        df.columns = names
     except pd.errors.ParserError as e:
         m = _LINE_RE.search(str(e))
         raise DataError(
