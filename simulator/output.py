@@ -232,9 +232,13 @@ def clean_stale(target: Path) -> None:
         return
     for e in entries:
         m = pattern.match(e.name)
-        if not m or not e.is_dir(follow_symlinks=False) or _pid_alive(int(m.group(2))):
+        if not m or e.is_symlink() or _pid_alive(int(m.group(2))):
             continue
         path = Path(e.path)
+        if not e.is_dir(follow_symlinks=False):  # a text file's temporary copy
+            if m.group(1) == "tmp":
+                path.unlink(missing_ok=True)
+            continue
         if m.group(1) == "old" and not os.path.lexists(target) and marker_of(path) is not None:
             try:
                 os.rename(path, target)
@@ -407,7 +411,8 @@ def write_text_file(target: str | Path, text: str, *, signature: str, overwrite:
     else:
         _check_creatable(Path(os.path.abspath(p)), str(target), option)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.fleetsim-tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    clean_stale(p)
+    tmp = _temp_name(p, "tmp")
     try:
         tmp.write_text(text)
         os.replace(tmp, p)

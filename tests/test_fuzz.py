@@ -156,8 +156,10 @@ def mutations(draw) -> dict:
         new = draw(st.sampled_from(ODD_VALUES))
         case["path"] = path
         number = isinstance(old, (int, float)) and not isinstance(old, bool)
+        # (24 values may be an hourly curve where one number was: carbon intensity takes both)
         nonsense = (isinstance(new, bool) or (isinstance(new, float) and not math.isfinite(new))
-                    or (isinstance(new, str) and new in ("", "x")) or isinstance(new, (list, dict)))
+                    or (isinstance(new, str) and new in ("", "x")) or isinstance(new, dict)
+                    or (isinstance(new, list) and len(new) != 24))
         case["must_fail"] = number and nonsense
         if kind == "value":
             _parent(d, path)[path[-1]] = new

@@ -259,8 +259,11 @@ def test_stale_temporary_folders_are_cleaned_and_an_interrupted_swap_repaired(tm
     old.mkdir()
     (old / MARKER).write_text(json.dumps({"written_by": "fleetsim", "kind": "run"}))
     (old / "summary.json").write_text("{}")
+    stale_file = tmp_path / f".out.fleetsim-tmp-{dead}-fedcba98"  # a text file's copy
+    stale_file.write_text("half")
     clean_stale(target)
     assert not debris.exists() and alive.exists() and foreign.exists()
+    assert not stale_file.exists()
     assert (target / "summary.json").exists() and not old.exists()  # put back
 
 

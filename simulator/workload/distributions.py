@@ -145,7 +145,8 @@ class LognormalSampler:
         return lo * _phi(z(lo)) + body + (0.0 if math.isinf(hi) else hi * (1.0 - cdf_hi))
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        x = np.exp(math.log(self.median_tokens) + self.sigma * rng.standard_normal(n))
+        with np.errstate(over="ignore"):  # an overflow is infinity, clipped to the largest
+            x = np.exp(math.log(self.median_tokens) + self.sigma * rng.standard_normal(n))
         return _clip(x, self.max_tokens)
 
 
