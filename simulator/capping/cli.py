@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from simulator.cli_options import OVERWRITE
+from simulator.cli_options import FORCE, OVERWRITE
 
 
 @click.command("headroom")
@@ -22,8 +22,9 @@ from simulator.cli_options import OVERWRITE
 @click.option("-o", "--out", "out_path", type=click.Path(),
               help="also write the full result as JSON here")
 @OVERWRITE
+@FORCE
 def headroom_cmd(scenario: str, max_impact: float, max_extra: int, overrides: tuple[str, ...],
-                 out_path: str | None, overwrite: bool) -> None:
+                 out_path: str | None, overwrite: bool, force: bool) -> None:
     """Nodes that fit SCENARIO's row budget within a latency impact (capped vs uncapped).
 
     The budget stays fixed while the node count (and the arrival rate with it) grows from the
@@ -31,12 +32,14 @@ def headroom_cmd(scenario: str, max_impact: float, max_extra: int, overrides: tu
     """
     from simulator.capping.headroom import capacity
     from simulator.errors import ScenarioError
+    from simulator.scenario import limits
     from simulator.scenario.load import load_scenario
 
     sc = load_scenario(scenario, overrides)
     if not sc.power.has_budget:
         raise ScenarioError("headroom needs a row budget (power.row_budget_w or"
                             " power.oversubscription)", file=scenario, field="power.row_budget_w")
+    limits.check(sc, force)  # each trial size runs the scenario (capped and uncapped)
     res = capacity(sc, max_impact, max_extra,
                    progress=lambda p: click.echo(
                        f"  {p['nodes']} nodes: worst P99 ratio {p['worst_p99_ratio']:.3f}"

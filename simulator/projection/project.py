@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor  # noqa: F401 - the type of _Runner.pool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +69,8 @@ def check_projection_limits(sc: Scenario, workers: int = 1, force: bool = False)
     sims = HOURS * (p.uncertainty.draws + 1) + 2 * MAX_BRACKET_STEPS + 20
     wall = sims * p.sample.requests * 2 * limits.REQUEST_WALL_S / max(1, workers)
     if wall > limits.MAX_WALL_S:
-        field = ("projection.uncertainty.draws" if p.uncertainty.draws * HOURS > 2 * MAX_BRACKET_STEPS
+        field = ("projection.uncertainty.draws"
+                 if p.uncertainty.draws * HOURS > 2 * MAX_BRACKET_STEPS
                  else "projection.sample.requests")
         raise ScenarioError(
             f"the projection would take about {wall / 3600:.3g} hours ({sims:,} level simulations"
@@ -158,12 +159,12 @@ def project(sc: Scenario, workers: int = 1,
         if not force and warm > MAX_WARMUP_FACTOR * p.sample.requests:
             field = ("projection.sample.warmup_s" if p.sample.warmup_s is not None
                      else "workload.classes")
+            source = "" if p.sample.warmup_s is not None else ", 2 x the longest SLO-bound request"
             raise ScenarioError(
                 f"a load level of {rate:.4g} queries/s per node would simulate {warm:,} warm-up"
-                f" requests ({warmup_s:.4g} s of warm-up{'' if p.sample.warmup_s is not None else ', 2 x the longest SLO-bound request'})"
-                f" before its {n:,} measured ones (more than {MAX_WARMUP_FACTOR} x"
-                " projection.sample.requests); set a shorter projection.sample.warmup_s, or"
-                " pass --force", file=sc.file, field=field)
+                f" requests ({warmup_s:.4g} s of warm-up{source}) before its {n:,} measured"
+                f" ones (more than {MAX_WARMUP_FACTOR} x projection.sample.requests); set a"
+                " shorter projection.sample.warmup_s, or pass --force", file=sc.file, field=field)
         span_s = (warm + n) / (rate * k)
         if span_s > MAX_SIMULATED_S:
             raise ScenarioError(

@@ -121,7 +121,8 @@ def estimate(sc: Any, requests_override: float | None = None,
         est.simulated_s = min(duration, t_requests)
         if t_requests < duration:
             tiny_curve = mult is not None and (max(mult) < 1e-6 or m < 1e-6 * max(mult))
-            est.simulated_field = "workload.hourly_multipliers" if tiny_curve else "workload.rate_per_s"
+            est.simulated_field = ("workload.hourly_multipliers" if tiny_curve
+                                   else "workload.rate_per_s")
     elif wl.arrival == "replay":
         for name, path in (wl.traces or {}).items():
             rows = _trace_rows(sc.resolve(path))
@@ -129,7 +130,8 @@ def estimate(sc: Any, requests_override: float | None = None,
             est.terms.append(Term(f"workload.traces.{name}", f"~{_count(rows)} trace rows",
                                   rows * TRACE_ROW_BYTES, rows * TRACE_ROW_WALL_S))
         if rate_per_s:
-            n = min(cap, duration * rate_per_s) if wl.loop else min(cap, trace_rows * wl.replay_share)
+            n = (min(cap, duration * rate_per_s) if wl.loop
+                 else min(cap, trace_rows * wl.replay_share))
             est.simulated_s = min(duration, n / rate_per_s)
         else:
             n = cap if wl.loop else min(cap, trace_rows * wl.replay_share)

@@ -45,7 +45,8 @@ def sweep_cmd(scenario, out_dir, grid, points_file, sample_n, sample_seed, range
     from simulator.sweep.runner import run_sweep
     from simulator.sweep.spec import build_sweep, spec_from_options
 
-    check_output_dir(out_dir, overwrite=True, inputs=[scenario, *([points_file] if points_file else [])])
+    inputs = [scenario, *([points_file] if points_file else [])]
+    check_output_dir(out_dir, overwrite=True, inputs=inputs)  # the never-replaced kinds, first
     cli_spec = spec_from_options(grid, points_file, sample_n, sample_seed, ranges, command)
     sw = build_sweep(scenario, overrides, cli_spec, command, force=force)
     if points_file:
