@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from simulator.cli_options import FORCE, OVERWRITE
 from simulator.errors import FleetsimError
 
 
@@ -21,13 +22,36 @@ def _fail(e: Exception) -> None:
 
 
 class Group(click.Group):
-    """Turns FleetsimError into one line and exit code 2 for every subcommand."""
+    """Every error a user can cause is one line on stderr: FleetsimError and click's usage
+    errors exit with code 2, running out of memory too (a run beyond what the limits
+    estimated)."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except FleetsimError as e:
             _fail(e)
+        except MemoryError:
+            _fail(Exception("out of memory: the run needs more memory than this machine has"
+                            " (see the limits in docs/invariants.md); make it smaller"))
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else "fleetsim"
+            click.echo(f"error: {where}: {' '.join(e.format_message().split())} (see"
+                       f" '{where} --help')", err=True)
+            sys.exit(2)
+        except click.ClickException as e:
+            click.echo(f"error: {' '.join(e.format_message().split())}", err=True)
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 @click.group(cls=Group)
@@ -36,25 +60,43 @@ def main() -> None:
     """fleetsim: simulate LLM serving on GPU fleets (latency, power, energy)."""
 
 
-def _load(scenario: str, overrides: tuple[str, ...]):
-    from simulator.scenario.load import load_scenario
+def _load(scenario: str, overrides: tuple[str, ...], force: bool = False):
+    """Load, check memory fit and the resource limits (before anything is built)."""
     from simulator.engine.fleet import check_memory
+    from simulator.scenario import limits
+    from simulator.scenario.load import load_scenario
 
     sc = load_scenario(scenario, overrides)
+    limits.check(sc, force)
     check_memory(sc)
     return sc
+
+
+def _build(sc, force: bool):
+    """Build the world; a replay's request count is checked again with the traces' rate."""
+    from simulator.api import build
+    from simulator.scenario import limits
+
+    sim = build(sc)  # reads traces and builds the fleet: input errors surface here
+    if sc.workload.arrival == "replay":
+        limits.check(sc, force, rate_per_s=sim.workload.mean_rate_per_s())
+    return sim
+
+
+def warn(lines) -> None:
+    for line in lines:
+        click.echo(f"warning: {line}", err=True)
 
 
 @main.command()
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="override a scenario field by dotted path (repeatable)")
-def validate(scenario: str, overrides: tuple[str, ...]) -> None:
-    """Check SCENARIO (schema, references, memory fit) without running it."""
-    from simulator.api import build
-
-    sc = _load(scenario, overrides)
-    sim = build(sc)  # builds the workload (reads traces) and the fleet, runs nothing
+@FORCE
+def validate(scenario: str, overrides: tuple[str, ...], force: bool) -> None:
+    """Check SCENARIO (schema, references, memory fit, limits) without running it."""
+    sc = _load(scenario, overrides, force)
+    sim = _build(sc, force)  # builds the workload (reads traces) and the fleet, runs nothing
     lines = [f"{scenario}: ok"]
     for pool in sim.fleet.pools:
         p, g = pool.spec, pool.memory.as_gib()
@@ -72,30 +114,36 @@ def validate(scenario: str, overrides: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("scenario", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(),
               help="output folder (replaced atomically)")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="override a scenario field by dotted path (repeatable)")
 @click.option("--csv", is_flag=True, help="also write requests.csv")
 @click.option("--quiet", is_flag=True, help="no progress bar or summary")
-def run(scenario: str, out_dir: str, overrides: tuple[str, ...], csv: bool, quiet: bool) -> None:
+@OVERWRITE
+@FORCE
+def run(scenario: str, out_dir: str, overrides: tuple[str, ...], csv: bool, quiet: bool,
+        overwrite: bool, force: bool) -> None:
     """Simulate SCENARIO and write results to OUT."""
     from tqdm import tqdm
 
-    from simulator.api import build, run as run_sim
-    from simulator.output import write_run
+    from simulator.api import run as run_sim
+    from simulator.output import AtomicDir, scenario_inputs, write_run_files
 
-    sc = _load(scenario, overrides)
-    sim = build(sc)  # reads traces and builds the fleet: input errors surface here
-    total = sc.simulation.requests
-    bar = None if quiet else tqdm(total=total, unit="req", desc="simulating", file=sys.stderr,
-                                  mininterval=0.5, leave=False)
-    try:
-        res = run_sim(sim, bar.update if bar is not None else None)
-    finally:
-        if bar is not None:
-            bar.close()
-    write_run(res, out_dir, csv=csv)
+    sc = _load(scenario, overrides, force)
+    # the output folder is checked and reserved before anything runs
+    with AtomicDir(out_dir, overwrite=overwrite, inputs=scenario_inputs(sc)) as tmp:
+        sim = _build(sc, force)
+        total = sc.simulation.requests
+        bar = None if quiet else tqdm(total=total, unit="req", desc="simulating",
+                                      file=sys.stderr, mininterval=0.5, leave=False)
+        try:
+            res = run_sim(sim, bar.update if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        write_run_files(res, tmp, csv)
+    warn(res.summary.get("warnings", []))
     if not quiet:
         click.echo(format_summary(res.summary, out_dir))
 
@@ -136,15 +184,19 @@ def format_summary(s: dict, out_dir: str) -> str:
 
 
 @main.command()
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False),
+@click.option("-o", "--out", "out_path", type=click.Path(),
               help="write the markdown here instead of stdout")
-def reference(out_path: str | None) -> None:
+@OVERWRITE
+def reference(out_path: str | None, overwrite: bool) -> None:
     """Print the scenario reference (every field, type, unit, default), generated from the schema."""
+    from simulator.output import write_text_file
     from simulator.scenario.reference import render_reference
 
     text = render_reference()
-    if out_path:
-        Path(out_path).write_text(text)
+    if out_path is not None:
+        # a file fleetsim wrote holds this line (an old reference is replaced)
+        write_text_file(out_path, text, signature="by `fleetsim reference`; do not edit",
+                        overwrite=overwrite)
     else:
         click.echo(text)
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from pathlib import Path
 
 import click
+
+from simulator.cli_options import FORCE, OVERWRITE
 
 
 @click.command("headroom")
@@ -19,10 +19,12 @@ import click
               help="most nodes beyond the budget's nameplate count to try")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="override a scenario field by dotted path (repeatable)")
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False),
+@click.option("-o", "--out", "out_path", type=click.Path(),
               help="also write the full result as JSON here")
+@OVERWRITE
+@FORCE
 def headroom_cmd(scenario: str, max_impact: float, max_extra: int, overrides: tuple[str, ...],
-                 out_path: str | None) -> None:
+                 out_path: str | None, overwrite: bool, force: bool) -> None:
     """Nodes that fit SCENARIO's row budget within a latency impact (capped vs uncapped).
 
     The budget stays fixed while the node count (and the arrival rate with it) grows from the
@@ -30,12 +32,14 @@ def headroom_cmd(scenario: str, max_impact: float, max_extra: int, overrides: tu
     """
     from simulator.capping.headroom import capacity
     from simulator.errors import ScenarioError
+    from simulator.scenario import limits
     from simulator.scenario.load import load_scenario
 
     sc = load_scenario(scenario, overrides)
     if not sc.power.has_budget:
         raise ScenarioError("headroom needs a row budget (power.row_budget_w or"
                             " power.oversubscription)", file=scenario, field="power.row_budget_w")
+    limits.check(sc, force)  # each trial size runs the scenario (capped and uncapped)
     res = capacity(sc, max_impact, max_extra,
                    progress=lambda p: click.echo(
                        f"  {p['nodes']} nodes: worst P99 ratio {p['worst_p99_ratio']:.3f}"
@@ -45,10 +49,12 @@ def headroom_cmd(scenario: str, max_impact: float, max_extra: int, overrides: tu
                f" nameplate; within +{100 * max_impact:.0f} % P99 latency it holds"
                f" {best if best is not None else 'none'}"
                f" ({'+' + str(res['extra_nodes']) if best is not None else 'no'} extra nodes)")
-    if out_path:
-        tmp = Path(f"{out_path}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(res, indent=2, default=float))
-        os.replace(tmp, out_path)
+    if out_path is not None:
+        from simulator.output import write_text_file
+
+        # a file fleetsim wrote holds this key (an earlier result is replaced)
+        write_text_file(out_path, json.dumps(res, indent=2, default=float),
+                        signature='"max_nodes_within_impact"', overwrite=overwrite)
 
 
 if __name__ == "__main__":  # pragma: no cover

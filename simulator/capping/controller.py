@@ -214,7 +214,14 @@ class CappingController:
         return {"rows": pd.DataFrame(self.samples), "capping-events": pd.DataFrame(self.events)}
 
     def summary(self, ledger: Ledger) -> dict[str, Any]:
-        """Exact time and energy over budget per row (from the final ledger)."""
+        """Exact time and energy over budget per row (from the final ledger). With static caps
+        and no budget there is nothing to be over: only the caps and each row's peak."""
+        ev = self.events
+        if not self.spec.has_budget:
+            return {"policy": None, "cap_events": 0, "cap_lowerings": 0,
+                    "min_cap_w": self.min_cap_seen_w,
+                    "rows": [{"row": k, "nodes": row, "power_w_peak": _peak(ledger, row)}
+                             for k, row in enumerate(self.rows)]}
         out_rows = []
         t_over = e_over = 0.0
         for k, row in enumerate(self.rows):
@@ -227,9 +234,8 @@ class CappingController:
             out_rows.append({"row": k, "nodes": row, "budget_w": self.budgets[k],
                              "power_w_peak": float(tl["power_w"].max()) if len(tl) else 0.0,
                              "time_over_budget_s": rt, "energy_over_budget_j": re})
-        ev = self.events
         return {
-            "policy": self.spec.policy if self.spec.has_budget else None,
+            "policy": self.spec.policy,
             "time_over_budget_s": t_over,
             "energy_over_budget_j": e_over,
             "cap_events": len(ev["t_s"]),
@@ -237,6 +243,11 @@ class CappingController:
             "min_cap_w": self.min_cap_seen_w,
             "rows": out_rows,
         }
+
+
+def _peak(ledger: Ledger, row: list[int]) -> float:
+    tl = ledger.row_timeline(row)
+    return float(tl["power_w"].max()) if len(tl) else 0.0
 
 
 def from_scenario(sc: Any) -> CappingController | None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from simulator.cli_options import OVERWRITE
+
 _SCALE = click.option("--fleet-scale", type=click.FloatRange(min=0, min_open=True), default=1.0,
                       show_default=True,
                       help="copies of the simulated fleet for GWh/day charts (at the simulated load)")
@@ -15,16 +17,24 @@ _SLO = click.option("--slo-target", type=click.FloatRange(0, 1), default=0.99, s
 
 @click.command("plot")
 @click.argument("results", type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default=None,
+@click.option("-o", "--out", "out_dir", type=click.Path(), default=None,
               help="folder for the charts (default RESULTS/charts)")
 @_SCALE
 @_SLO
-def plot_cmd(results: str, out_dir: str | None, fleet_scale: float, slo_target: float) -> None:
+@OVERWRITE
+def plot_cmd(results: str, out_dir: str | None, fleet_scale: float, slo_target: float,
+             overwrite: bool) -> None:
     """Draw every chart that the sweep (or run) folder RESULTS supports, as PNG and SVG."""
-    from simulator.charts.draw import plot_all
+    from simulator.charts.draw import load_results, plot_all
+    from simulator.output import AtomicDir
 
-    out = Path(out_dir) if out_dir else Path(results) / "charts"
-    made, skipped = plot_all(results, out, fleet_scale=fleet_scale, slo_target=slo_target)
+    out = Path(out_dir) if out_dir is not None else Path(results) / "charts"
+    r = load_results(results)
+    # the charts folder is written whole or not at all, and never over anything not ours
+    with AtomicDir(out, overwrite=overwrite, inputs=[results], kind="charts") as tmp:
+        made, skipped = plot_all(r, tmp, fleet_scale=fleet_scale, slo_target=slo_target)
+    for chart in made:
+        chart.paths = [out / p.relative_to(tmp) for p in chart.paths]
     for chart in made:
         click.echo(f"drew {chart.name}: {', '.join(str(p) for p in chart.paths)}")
     for name, why in skipped:
@@ -33,15 +43,18 @@ def plot_cmd(results: str, out_dir: str | None, fleet_scale: float, slo_target: 
 
 @click.command("report")
 @click.argument("results", type=click.Path(exists=True, file_okay=False))
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False), default=None,
+@click.option("-o", "--out", "out_path", type=click.Path(), default=None,
               help="HTML file (default RESULTS/report.html)")
 @_SCALE
 @_SLO
-def report_cmd(results: str, out_path: str | None, fleet_scale: float, slo_target: float) -> None:
+@OVERWRITE
+def report_cmd(results: str, out_path: str | None, fleet_scale: float, slo_target: float,
+               overwrite: bool) -> None:
     """Write one self-contained HTML report (charts inlined, results table) for RESULTS."""
     from simulator.charts.report import write_report
 
-    path = write_report(results, out_path, fleet_scale=fleet_scale, slo_target=slo_target)
+    path = write_report(results, out_path, fleet_scale=fleet_scale, slo_target=slo_target,
+                        overwrite=overwrite)
     click.echo(f"wrote {path}")
 
 

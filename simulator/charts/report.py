@@ -241,21 +241,19 @@ def render_report(results: str | Path | Results, fleet_scale: float = 1.0,
         columns=cols, rows=rows, notes=notes)
 
 
+#: the line every report holds (an existing file is replaced only when it holds it)
+SIGNATURE = "<title>fleetsim report:"
+
+
 def write_report(results: str | Path, out_path: str | Path | None = None, fleet_scale: float = 1.0,
-                 slo_target: float = 0.99) -> Path:
-    """Write ``report.html`` (default inside ``results``), atomically."""
+                 slo_target: float = 0.99, overwrite: bool = False) -> Path:
+    """Write ``report.html`` (default inside ``results``) atomically; an existing file is
+    replaced only when it is a fleetsim report, or with ``overwrite``
+    (:func:`simulator.output.write_text_file`)."""
+    from simulator.output import write_text_file
+
     r = load_results(results)
     out = Path(out_path) if out_path else r.dir / "report.html"
     page = render_report(r, fleet_scale, slo_target)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(page)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return write_text_file(out, page, signature=SIGNATURE, overwrite=overwrite)
 

@@ -17,9 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, ValidationError
 
+from simulator import yamlio
 from simulator.errors import ScenarioError
 from simulator.physics.dvfs import DVFSParams
 from simulator.physics.hardware import WEIGHT_ONLY, GPUSpec, NodeSpec
@@ -124,13 +124,13 @@ def _folder(key: str):
 
 def _read_yaml(path: Any, what: str) -> Any:
     try:
-        text = path.read_text()
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise ScenarioError(f"cannot read {what}: it is a folder, not a file",
+                            file=str(path)) from None
     except OSError as e:
         raise ScenarioError(f"cannot read {what}: {e.strerror or e}", file=str(path)) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ScenarioError(f"malformed YAML: {e}", file=str(path)) from None
+    return yamlio.loads(yamlio.decode(data, str(path)), str(path))
 
 
 def _validation_error(e: ValidationError, file: str) -> ScenarioError:

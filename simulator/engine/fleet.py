@@ -120,8 +120,38 @@ def plan_pool_memory(pool: PoolSpec) -> MemoryPlan:
                        pool.stack().sampler_bytes_per_logit, pool.profile().gpu)
 
 
+#: serving fields that change the memory plan, in the order they are blamed, with the advice
+_MEMORY_FIELDS = {
+    "max_model_len": "lower serving.max_model_len",
+    "gpu_memory_fraction": "raise serving.gpu_memory_fraction",
+    "runtime_overhead_gib": "lower serving.runtime_overhead_gib",
+    "max_batched_tokens": "lower serving.max_batched_tokens (activation workspace)",
+    "block_size_tokens": "lower serving.block_size_tokens",
+}
+
+
+def _fits(pool: PoolSpec) -> bool:
+    return plan_pool_memory(pool).kv_tokens >= pool.serving.max_model_len
+
+
+def _memory_culprit(pool: PoolSpec) -> tuple[str, str]:
+    """(field path, advice) of what makes ``pool`` not fit: a serving field the user changed
+    whose default would make it fit, else the deployment (tp, precision)."""
+    defaults = type(pool.serving).model_fields
+    for name, advice in _MEMORY_FIELDS.items():
+        default = defaults[name].default
+        if getattr(pool.serving, name) == default:
+            continue
+        trial = pool.model_copy(update={"serving": pool.serving.model_copy(update={name: default})})
+        if _fits(trial):
+            return f"{pool.path}serving.{name}", advice
+    return f"{pool.path}deployment", ("use a larger tp, fp8, or a smaller"
+                                      " serving.max_model_len")
+
+
 def check_memory(sc: Scenario) -> list[MemoryPlan]:
-    """Plan every pool's memory; reject a model that does not fit with a clear message."""
+    """Plan every pool's memory; reject a model that does not fit with a clear message naming
+    the field that makes it not fit (a serving limit the user changed, else the deployment)."""
     plans = []
     for pool in sc.pool_specs():
         m, d, s = pool.model_shape(), pool.deployment, pool.serving
@@ -129,13 +159,13 @@ def check_memory(sc: Scenario) -> list[MemoryPlan]:
         if plan.kv_tokens < s.max_model_len:
             need_gib = (plan.weight_bytes + plan.activation_bytes + plan.overhead_bytes
                         + s.max_model_len * plan.kv_bytes_per_token) / GIB
+            field, advice = _memory_culprit(pool)
             raise ScenarioError(
                 f"{m.name} in {d.precision} at tp={d.tp} does not fit {pool.profile().name}:"
                 f" needs {need_gib:.1f} GiB per GPU (weights {plan.weight_bytes / GIB:.1f} GiB +"
                 f" activations + overhead + KV cache for one {s.max_model_len}-token sequence) but"
-                f" only {plan.usable_bytes / GIB:.1f} GiB are usable; use a larger tp, fp8, or a"
-                " smaller serving.max_model_len",
-                file=sc.file, field=f"{pool.path}deployment")
+                f" only {plan.usable_bytes / GIB:.1f} GiB are usable; {advice}",
+                file=sc.file, field=field)
         plans.append(plan)
     return plans
 

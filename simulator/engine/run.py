@@ -63,6 +63,12 @@ class Simulation:
         self.max_len = min(p.serving.max_model_len for p in sc.pool_specs())
         self.n_done = 0
         self.last_arrival_s = 0.0
+        # drained runs stop when the last request has ended and no more can arrive, so that a
+        # controller's pending timer (a telemetry interval longer than the run) cannot
+        # stretch the simulated time past the work
+        self._done = self.env.event()
+        self._arrivals_over = False
+        self._thinking = 0  # closed-loop clients waiting out their think time
         # closed loop
         self._closed_pool: tuple[list, list, list] | None = None
         self._closed_pos = 0
@@ -100,6 +106,26 @@ class Simulation:
         self.n_done += 1
         if self.progress is not None and self.n_done % 1000 == 0:
             self.progress(1000)
+        if self.n_done == len(self.requests) and self._arrivals_ended():
+            self._check_done_soon()
+
+    def _arrivals_ended(self) -> bool:
+        if not self.workload.is_closed_loop:
+            return self._arrivals_over
+        sim = self.sc.simulation
+        return ((sim.requests is not None and self.issued >= sim.requests)
+                or (sim.duration_s is not None and self.env.now >= sim.duration_s))
+
+    def _check_done_soon(self) -> None:
+        """Check, once the current event's work is over, whether the run is done."""
+        ev = Timeout(self.env, 0.0)
+        ev.callbacks.append(self._check_done)
+
+    def _check_done(self, _ev) -> None:
+        if (not self._done.triggered and self.n_done == len(self.requests)
+                and self._thinking == 0 and self._arrivals_ended()
+                and not any(r.busy for r in self.fleet.replicas)):
+            self._done.succeed()
 
     def _open_loop(self) -> None:
         """Arrivals as a chain of Timeout callbacks, one event per request."""
@@ -115,14 +141,14 @@ class Simulation:
         ts = self._blk[0]
         if self._pos >= len(ts):
             blk = next(self._blocks, None)
-            if blk is None:
+            if blk is None or not len(blk):
+                self._arrivals_over = True
+                self._check_done_soon()
                 return
             self._blk = (blk.t_s.tolist(), blk.class_idx.tolist(), blk.input_tokens.tolist(),
                          blk.output_tokens.tolist())
             self._pos = 0
             ts = self._blk[0]
-            if not ts:
-                return
         ev = Timeout(self.env, max(0.0, ts[self._pos] - self.env.now))
         ev.callbacks.append(self._arrive_cb)
 
@@ -151,10 +177,15 @@ class Simulation:
             return
         think = self.workload.think_time_s
         if think > 0:
+            self._thinking += 1
             ev = self.env.timeout(think)
-            ev.callbacks.append(lambda _ev, c=client: self._issue(c))
+            ev.callbacks.append(lambda _ev, c=client: self._think_over(c))
         else:
             self._issue(client)
+
+    def _think_over(self, client: int) -> None:
+        self._thinking -= 1
+        self._issue(client)
 
     def _issue(self, client: int) -> None:
         sim = self.sc.simulation
@@ -189,7 +220,15 @@ class Simulation:
         gc.disable()
         try:
             if sim.drain:
-                env.run()
+                if self.workload.is_closed_loop and self._arrivals_ended():
+                    self._check_done_soon()  # e.g. no client issued anything
+                try:
+                    env.run(until=self._done)
+                except RuntimeError:
+                    if self._done.triggered:
+                        raise
+                    # nothing is scheduled any more but requests remain (they can never be
+                    # served): the run ends here, as it always did
             else:
                 env.run(until=sim.duration_s)
                 for rep in self.fleet.replicas:

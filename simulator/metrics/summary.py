@@ -270,6 +270,27 @@ def _pool_summary(res: RunResult, pool: Pool, w0: float, w1: float, pue: float) 
     }
 
 
+def _warnings(sc: Any, df: pd.DataFrame, measured: pd.DataFrame, done: pd.DataFrame) -> list[str]:
+    """Why figures of the summary are null (they are never null silently)."""
+    if len(df) == 0:
+        return ["no request arrived: latency, throughput and energy-per-query figures are null"]
+    if len(measured) == 0:
+        sim = sc.simulation
+        return [f"every one of the {len(df)} requests arrived during the warm-up"
+                f" (simulation.warmup_s = {sim.warmup_s:g} s, warmup_requests ="
+                f" {sim.warmup_requests}): latency and energy-per-query figures are null"]
+    if len(done) == 0:
+        dropped = int((measured["state"] == "dropped").sum())
+        if dropped == len(measured):
+            limit = min(p.serving.max_model_len for p in sc.pool_specs())
+            return [f"every measured request was dropped (prompt + output longer than"
+                    f" serving.max_model_len = {limit} tokens): latency and energy-per-query"
+                    " figures are null"]
+        return ["no measured request completed (they were still in flight when the run"
+                " stopped): latency and energy-per-query figures are null"]
+    return []
+
+
 def summarise(res: RunResult) -> dict[str, Any]:
     sc, fleet, df, led = res.scenario, res.fleet, res.requests, res.ledger
     w0, w1 = res.window_s
@@ -330,6 +351,9 @@ def summarise(res: RunResult) -> dict[str, Any]:
         "classes": {},
         "pools": {p.name: _pool_summary(res, p, w0, w1, pue) for p in pools},
     }
+    warnings = _warnings(sc, df, m, done)
+    if warnings:
+        s["warnings"] = warnings
     for name in res.class_names:
         c = m[m["class"] == name]
         cd = c[c["state"] == "completed"]

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import click
 
+from simulator.cli_options import FORCE, OVERWRITE
+
 
 @click.command("project")
 @click.argument("scenario", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(),
               help="output folder (replaced atomically)")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="override a scenario field by dotted path (repeatable),"
@@ -20,15 +22,19 @@ import click
               help="processes simulating load levels and draws in parallel")
 @click.option("--no-charts", is_flag=True, help="skip the PNG/SVG charts")
 @click.option("--quiet", is_flag=True, help="no progress bar or summary")
+@OVERWRITE
+@FORCE
 def project_cmd(scenario: str, out_dir: str, overrides: tuple[str, ...], workers: int,
-                no_charts: bool, quiet: bool) -> None:
+                no_charts: bool, quiet: bool, overwrite: bool, force: bool) -> None:
     """Project a whole day of SCENARIO's fleet (GWh/day with uncertainty) into OUT."""
     from tqdm import tqdm
 
     from simulator.engine.fleet import check_memory
     from simulator.errors import ScenarioError
-    from simulator.projection.output import write_projection
-    from simulator.projection.project import project
+    from simulator.output import AtomicDir, scenario_inputs
+    from simulator.projection.output import write_projection_files
+    from simulator.projection.project import check_projection_limits, project
+    from simulator.projection.sample import level_calibration
     from simulator.scenario.load import load_scenario
 
     sc = load_scenario(scenario, overrides)
@@ -36,21 +42,25 @@ def project_cmd(scenario: str, out_dir: str, overrides: tuple[str, ...], workers
         raise ScenarioError("missing: `fleetsim project` needs a projection section (at least"
                             " projection.queries_per_day)", file=scenario, field="projection")
     check_memory(sc)
-    bar = None if quiet else tqdm(unit="sim", desc="projecting", file=sys.stderr,
-                                  mininterval=0.5, leave=False, dynamic_ncols=True)
+    level_calibration(sc)  # a bad calibration file is reported before anything runs
+    check_projection_limits(sc, workers, force)
+    with AtomicDir(out_dir, overwrite=overwrite, inputs=scenario_inputs(sc),
+                   kind="projection") as tmp:
+        bar = None if quiet else tqdm(unit="sim", desc="projecting", file=sys.stderr,
+                                      mininterval=0.5, leave=False, dynamic_ncols=True)
 
-    def set_total(n: int) -> None:
-        if bar is not None:
-            bar.total = n
-            bar.set_description("simulating the day")
-            bar.refresh()
-    try:
-        proj = project(sc, workers=workers, progress=bar.update if bar is not None else None,
-                       on_total=set_total)
-    finally:
-        if bar is not None:
-            bar.close()
-    write_projection(proj, out_dir, charts=not no_charts)
+        def set_total(n: int) -> None:
+            if bar is not None:
+                bar.total = n
+                bar.set_description("simulating the day")
+                bar.refresh()
+        try:
+            proj = project(sc, workers=workers, progress=bar.update if bar is not None else None,
+                           on_total=set_total, force=force)
+        finally:
+            if bar is not None:
+                bar.close()
+        write_projection_files(proj, tmp, charts=not no_charts)
     if not quiet:
         click.echo(format_projection(proj.summary, out_dir, charts=not no_charts))
 

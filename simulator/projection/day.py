@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulator.errors import ScenarioError
+from simulator.errors import DataError, ScenarioError
 from simulator.scenario.schema import Scenario
+from simulator.workload.trace import parse_timestamps, read_columns
 
 HOURS = 24
 SECONDS_PER_HOUR = 3600.0
@@ -46,17 +47,13 @@ def curve_from_trace(sc: Scenario) -> np.ndarray:
     path = path if path.is_absolute() else sc.base_dir / path
     field = "projection.curve_trace"
     try:
-        col = pd.read_csv(path, usecols=[ct.column])[ct.column]
-    except FileNotFoundError:
-        raise ScenarioError(f"cannot read {path}: no such file", file=sc.file,
-                            field=f"{field}.path") from None
-    except ValueError as e:
-        raise ScenarioError(f"{path}: {e}", file=sc.file, field=f"{field}.column") from None
-    ts = pd.to_datetime(col, errors="coerce", format="mixed")
-    if ts.isna().any():
-        row = int(np.flatnonzero(ts.isna().to_numpy())[0])
-        raise ScenarioError(f"{path}: row {row + 1}: {col.iloc[row]!r} is not a timestamp",
-                            file=sc.file, field=f"{field}.column")
+        raw = read_columns(path, (ct.column,), f"{field}.path")[ct.column]
+    except DataError as e:
+        raise ScenarioError(str(e), file=sc.file, field=f"{field}.path") from None
+    try:
+        ts = pd.Series(parse_timestamps(path, raw, ct.column, fmt="mixed"))
+    except DataError as e:
+        raise ScenarioError(str(e), file=sc.file, field=f"{field}.column") from None
     counts = np.bincount(ts.dt.hour.to_numpy(), minlength=HOURS).astype(float)
     missing = [h for h in range(HOURS) if counts[h] == 0]
     if missing:

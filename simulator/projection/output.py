@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from simulator.output import AtomicDir, write_json
+from simulator.output import AtomicDir, scenario_inputs, write_json
 from simulator.projection.day import SECONDS_PER_HOUR
 from simulator.projection.project import Projection
 
@@ -48,17 +48,25 @@ def write_charts(proj: Projection, out: Path) -> list[Path]:
     return paths
 
 
-def write_projection(proj: Projection, out_dir: str | Path, charts: bool = True) -> Path:
-    with AtomicDir(out_dir) as tmp:
-        write_json(tmp / "summary.json", proj.summary)
-        proj.hourly.to_csv(tmp / "hourly.csv", index=False)
-        power_frame(proj).to_parquet(tmp / "facility_power.parquet", index=False)
-        proj.levels.to_csv(tmp / "levels.csv", index=False)
-        proj.draws.to_csv(tmp / "draws.csv", index=False)
-        if proj.sensitivity is not None:
-            proj.sensitivity.to_csv(tmp / "sensitivity.csv", index=False)
-        (tmp / "scenario.resolved.yaml").write_text(
-            yaml.safe_dump(proj.scenario.model_dump(mode="json"), sort_keys=False))
-        if charts:
-            write_charts(proj, tmp / "charts")
+def write_projection(proj: Projection, out_dir: str | Path, charts: bool = True,
+                     overwrite: bool = False) -> Path:
+    """Write a projection's folder atomically (:class:`~simulator.output.AtomicDir`)."""
+    with AtomicDir(out_dir, overwrite=overwrite, inputs=scenario_inputs(proj.scenario),
+                   kind="projection") as tmp:
+        write_projection_files(proj, tmp, charts)
     return Path(out_dir)
+
+
+def write_projection_files(proj: Projection, tmp: Path, charts: bool = True) -> None:
+    """Every file of a projection's folder (the module docstring), into ``tmp``."""
+    write_json(tmp / "summary.json", proj.summary)
+    proj.hourly.to_csv(tmp / "hourly.csv", index=False)
+    power_frame(proj).to_parquet(tmp / "facility_power.parquet", index=False)
+    proj.levels.to_csv(tmp / "levels.csv", index=False)
+    proj.draws.to_csv(tmp / "draws.csv", index=False)
+    if proj.sensitivity is not None:
+        proj.sensitivity.to_csv(tmp / "sensitivity.csv", index=False)
+    (tmp / "scenario.resolved.yaml").write_text(
+        yaml.safe_dump(proj.scenario.model_dump(mode="json"), sort_keys=False))
+    if charts:
+        write_charts(proj, tmp / "charts")

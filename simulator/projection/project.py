@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor  # noqa: F401 - the type of _Runner.pool
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,16 +32,52 @@ from simulator.projection.day import (HOURS, J_PER_GWH, DayPlan, Facility, daily
 from simulator.physics.host import HostPower
 from simulator.projection.sample import (LevelJob, LevelResult, Perturbation, auto_warmup_s,
                                          class_shares, idle_level, level_calibration,
-                                         level_requests, run_level, trace_rate_per_s)
+                                         level_requests, run_level, throughput_bound_per_node,
+                                         trace_rate_per_s)
 from simulator.projection.uncertainty import (draw_inputs, perturbation, residual_median,
                                               sensitivity)
+from simulator.scenario.limits import MAX_SIMULATED_S
 from simulator.scenario.schema import Scenario
+from simulator.workers import process_pool
 
 SCHEMA_VERSION = 1
 #: the capacity search gives up above this many doublings / halvings from its start
 MAX_BRACKET_STEPS = 30
 #: an auto-sized fleet whose peak hour misses the SLO target lowers its capacity at most this often
 MAX_CAPACITY_CUTS = 10
+#: a load level simulates at most this many warm-up requests per measured request (unless forced)
+MAX_WARMUP_FACTOR = 20
+
+
+def check_projection_limits(sc: Scenario, workers: int = 1, force: bool = False) -> None:
+    """Refuse (one line naming the field) a projection beyond this machine's memory or the
+    time limit of :mod:`simulator.scenario.limits`, before anything runs: each worker holds
+    one load level (its measured and at most MAX_WARMUP_FACTOR times as many warm-up
+    requests); the day runs (levels <= 24) x (draws + 1) level simulations plus the capacity
+    search (<= 2 x MAX_BRACKET_STEPS + 20)."""
+    from simulator.scenario import limits
+
+    p = sc.projection
+    if p is None or force:
+        return
+    per_level = p.sample.requests * (1 + MAX_WARMUP_FACTOR)
+    mem = limits.physical_memory_bytes()
+    need = per_level * limits.REQUEST_BYTES * max(1, workers)
+    if need > limits.MEMORY_FRACTION * mem:
+        raise ScenarioError(
+            f"each of the {max(1, workers)} workers may hold {per_level:,} requests (about"
+            f" {need / 2**30:.3g} GiB in all) but this machine has {mem / 2**30:.3g} GiB; lower"
+            " it or --workers, or pass --force", file=sc.file, field="projection.sample.requests")
+    sims = HOURS * (p.uncertainty.draws + 1) + 2 * MAX_BRACKET_STEPS + 20
+    wall = sims * p.sample.requests * 2 * limits.REQUEST_WALL_S / max(1, workers)
+    if wall > limits.MAX_WALL_S:
+        field = ("projection.uncertainty.draws"
+                 if p.uncertainty.draws * HOURS > 2 * MAX_BRACKET_STEPS
+                 else "projection.sample.requests")
+        raise ScenarioError(
+            f"the projection would take about {wall / 3600:.3g} hours ({sims:,} level simulations"
+            f" of {p.sample.requests:,} requests); lower it, or pass --force",
+            file=sc.file, field=field)
 
 
 @dataclass
@@ -80,7 +116,7 @@ class _Runner:
             it: Iterable[LevelResult] = map(run_level, jobs)
         else:
             if self.pool is None:
-                self.pool = ProcessPoolExecutor(max_workers=self.workers)
+                self.pool = process_pool(self.workers)
             it = self.pool.map(run_level, jobs, chunksize=1)
         out = []
         for r in it:
@@ -96,23 +132,26 @@ def _seed(root: int, *key: int) -> int:
 
 
 def search_capacity(ok: Callable[..., bool], start: float, tolerance: float,
-                    target: float, file: str | None = None) -> float:
+                    target: float, file: str | None = None, bound: float = math.inf) -> float:
     """The largest rate for which ``ok(rate)`` holds (every class meets its SLO target), to a
     relative ``tolerance``: bracket by doubling or halving from ``start`` with short trials
     (``ok(rate, True)``: a quarter of the requests), confirm the bracket with
     full-length trials, then bisect. ``ok`` must be monotone in the rate (common random
-    numbers). Used by projections and by ``fleetsim size``."""
+    numbers). ``bound``: no node completes more than this (physics alone): an SLO that still
+    holds there never binds. Used by projections and by ``fleetsim size``."""
     lo, hi = 0.0, start
     if ok(start, True):
         lo = start
         for _ in range(MAX_BRACKET_STEPS):
             hi = lo * 2.0
-            if not ok(hi, True):
+            if hi > bound or not ok(hi, True):
                 break
             lo = hi
-        else:
-            raise ScenarioError(f"per-node capacity above {hi:.4g} queries/s: the SLO"
-                                " never binds", file=file, field="workload.classes")
+        if hi > bound or lo == hi:
+            raise ScenarioError(f"per-node capacity reaches {lo:.4g} queries/s, near the most a"
+                                f" node can complete ({bound:.4g}/s): the SLO never binds"
+                                " (tighten workload.classes.*.slo)", file=file,
+                                field="workload.classes")
     else:
         for _ in range(MAX_BRACKET_STEPS):
             hi_try = hi / 2.0
@@ -145,11 +184,12 @@ def search_capacity(ok: Callable[..., bool], start: float, tolerance: float,
 
 def project(sc: Scenario, workers: int = 1,
             progress: Callable[[int], None] | None = None,
-            on_total: Callable[[int], None] | None = None) -> Projection:
+            on_total: Callable[[int], None] | None = None, force: bool = False) -> Projection:
     """Project a whole day for a validated scenario with a ``projection`` section.
 
     ``progress`` is called with 1 after each simulation; ``on_total`` with the total number
-    of simulations once the plan is known (after the capacity search and the nominal day)."""
+    of simulations once the plan is known (after the capacity search and the nominal day).
+    ``force`` lifts the warm-up limit (MAX_WARMUP_FACTOR warm-up requests per measured one)."""
     p = sc.projection
     if p is None:
         raise ScenarioError("missing: `fleetsim project` needs a projection section (at least"
@@ -167,12 +207,31 @@ def project(sc: Scenario, workers: int = 1,
     # the peak hour's fleet rate: the capacity search starts from it for an explicit fleet, and
     # a replay is sped up to it and thinned to the sampled nodes' share
     q_peak_fleet = float(fleet_rate(p.queries_per_day, m).max())
+    # no node completes more than this (physics alone): rates above it are never simulated
+    bound = throughput_bound_per_node(sc, cal)
 
     def job(rate: float, level_key: int, pert: Perturbation = Perturbation(),
             keep: bool = True, requests: int | None = None) -> LevelJob:
-        return LevelJob(sc, rate, k, requests or level_requests(sc, rate * k),
-                        warmup_s, _seed(p.sample.seed, level_key), pert, keep, trace_rate,
-                        q_peak_fleet)
+        n = requests or level_requests(sc, rate * k)
+        warm = math.ceil(rate * k * warmup_s)
+        if not force and warm > MAX_WARMUP_FACTOR * max(n, p.sample.requests):
+            field = ("projection.sample.warmup_s" if p.sample.warmup_s is not None
+                     else "workload.classes")
+            source = "" if p.sample.warmup_s is not None else ", 2 x the longest SLO-bound request"
+            raise ScenarioError(
+                f"a load level of {rate:.4g} queries/s per node would simulate {warm:,} warm-up"
+                f" requests ({warmup_s:.4g} s of warm-up{source}) before its {n:,} measured"
+                f" ones (more than {MAX_WARMUP_FACTOR} x as many); set a shorter"
+                " projection.sample.warmup_s, or pass --force", file=sc.file, field=field)
+        span_s = (warm + n) / (rate * k)
+        if span_s > MAX_SIMULATED_S:
+            raise ScenarioError(
+                f"a load level of {rate:.3g} queries/s per node is too light to simulate: its"
+                f" {warm + n:,} requests would span {span_s:.3g} s (more than"
+                f" {MAX_SIMULATED_S:.0e} s); raise queries_per_day or give fewer nodes",
+                file=sc.file, field="projection.queries_per_day")
+        return LevelJob(sc, rate, k, n, warmup_s, _seed(p.sample.seed, level_key), pert, keep,
+                        trace_rate, q_peak_fleet)
 
     with _Runner(workers, progress) as runner:
         search: list[tuple[float, LevelResult]] = []
@@ -182,25 +241,69 @@ def project(sc: Scenario, workers: int = 1,
             Bracketing trials (far from the answer) use a quarter of the requests."""
 
             def ok(rate: float, short: bool = False) -> bool:
+                if rate > bound:  # no node serves this much: not simulated
+                    return False
                 # the capacity trials share one stream (key 10**6): monotone in the rate
                 n = level_requests(sc, rate * k)
                 r = runner.map([job(rate, 10**6, keep=False,
                                     requests=max(50, n // 4) if short else n)])[0]
                 search.append((rate, r))
                 return r.min_attainment() >= target
-            start = q_peak_fleet / p.fleet.nodes if isinstance(p.fleet.nodes, int) else 1.0
-            return search_capacity(ok, start, p.fleet.capacity_tolerance, target, sc.file)
+            # the same start for every fleet size: the capacity is the deployment's, so an
+            # explicit fleet too small for its peak hour is told a size that is then accepted
+            start = min(1.0, bound / 2.0)
+            return search_capacity(ok, start, p.fleet.capacity_tolerance, target, sc.file, bound)
 
-        need_cap = p.fleet.nodes == "auto" or p.idle.policy == "autoscale"
-        cap = capacity() if need_cap else None
+        explicit = p.fleet.nodes != "auto"
+        fixed_fleet = explicit and p.idle.policy != "autoscale"  # every node on, size given
+        searched: list[float] = []
+
+        def capacity_once() -> float:
+            if not searched:
+                searched.append(capacity())
+            return searched[0]
+
+        cap = capacity_once() if not fixed_fleet else None
+
+        def too_few(nodes: int, why: str) -> ScenarioError:
+            """An explicit fleet too small for its peak hour: name the size that meets it."""
+            c = capacity_once()
+            need = nodes_for(q_peak_fleet, c, 1.0)
+            return ScenarioError(
+                f"{nodes} nodes are too few for the peak hour ({q_peak_fleet:.4g} queries/s):"
+                f" {why}; at least {need} nodes would meet it (per-node capacity {c:.4g}"
+                f" queries/s), {nodes_for(q_peak_fleet, c, p.fleet.headroom)} with headroom"
+                f" {p.fleet.headroom:g}", file=sc.file, field="projection.fleet.nodes")
+
+        def run_levels(plan: DayPlan, first: int) -> list[LevelResult]:
+            """Every level, the peak hour's first: a fixed fleet too small for its peak is
+            reported before the other levels run (each level has its own stream, so the
+            order changes no result)."""
+            if first < 0:
+                return runner.map([job(r, i) for i, r in enumerate(plan.levels)])
+            if fixed_fleet and plan.levels[first] > bound:
+                raise too_few(plan.nodes_fleet, f"each node would get {plan.levels[first]:.4g}"
+                              f" queries/s, more than a node can complete ({bound:.4g}/s)")
+            head = runner.map([job(plan.levels[first], first)])[0]
+            if fixed_fleet and head.min_attainment() < target:
+                # too few by the peak level's own run; the capacity search decides (the same
+                # search for every fleet size, so the size it names is then accepted)
+                worst = min(classes, key=lambda c: head.attainment(c))
+                err = too_few(plan.nodes_fleet, f"class {worst!r} meets its SLO for"
+                              f" {head.attainment(worst):.1%} of requests < slo_target"
+                              f" {target:.1%}")
+                if plan.nodes_fleet < nodes_for(q_peak_fleet, capacity_once(), 1.0):
+                    raise err
+            rest = runner.map([job(r, i) for i, r in enumerate(plan.levels) if i != first])
+            return rest[:first] + [head] + rest[first:]
+
         capacity_cuts = 0
         while True:
             plan = plan_day(sc, m, cap)
-            nominal = runner.map([job(r, i) for i, r in enumerate(plan.levels)])
             peak_level = plan.level_of_hour[plan.peak_hour]
+            nominal = run_levels(plan, peak_level)
             if (cap is None or peak_level < 0 or capacity_cuts >= MAX_CAPACITY_CUTS
-                    or nominal[peak_level].min_attainment() >= target
-                    or (p.fleet.nodes != "auto" and p.idle.policy != "autoscale")):
+                    or nominal[peak_level].min_attainment() >= target or fixed_fleet):
                 break
             # the searched capacity was sized on one random stream; the peak level runs on its
             # own and may miss the target near the threshold: lower the capacity and re-plan
@@ -213,20 +316,13 @@ def project(sc: Scenario, workers: int = 1,
                 f" lowering the searched per-node capacity {capacity_cuts} times (the SLO"
                 " attainment is too noisy near the threshold): raise projection.sample.requests",
                 file=sc.file, field="projection.sample.requests")
-        if peak_level >= 0 and nominal[peak_level].min_attainment() < target:
-            # an explicit fleet too small for its peak hour (auto and autoscale are sized so
-            # that this cannot happen, up to the noise of the search)
-            if cap is None:
-                cap = capacity()
-            q_peak = q_peak_fleet
-            need = nodes_for(q_peak, cap, 1.0)
+        if (peak_level >= 0 and nominal[peak_level].min_attainment() < target
+                and not fixed_fleet):
+            # an explicit autoscaled fleet too small for its peak hour
             worst = min(classes, key=lambda c: nominal[peak_level].attainment(c))
-            raise ScenarioError(
-                f"{plan.nodes_fleet} nodes are too few for the peak hour ({q_peak:.4g} queries/s):"
-                f" class {worst!r} meets its SLO for {nominal[peak_level].attainment(worst):.1%}"
-                f" of requests < slo_target {target:.1%}; at least {need} nodes would meet it"
-                f" (per-node capacity {cap:.4g} queries/s), {nodes_for(q_peak, cap, p.fleet.headroom)}"
-                f" with headroom {p.fleet.headroom:g}", file=sc.file, field="projection.fleet.nodes")
+            raise too_few(plan.nodes_fleet, f"class {worst!r} meets its SLO for"
+                          f" {nominal[peak_level].attainment(worst):.1%} of requests <"
+                          f" slo_target {target:.1%}")
         inputs = draw_inputs(p.uncertainty, cal, fac0)
         if on_total is not None:
             on_total(runner.simulations + len(inputs) * len(plan.levels))

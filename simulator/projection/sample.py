@@ -187,6 +187,37 @@ def level_requests(sc: Scenario, total_rate_per_s: float) -> int:
     return int(n)
 
 
+def throughput_bound_per_node(sc: Scenario, cal: Calibration) -> float:
+    """An upper bound on the requests/s one node of the scenario's (one) pool can complete,
+    from the physics alone (no simulation), requests/s.
+
+    Every iteration takes at least ``t1``, the time of the smallest one (one sequence decoding
+    one token, uncapped); an iteration holds at most ``max_batch_size`` sequences and
+    ``max_batched_tokens`` tokens; a request needs one iteration per output token and its
+    prompt's tokens. So a replica completes at most ``min(B / (E[out] t1), M / (E[in] t1))``
+    requests/s, the expectations over the workload's requests with requests longer than
+    ``max_model_len`` counted as 0 (they are dropped and cost nothing). The true capacity is
+    far lower (a batch of B is much slower than t1); the bound only spares the capacity search
+    and an overloaded fleet from simulating rates no node can serve."""
+    from simulator.physics.iteration import IterationModel
+    from simulator.physics.shapes import decode_shape
+    from simulator.workload.arrivals import Workload
+
+    pool = sc.pool_specs()[0]
+    d, s = pool.deployment, pool.serving
+    prof = pool.profile()
+    model = IterationModel.build(pool.model_shape(), d.tp, d.precision, d.kv_precision, cal,
+                                 prof.gpu, prof.dvfs())
+    t1 = model.cost(decode_shape(1, 1), prof.gpu.tdp_w).time_s
+    inp, out = Workload(sc.workload, np.random.SeedSequence(0), sc.base_dir).length_sample(20_000)
+    served = (inp + out) <= s.max_model_len
+    e_out, e_in = float((out * served).mean()), float((inp * served).mean())
+    if e_out <= 0 or t1 <= 0:
+        return math.inf
+    per_replica = min(s.max_batch_size / (e_out * t1), s.max_batched_tokens / (e_in * t1))
+    return per_replica * pool.replicas_per_node
+
+
 # ------------------------------------------------------------------ one level's result
 @dataclass
 class LevelResult:

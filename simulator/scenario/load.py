@@ -10,11 +10,12 @@ import copy
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
+from simulator import yamlio
 from simulator.errors import ScenarioError, did_you_mean
 from simulator.scenario.schema import Scenario
+from simulator.yamlio import parse_value
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -25,11 +26,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     path = path.strip()
     if not path:
         raise ScenarioError(f"override {text!r} has an empty field path", field="--set")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    return path, value
+    return path, (parse_value(raw) if raw.strip() else None)
 
 
 def set_path(data: dict, path: str, value: Any) -> None:
@@ -46,23 +43,37 @@ def set_path(data: dict, path: str, value: Any) -> None:
 
 
 def _fields_at(loc: tuple, root: Any = Scenario) -> set[str]:
-    """Field names valid at ``loc`` (through unions, dicts of models and discriminated unions),
-    for did-you-mean hints."""
+    """Field names valid at pydantic's raw error path ``loc`` (through unions, dicts of models
+    and discriminated unions: a union-member tag in the path, such as ``'fixed'`` or
+    ``'ModelSpec'``, narrows the union to that member), for did-you-mean hints."""
     models, free_key = _models_in(root), False
     for key in loc:
         if free_key:  # a name inside dict[str, Model]
             free_key = False
             continue
-        nxt: list[type[BaseModel]] = []
-        for m in models:
-            f = m.model_fields.get(str(key))
-            if f is not None:
-                nxt += _models_in(f.annotation)
-                free_key = free_key or _is_dict(f.annotation)
-        models = nxt
-        if not models:
-            return set()
+        named = [m for m in models if str(key) in m.model_fields]
+        if named:
+            nxt: list[type[BaseModel]] = []
+            for m in named:
+                ann = m.model_fields[str(key)].annotation
+                nxt += _models_in(ann)
+                free_key = free_key or _is_dict(ann)
+            models = nxt
+            if not models:
+                return set()
+            continue
+        tagged = [m for m in models if key in (m.__name__, _tag_of(m))]
+        if tagged:
+            models = tagged
+        # else: another tag of pydantic's ('function-after[...]', 'list[...]', an index)
     return {name for m in models for name in m.model_fields}
+
+
+def _tag_of(model: type[BaseModel]) -> Any:
+    """The discriminator value of a union member (its ``dist: Literal['x']``), if any."""
+    f = model.model_fields.get("dist")
+    args = get_args(f.annotation) if f is not None else ()
+    return args[0] if len(args) == 1 else None
 
 
 def _is_dict(ann: Any) -> bool:
@@ -109,17 +120,38 @@ def format_validation_error(e: ValidationError, file: str | None, prefix: tuple 
     """First error of a pydantic ValidationError as a one-line ScenarioError."""
     # a value failing a union is reported once per member: the deepest real path is the one
     # the user meant (e.g. model.layers, not "model: should be a string")
+    # an unknown key is reported first: a misspelled section or key is the cause of the
+    # "missing" errors that follow from it (``workolad:`` leaves workload.rate_per_s unset)
     errs = e.errors()
+    unknown = [x for x in errs if x["type"] == "extra_forbidden"]
+    if unknown:
+        errs = unknown
     err = max(errs, key=lambda x: len(_real_keys(x["loc"], data)))
     loc = _real_keys(err["loc"], data)
     path = ".".join(str(x) for x in (*prefix, *loc))
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        hint = did_you_mean(str(loc[-1]), _fields_at(tuple(loc[:-1])))
-        msg = f"unknown field{hint}"
+        msg = "unknown field" + _unknown_hint(str(loc[-1]), _fields_at(tuple(err["loc"][:-1]))
+                                              if not prefix else set())
+    elif err["type"] == "union_tag_not_found":
+        msg = f"needs {err['ctx']['discriminator']} (the distribution: fixed, uniform," \
+              " exponential, lognormal or empirical)"
     elif "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
-        msg = f"{msg} (got {err['input']!r})"
+        msg = f"{msg} (got {_short(err['input'])})"
     return ScenarioError(msg, file=file, field=path or None)
+
+
+def _unknown_hint(word: str, fields: set[str]) -> str:
+    """' (did you mean 'x'?)', or the valid names when none is close."""
+    hint = did_you_mean(word, fields)
+    if hint or not fields:
+        return hint
+    return f" (valid here: {', '.join(sorted(fields))})" if len(fields) <= 16 else ""
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def scenario_from_dict(data: dict[str, Any], file: str | None = None,
@@ -128,6 +160,14 @@ def scenario_from_dict(data: dict[str, Any], file: str | None = None,
     against ``base_dir`` (default the current folder)."""
     if not isinstance(data, dict):
         raise ScenarioError("a scenario must be a mapping of sections", file=file)
+    sections = Scenario.model_fields
+    for key in data:
+        if key not in sections:
+            raise ScenarioError("unknown section" + _unknown_hint(str(key), set(sections)),
+                                file=file, field=str(key))
+    if data.get("workload") is None:
+        raise ScenarioError("missing: a scenario needs a workload section (arrival, rate_per_s,"
+                            " classes)", file=file, field="workload")
     try:
         sc = Scenario.model_validate(data)
     except ValidationError as e:
@@ -136,20 +176,12 @@ def scenario_from_dict(data: dict[str, Any], file: str | None = None,
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A scenario file's mapping of sections (UTF-8, no duplicate keys; :mod:`simulator.yamlio`)."""
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise ScenarioError(f"cannot read scenario: {e.strerror or e}", file=str(p)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise ScenarioError(f"malformed YAML: {where}{problem}", file=str(p)) from None
+    data = yamlio.read(p, "scenario")
     if data is None:
-        data = {}
+        raise ScenarioError("the scenario is empty (no sections); see docs/scenario-reference.md",
+                            file=str(p))
     if not isinstance(data, dict):
         raise ScenarioError("a scenario must be a mapping of sections", file=str(p))
     return data

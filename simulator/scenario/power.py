@@ -6,11 +6,12 @@ each node's pool (H100: 200-700 W per GPU, 10.2 kW per DGX node).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from simulator.strict import Strict
+from simulator.strict import LaxInt, Strict
 
 
 def _positive_caps(caps: dict[int, float], what: str) -> dict[int, float]:
@@ -23,11 +24,11 @@ def _positive_caps(caps: dict[int, float], what: str) -> dict[int, float]:
 class PowerSpec(Strict):
     """GPU power caps and row power budgets (POLCA-style oversubscription) with a controller."""
 
-    node_caps_w: dict[int, float] | list[float] | None = Field(
+    node_caps_w: dict[LaxInt, float] | list[float] | None = Field(
         None, description="static GPU cap per node, W (within the GPU's range, H100: 200-700):"
         " a list (one per node) or {node index: cap}; nodes not listed use their pool's"
         " deployment.gpu_cap_w")
-    replica_caps_w: dict[int, float] | None = Field(
+    replica_caps_w: dict[LaxInt, float] | None = Field(
         None, description="static GPU cap per replica, W (within the GPU's range),"
         " {replica index: cap}; overrides node_caps_w")
     rows: list[list[int]] | None = Field(
@@ -43,9 +44,10 @@ class PowerSpec(Strict):
     nameplate_node_w: float | None = Field(
         None, gt=0, description="nameplate (rated) power of every node, W; default each node's"
         " device profile (DGX H100: 10,200)")
-    telemetry_interval_s: float = Field(1.0, gt=0, description="controller sampling period, s")
-    actuation_delay_s: float = Field(0.1, ge=0, description="delay from a decision to caps"
-                                     " taking effect, s")
+    telemetry_interval_s: float = Field(1.0, gt=0, le=3600, description="controller sampling"
+                                        " period, s")
+    actuation_delay_s: float = Field(0.1, ge=0, le=3600, description="delay from a decision to"
+                                     " caps taking effect, s")
     policy: Literal["uniform", "prefill_first", "priority"] = Field(
         "uniform", description="who is capped first: uniform (one cap level for all GPUs of"
         " the row), prefill_first (replicas with prompts to prefill), priority (replicas whose"
@@ -99,22 +101,34 @@ class PowerSpec(Strict):
 
 
 def check_power(sc: Any) -> None:
-    """Cross-field checks of ``power`` against the fleet (raises ValueError naming the field)."""
+    """Cross-field checks of ``power`` against the fleet (raises ValueError naming the field).
+
+    The work is proportional to the pools, caps and row entries given, never to the number
+    of nodes (a fleet of a billion nodes validates at once and is refused by the limits)."""
+    import bisect
+
     p = sc.power
     pools = sc.pool_specs()
-    node_pool = [pool for pool in pools for _ in range(pool.deployment.nodes)]
-    rep_pool = [pool for pool in pools
-                for _ in range(pool.deployment.nodes * pool.replicas_per_node)]
-    nodes = len(node_pool)
+    node_end: list[int] = []  # node_end[i]: first node after pool i
+    rep_end: list[int] = []
+    for pool in pools:
+        node_end.append((node_end[-1] if node_end else 0) + pool.deployment.nodes)
+        rep_end.append((rep_end[-1] if rep_end else 0)
+                       + pool.deployment.nodes * pool.replicas_per_node)
+    nodes, replicas = node_end[-1], rep_end[-1]
+
+    def pool_of(k: int, ends: list[int]) -> Any:
+        return pools[bisect.bisect_right(ends, k)]
+
     for k, cap in p.node_cap_map().items():
         if not 0 <= k < nodes:
             raise ValueError(f"power.node_caps_w: node {k} does not exist ({nodes} nodes)")
-        _in_range(cap, node_pool[k], f"power.node_caps_w: node {k}")
+        _in_range(cap, pool_of(k, node_end), f"power.node_caps_w: node {k}")
     for k, cap in (p.replica_caps_w or {}).items():
-        if not 0 <= k < len(rep_pool):
+        if not 0 <= k < replicas:
             raise ValueError(f"power.replica_caps_w: replica {k} does not exist"
-                             f" ({len(rep_pool)} replicas)")
-        _in_range(cap, rep_pool[k], f"power.replica_caps_w: replica {k}")
+                             f" ({replicas} replicas)")
+        _in_range(cap, pool_of(k, rep_end), f"power.replica_caps_w: replica {k}")
     seen: set[int] = set()
     for row in p.rows or []:
         for k in row:
@@ -130,19 +144,33 @@ def check_power(sc: Any) -> None:
                 raise ValueError(f"power.min_cap_w: {p.min_cap_w:g} W is outside the"
                                  f" {pool.profile().name} range {lo:g}-{hi:g} W")
     if p.has_budget:
-        plates = [pool.profile().node.rated_power_w for pool in node_pool]
-        idle_node = []
-        for pool in node_pool:
-            gpu_w = pool.gpus_per_node * pool.profile().calibration().power.idle_w
-            idle_node.append(gpu_w + pool.host(sc.facility, pool.profile().calibration().power.idle_w)
-                             .node_w(gpu_w))
-        for row in p.row_nodes(nodes):
-            idle = sum(idle_node[k] for k in row)
-            budget = p.budget_w(row, plates)
-            if budget < idle:
-                name = "row_budget_w" if p.row_budget_w is not None else "oversubscription"
+        plate = [pool.profile().node.rated_power_w for pool in pools]
+        idle = []  # a node of each pool with its GPUs idle: GPUs + host
+        for pool in pools:
+            gpu_idle_w = pool.profile().calibration().power.idle_w
+            gpu_w = pool.gpus_per_node * gpu_idle_w
+            idle.append(gpu_w + pool.host(sc.facility, gpu_idle_w).node_w(gpu_w))
+        name = "row_budget_w" if p.row_budget_w is not None else "oversubscription"
+        if p.rows:
+            rows = [[bisect.bisect_right(node_end, k) for k in row] for row in p.rows]
+            rows_checked = [(p.budget_w(list(range(len(r))), [plate[i] for i in r]),
+                             math.fsum(idle[i] for i in r)) for r in rows]
+        else:  # one row of every node, summed per pool (never a list of the nodes)
+            count = [pool.deployment.nodes for pool in pools]
+            over = p.oversubscription or 1.0
+            if p.row_budget_w is not None:
+                budget = p.row_budget_w
+            elif p.nameplate_node_w is not None:
+                budget = nodes * p.nameplate_node_w / over
+            elif len(set(plate)) == 1:
+                budget = nodes * plate[0] / over
+            else:
+                budget = math.fsum(c * w for c, w in zip(count, plate)) / over
+            rows_checked = [(budget, math.fsum(c * w for c, w in zip(count, idle)))]
+        for budget, row_idle in rows_checked:
+            if budget < row_idle:
                 raise ValueError(f"power.{name}: row budget {budget:.0f} W is below the"
-                                 f" row's idle power {idle:.0f} W")
+                                 f" row's idle power {row_idle:.0f} W")
 
 
 def _in_range(cap: float, pool: Any, what: str) -> None:

@@ -92,18 +92,18 @@ class SampleSpec(Strict):
         2, ge=1, le=64, description="nodes simulated together behind the scenario's router,"
         " each with its share of the traffic; their mean power is scaled to the fleet")
     requests: int = Field(
-        2000, ge=50, description="measured arrivals per simulated load level (after warm-up), at"
-        " least; the energy window runs from the first measured arrival to the last arrival."
-        " A level gets more when min_class_requests or window_lifetimes ask for it")
+        2000, ge=50, le=1_000_000, description="measured arrivals per simulated load level (after"
+        " warm-up), at least; the energy window runs from the first measured arrival to the last"
+        " arrival. A level gets more when min_class_requests or window_lifetimes ask for it")
     min_class_requests: int = Field(
-        400, ge=0, description="measured arrivals of the rarest class (share > 0) per level, at"
-        " least: its SLO attainment (a 99th-percentile target) rests on them")
+        400, ge=0, le=1_000_000, description="measured arrivals of the rarest class (share > 0)"
+        " per level, at least: its SLO attainment (a 99th-percentile target) rests on them")
     window_lifetimes: float = Field(
         2.0, ge=0.0, le=100.0, description="the measured window spans at least this many"
         " SLO-bound lifetimes (ttft_s + mean output tokens x tpot_s) of the longest-lived class"
         " with share > 0, dimensionless")
     warmup_s: float | None = Field(
-        None, ge=0.0, description="simulated time discarded before measuring, s; null ="
+        None, ge=0.0, le=1e6, description="simulated time discarded before measuring, s; null ="
         " 2 x the longest SLO-bound request time (ttft_s + mean output tokens x tpot_s) of the"
         " classes with share > 0, so that the batch has filled to its steady state")
     level_tolerance: float = Field(

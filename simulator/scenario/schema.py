@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from simulator.scenario.cost import CostSpec
 from simulator.scenario.power import PowerSpec, check_power
@@ -108,6 +108,13 @@ class DeploymentSpec(Strict):
     gpu_cap_w: float | None = Field(
         None, gt=0, description="power cap of every GPU, W; default the GPU's board power"
         " limit (H100: 700); must lie in the profile's range (H100: 200-700)")
+
+    @field_validator("tp", mode="before")
+    @classmethod
+    def _tp_not_bool(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # a Literal of ints takes True as 1
+            raise ValueError("tp must be one of 1, 2, 4, 8, not a boolean")
+        return v
 
 
 class ServingSpec(Strict):
@@ -277,7 +284,7 @@ class FacilitySpec(Strict):
 
     pue: float = Field(1.2, ge=1.0, le=3.0, description="power usage effectiveness (facility/IT)")
     host_idle_w: float | None = Field(
-        None, ge=0, description="host power of a node whose GPUs idle, W (CPUs, DRAM, NICs,"
+        None, ge=0, le=1e5, description="host power of a node whose GPUs idle, W (CPUs, DRAM, NICs,"
         " switches, fans, conversion losses); default the device profile's node (DGX H100: 1,000,"
         " an estimate from component figures)")
     host_load_factor: float | None = Field(
@@ -298,9 +305,11 @@ class FacilitySpec(Strict):
 class SimulationSpec(Strict):
     """How long to simulate, what to ignore, which seed."""
 
-    duration_s: float | None = Field(None, gt=0, description="stop arrivals after this time, s")
+    duration_s: float | None = Field(None, gt=0, le=1e9, description="stop arrivals after this"
+                                     " time, s")
     requests: int | None = Field(None, gt=0, description="stop after this many arrivals")
-    warmup_s: float = Field(0.0, ge=0, description="exclude requests arriving before this, s")
+    warmup_s: float = Field(0.0, ge=0, le=1e9, description="exclude requests arriving before"
+                            " this, s")
     warmup_requests: int = Field(0, ge=0, description="exclude the first N requests")
     drain: bool = Field(True, description="after the last arrival, run until every request ends")
     seed: int = Field(0, ge=0, description="root seed of every random stream")
@@ -316,6 +325,25 @@ class SimulationSpec(Strict):
         if self.duration_s is None and self.requests is None:
             raise ValueError("give duration_s or requests (or both)")
         return self
+
+    # a warm-up that covers the whole run would leave nothing to measure
+    @field_validator("warmup_requests")
+    @classmethod
+    def _warm_requests(cls, v: int, info: ValidationInfo) -> int:
+        n = info.data.get("requests")
+        if n is not None and v >= n:
+            raise ValueError(f"the warm-up excludes every one of the {n} requests"
+                             " (simulation.requests); nothing would be measured")
+        return v
+
+    @field_validator("warmup_s")
+    @classmethod
+    def _warm_time(cls, v: float, info: ValidationInfo) -> float:
+        d = info.data.get("duration_s")
+        if d is not None and v >= d:
+            raise ValueError(f"the warm-up covers the whole run (duration_s = {d:g} s);"
+                             " nothing would be measured")
+        return v
 
 
 def check_measured(sim: SimulationSpec) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
+from simulator.cli_options import FORCE, OVERWRITE
+
 
 @click.command("sweep")
 @click.argument("scenario", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(),
               help="sweep folder: points/<id>/, results.parquet, results.csv (resumable)")
 @click.option("--grid", "grid", multiple=True, metavar="PATH=V1,V2,...",
               help="sweep a field over values (YAML, comma-separated); repeat for a product")
@@ -29,19 +31,28 @@ import click
               help="run on a Dask distributed scheduler (e.g. tcp://host:8786); OUT must be on"
                    " a filesystem the workers share")
 @click.option("--quiet", is_flag=True, help="no progress bar")
+@OVERWRITE
+@FORCE
 def sweep_cmd(scenario, out_dir, grid, points_file, sample_n, sample_seed, ranges, overrides,
-              command, workers, cluster, quiet) -> None:
+              command, workers, cluster, quiet, overwrite, force) -> None:
     """Run SCENARIO at every point of a sweep (from the flags, or else its sweep: section).
 
     Flags that define points (--grid, --points, --sample) replace the file's sweep: section.
-    Every point is validated before any runs; a rerun skips finished points.
+    Every point is validated before any runs (and before OUT is made); a rerun skips finished
+    points.
     """
+    from simulator.output import check_output_dir
     from simulator.sweep.runner import run_sweep
     from simulator.sweep.spec import build_sweep, spec_from_options
 
+    inputs = [scenario, *([points_file] if points_file else [])]
+    check_output_dir(out_dir, overwrite=True, inputs=inputs)  # the never-replaced kinds, first
     cli_spec = spec_from_options(grid, points_file, sample_n, sample_seed, ranges, command)
-    sw = build_sweep(scenario, overrides, cli_spec, command)
-    res = run_sweep(sw, out_dir, workers=workers, cluster=cluster, progress=not quiet)
+    sw = build_sweep(scenario, overrides, cli_spec, command, force=force)
+    if points_file:
+        sw.inputs.append(points_file)
+    res = run_sweep(sw, out_dir, workers=workers, cluster=cluster, progress=not quiet,
+                    overwrite=overwrite)
     if not quiet:
         click.echo(f"{len(sw.points)} points ({res['ran']} run, {res['skipped']} already done);"
                    f" wrote {out_dir}/results.parquet, results.csv, points/")

@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from simulator.errors import FleetsimError
+
 #: columns every table starts with
 ID_COLUMN = "point_id"
 
@@ -74,12 +76,20 @@ def collect_results(out_dir: str | Path, points: list[tuple[str, dict[str, Any]]
 
 
 def write_table(df: pd.DataFrame, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write results.parquet and results.csv atomically (temp file + rename)."""
+    """Write results.parquet and results.csv atomically (temp file + rename). A write error (a
+    full disk) removes the temporary files and is one line (:class:`FleetsimError`)."""
     out_dir = Path(out_dir)
     pq, csv = out_dir / "results.parquet", out_dir / "results.csv"
     tmp_pq, tmp_csv = out_dir / ".results.parquet.tmp", out_dir / ".results.csv.tmp"
-    df.to_parquet(tmp_pq, index=False)
-    df.to_csv(tmp_csv, index=False)
-    os.replace(tmp_pq, pq)
-    os.replace(tmp_csv, csv)
+    try:
+        df.to_parquet(tmp_pq, index=False)
+        df.to_csv(tmp_csv, index=False)
+        os.replace(tmp_pq, pq)
+        os.replace(tmp_csv, csv)
+    except OSError as e:
+        raise FleetsimError(f"{out_dir}: cannot write results.parquet and results.csv:"
+                            f" {getattr(e, 'strerror', None) or e}") from None
+    finally:
+        tmp_pq.unlink(missing_ok=True)
+        tmp_csv.unlink(missing_ok=True)
     return pq, csv

@@ -19,14 +19,16 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from simulator.errors import FleetsimError
+from simulator.output import _exchange, prepare_dir, write_json
 from simulator.sweep.results import collect_results, write_table
 from simulator.sweep.spec import Sweep
+from simulator.workers import process_pool
 
 
 #: folder under OUT/points where points are written before being renamed into place
@@ -73,21 +75,54 @@ def run_point(task: PointTask) -> PointOutcome:
         write_json(staging / "point.json", {"id": task.id, "command": task.command,
                                             "overrides": task.overrides,
                                             "scenario_sha": task.scenario_sha})
+        if not os.path.lexists(final):
+            os.rename(staging, final)
+        elif _exchange(staging, final):  # atomic: the old point folder is now at staging
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            old = points / STAGING / f"{task.id}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(staging, final)
+            shutil.rmtree(old, ignore_errors=True)
     except FleetsimError as e:
         shutil.rmtree(staging, ignore_errors=True)
         return PointOutcome(task.id, str(e))
+    except OSError as e:  # a full disk, a read-only folder: the point fails, the sweep goes on
+        shutil.rmtree(staging, ignore_errors=True)
+        return PointOutcome(task.id, f"cannot write {final}: {e.strerror or e}")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if final.exists():
-        old = points / STAGING / f"{task.id}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(final, old)
-        os.replace(staging, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, final)
     return PointOutcome(task.id)
+
+
+def open_sweep_dir(out_dir: str | Path, sweep: Sweep, overwrite: bool) -> Path:
+    """The sweep's folder, checked as every output folder is (:mod:`simulator.output`): a
+    fleetsim sweep folder is resumed, anything else fleetsim may replace starts empty. A sweep
+    folder written before folders were marked (it has a sweep.json manifest) is resumed."""
+    from simulator.output import MARKER, marker_of
+
+    out = Path(out_dir)
+    legacy = out / "sweep.json"
+    if out.is_dir() and not out.is_symlink() and marker_of(out) is None and legacy.is_file():
+        try:
+            m = json.loads(legacy.read_text())
+        except (OSError, ValueError):
+            m = None
+        if isinstance(m, dict) and {"scenario", "command", "points"} <= set(m):
+            write_json(out / MARKER, {"written_by": "fleetsim", "kind": "sweep"})
+    path, _ = prepare_dir(out, kind="sweep", overwrite=overwrite, inputs=sweep.inputs)
+    return path
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def is_finished(out_dir: Path, pid: str, sha: str) -> bool:
@@ -106,7 +141,7 @@ def _serial(tasks: list[PointTask]) -> Iterator[PointOutcome]:
 
 
 def _processes(tasks: list[PointTask], workers: int) -> Iterator[PointOutcome]:
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with process_pool(workers) as pool:
         futures = [pool.submit(run_point, t) for t in tasks]
         try:
             for f in as_completed(futures):
@@ -140,7 +175,8 @@ def _dask(tasks: list[PointTask], cluster: Any) -> Iterator[PointOutcome]:
 
 def run_sweep(sweep: Sweep, out_dir: str | Path, workers: int | None = None, cluster: Any = None,
               progress: bool = True,
-              on_point_done: Callable[[PointOutcome], None] | None = None) -> dict[str, Any]:
+              on_point_done: Callable[[PointOutcome], None] | None = None,
+              overwrite: bool = False) -> dict[str, Any]:
     """Run the unfinished points of ``sweep`` into ``out_dir`` and rebuild the results table.
 
     ``workers``: local processes (1 runs in this process; default: CPU count, at most the number
@@ -149,17 +185,16 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, workers: int | None = None, clu
     Returns ``{"ran": n, "skipped": n, "failed": [(id, error)], "table": DataFrame}``; raises
     :class:`FleetsimError` after writing the table when any point failed.
     """
-    out = Path(out_dir)
-    (out / "points").mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out / "points" / STAGING, ignore_errors=True)  # left by a killed sweep
-    manifest = {"scenario": sweep.file, "command": sweep.command, "set": sweep.base_overrides,
-                "grid": sweep.grid_paths,
-                "points": [{"id": p.id, "overrides": p.overrides} for p in sweep.points]}
-    from simulator.output import write_json
-
-    tmp = out / ".sweep.json.tmp"
-    write_json(tmp, manifest)
-    os.replace(tmp, out / "sweep.json")
+    out = open_sweep_dir(out_dir, sweep, overwrite)
+    try:
+        (out / "points").mkdir(exist_ok=True)
+        shutil.rmtree(out / "points" / STAGING, ignore_errors=True)  # left by a killed sweep
+        manifest = {"scenario": sweep.file, "command": sweep.command,
+                    "set": sweep.base_overrides, "grid": sweep.grid_paths,
+                    "points": [{"id": p.id, "overrides": p.overrides} for p in sweep.points]}
+        _write_atomic(out / "sweep.json", lambda tmp: write_json(tmp, manifest))
+    except OSError as e:
+        raise FleetsimError(f"{out}: cannot write the sweep folder: {e.strerror or e}") from None
     todo = [p for p in sweep.points if not is_finished(out, p.id, p.scenario_sha)]
     tasks = [PointTask(p.id, p.overrides, p.data, sweep.file, str(sweep.base_dir), sweep.command,
                        p.scenario_sha, str(out.resolve())) for p in todo]
@@ -195,7 +230,7 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, workers: int | None = None, clu
         except OSError:
             pass
         table = collect_results(out, [(p.id, p.overrides) for p in sweep.points])
-        write_table(table, out)
+        write_table(table, out)  # a FleetsimError (a full disk) replaces any error in flight
     if failed:
         pid, err = failed[0]
         raise FleetsimError(f"{len(failed)} of {len(sweep.points)} sweep points failed (the others"

@@ -20,17 +20,19 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
-import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, Strict as StrictMode, ValidationError
 
-from simulator.errors import ScenarioError
+from simulator import yamlio
+from simulator.errors import FleetsimError, ScenarioError
+from simulator.yamlio import parse_value
 from simulator.scenario.load import (format_validation_error, parse_override, read_yaml,
                                      scenario_from_dict, set_path)
 from simulator.scenario.schema import Scenario
@@ -43,7 +45,7 @@ class SampleSpec(Strict):
 
     n: int = Field(gt=0, description="number of random points")
     seed: int = Field(0, ge=0, description="seed of the draws")
-    ranges: dict[str, tuple[int | float, int | float]] = Field(
+    ranges: dict[str, Annotated[tuple[int | float, int | float], StrictMode(False)]] = Field(
         description="{dotted.path: [low, high]}; integers when both bounds are integers")
 
 
@@ -103,9 +105,8 @@ def parse_grid_option(text: str) -> tuple[str, list[Any]]:
     raw = text.partition("=")[2].strip()
     if not raw:
         return path, []
-    try:
-        values = yaml.safe_load(f"[{raw}]")
-    except yaml.YAMLError:
+    values = parse_value(f"[{raw}]")
+    if not isinstance(values, list):  # not valid YAML as a flow list: comma-separated text
         values = [v.strip() for v in raw.split(",")]
     return path, [v for v in values]
 
@@ -117,7 +118,12 @@ def parse_range_option(text: str) -> tuple[str, tuple[Any, Any]]:
     lo, sep, hi = raw.partition(":")
     if not sep:
         raise ScenarioError(f"range {text!r} must look like path=low:high", field="--range")
-    return path, (yaml.safe_load(lo), yaml.safe_load(hi))
+    bounds = (parse_value(lo) if lo.strip() else None, parse_value(hi) if hi.strip() else None)
+    for b in bounds:
+        if isinstance(b, bool) or not isinstance(b, (int, float)) or not math.isfinite(b):
+            raise ScenarioError(f"range {text!r}: bounds must be finite numbers (got {b!r})",
+                                field=f"--range {path}")
+    return path, bounds
 
 
 def spec_from_options(grid: tuple[str, ...], points_file: str | None, sample_n: int | None,
@@ -148,13 +154,12 @@ def spec_from_options(grid: tuple[str, ...], points_file: str | None, sample_n: 
 
 
 def read_yaml_any(path: str) -> Any:
-    p = Path(path)
-    try:
-        return yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise ScenarioError(f"cannot read points: {e.strerror or e}", file=str(p)) from None
-    except yaml.YAMLError as e:
-        raise ScenarioError(f"malformed YAML: {getattr(e, 'problem', None) or e}", file=str(p)) from None
+    """A points file (UTF-8 YAML, no duplicate keys: :mod:`simulator.yamlio`)."""
+    return yamlio.read(path, "points")
+
+
+#: most points a sweep may have (each is a simulation and a folder)
+MAX_POINTS = 100_000
 
 
 def expand(spec: SweepSpec, file: str | None = None) -> list[dict[str, Any]]:
@@ -168,6 +173,10 @@ def expand(spec: SweepSpec, file: str | None = None) -> list[dict[str, Any]]:
             if not values:
                 raise ScenarioError("grid has no values for this path (give path=v1,v2,...)",
                                     file=file, field=f"sweep.grid.{path}")
+        size = math.prod(len(v) for v in spec.grid.values())
+        if size > MAX_POINTS:
+            raise ScenarioError(f"the grid has {size:,} points, more than {MAX_POINTS:,}; split"
+                                " the sweep", file=file, field="sweep.grid")
         paths = list(spec.grid)
         for combo in itertools.product(*(spec.grid[p] for p in paths)):
             out.append(dict(zip(paths, combo)))
@@ -177,6 +186,9 @@ def expand(spec: SweepSpec, file: str | None = None) -> list[dict[str, Any]]:
         out.extend(dict(p) for p in spec.points)
     if spec.sample is not None:
         s = spec.sample
+        if s.n > MAX_POINTS:
+            raise ScenarioError(f"{s.n:,} random points are more than {MAX_POINTS:,}; split the"
+                                " sweep", file=file, field="sweep.sample.n")
         if not s.ranges:
             raise ScenarioError("sample needs at least one range (path: [low, high])", file=file,
                                 field="sweep.sample.ranges")
@@ -237,16 +249,19 @@ class Sweep:
     points: list[Point]
     base_dir: Path
     grid_paths: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)  # files the points read (never replaced)
 
 
 def build_sweep(path: str, overrides: list[str] | tuple[str, ...] = (), cli_spec: SweepSpec | None = None,
-                command: str | None = None) -> Sweep:
-    """Read the scenario, expand the sweep, and validate every point's scenario up front.
+                command: str | None = None, force: bool = False) -> Sweep:
+    """Read the scenario, expand the sweep, and validate every point up front: its scenario
+    (schema, memory fit, the limits of :mod:`simulator.scenario.limits` unless ``force``), the
+    files it reads (traces, calibration files; each distinct file once) and what its command
+    needs (``project``: a projection section). Nothing runs and nothing is written.
 
     Raises :class:`ScenarioError` (one line naming the file, the field path and the point) on a
-    bad path, a value of the wrong type, an empty grid, or a point that does not fit memory.
+    bad path, a value of the wrong type, an empty grid, or a point that cannot run.
     """
-    from simulator.engine.fleet import check_memory
     from simulator.sweep.commands import COMMANDS
 
     data = read_yaml(path)
@@ -272,7 +287,11 @@ def build_sweep(path: str, overrides: list[str] | tuple[str, ...] = (), cli_spec
         resolved: dict[str, Any] | None = scenario_from_dict(copy.deepcopy(base), file=path).model_dump()
     except ScenarioError:
         resolved = None  # the points may complete an incomplete base; pydantic still checks each
+    from simulator.output import scenario_inputs
+
     points = []
+    checked: dict[Any, None] = {}  # files already read (each distinct file once)
+    inputs: dict[str, None] = {path: None}
     for ov in expand(spec, path):
         d = copy.deepcopy(base)
         for k, v in ov.items():
@@ -284,8 +303,62 @@ def build_sweep(path: str, overrides: list[str] | tuple[str, ...] = (), cli_spec
         where = ", ".join(f"{k}={v!r}" for k, v in ov.items()) or "the base scenario"
         try:
             sc = scenario_from_dict(d, file=path, base_dir=base_dir)
-            check_memory(sc)
-        except ScenarioError as e:
-            raise ScenarioError(f"{e.problem} (sweep point {where})", file=path, field=e.field) from None
+            check_point(sc, cmd, force, checked)
+        except FleetsimError as e:
+            problem = e.problem if isinstance(e, ScenarioError) else str(e)
+            field = e.field if isinstance(e, ScenarioError) else None
+            raise ScenarioError(f"{problem} (sweep point {where})", file=path, field=field) from None
         points.append(Point(point_id(ov), ov, d, scenario_sha(sc, cmd)))
-    return Sweep(path, cmd, list(overrides), points, base_dir, list(spec.grid or {}))
+        for f in scenario_inputs(sc):
+            inputs.setdefault(str(f), None)
+    return Sweep(path, cmd, list(overrides), points, base_dir, list(spec.grid or {}),
+                 list(inputs))
+
+
+def check_point(sc: Scenario, command: str, force: bool, checked: dict[Any, None]) -> None:
+    """Everything a point needs before it runs (see :func:`build_sweep`); ``checked`` holds the
+    files already read, so that a file shared by many points is read once."""
+    from simulator.engine.fleet import check_memory, pool_calibration
+    from simulator.scenario import limits
+    from simulator.workload.distributions import build_length_sampler
+    from simulator.workload.trace import load_azure_trace
+
+    check_memory(sc)
+    if command == "project":
+        if sc.projection is None:
+            raise ScenarioError("missing: --command project needs a projection section (at least"
+                                " projection.queries_per_day)", file=sc.file, field="projection")
+        from simulator.projection.project import check_projection_limits
+
+        check_projection_limits(sc, 1, force)
+    else:
+        limits.check(sc, force)
+    for pool in sc.pool_specs():
+        key = ("calibration", pool.hardware.calibration or sc.simulation.calibration)
+        if key[1] is not None and key not in checked:
+            pool_calibration(sc, pool)
+            checked[key] = None
+    wl = sc.workload
+    if wl.arrival == "replay":
+        for name, trace in (wl.traces or {}).items():
+            key = ("trace", str(sc.resolve(trace)))
+            if key not in checked:
+                load_azure_trace(sc.resolve(trace), field=f"workload.traces.{name}")
+                checked[key] = None
+    else:
+        for name, qc in wl.classes.items():
+            for which in ("input_tokens", "output_tokens"):
+                ls = getattr(qc, which)
+                key = ("column", str(sc.resolve(ls.trace)), ls.column) if ls.dist == "empirical" \
+                    else None
+                if key is not None and key not in checked:
+                    build_length_sampler(ls, sc.base_dir, f"workload.classes.{name}.{which}")
+                    checked[key] = None
+    proj = sc.projection
+    if command == "project" and proj is not None and proj.curve_trace is not None:
+        key = ("curve", str(sc.resolve(proj.curve_trace.path)), proj.curve_trace.column)
+        if key not in checked:
+            from simulator.projection.day import curve_from_trace
+
+            curve_from_trace(sc)
+            checked[key] = None

@@ -13,7 +13,8 @@ key)`` with fixed keys:
 * ``(3, h, 0)`` and ``(3, h, 1)``: input and output lengths of the class whose name hashes to
   ``h`` (first 8 bytes of SHA-256 of the UTF-8 name, little-endian);
 * closed loop uses ``(4,)`` for class choice and ``(5, h, 0|1)`` for lengths;
-* ``(6,)``: which trace requests a replay with ``replay_share < 1`` keeps.
+* ``(6,)``: which trace requests a replay with ``replay_share < 1`` keeps;
+* ``(7, ...)``: :meth:`Workload.length_sample` (estimates only, never a simulation).
 
 So adding a class never changes another class's length draws, and arrival times of
 poisson/gamma do not depend on the classes at all. Values are drawn in fixed internal chunks of
@@ -54,6 +55,7 @@ HOURS_PER_DAY = 24
 _KEY_GAPS, _KEY_CLASS, _KEY_THIN, _KEY_LENGTHS = 0, 1, 2, 3
 _KEY_CLOSED_CLASS, _KEY_CLOSED_LENGTHS = 4, 5
 _KEY_REPLAY_SHARE = 6
+_KEY_ESTIMATE = 7
 _INPUT, _OUTPUT = 0, 1
 
 
@@ -75,10 +77,12 @@ def class_stream_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
 
 
+def _child_seq(root: np.random.SeedSequence, *key: int) -> np.random.SeedSequence:
+    return np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, *key))
+
+
 def _child(root: np.random.SeedSequence, *key: int) -> np.random.Generator:
-    return np.random.default_rng(
-        np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, *key))
-    )
+    return np.random.default_rng(_child_seq(root, *key))
 
 
 class _Streams:
@@ -184,6 +188,16 @@ class Workload:
         inp, out = self._lengths(self._closed, cls)
         return cls, inp, out
 
+    def length_sample(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Prompt and output lengths (int64 tokens) of ``n`` requests as the workload mixes them:
+        the first ``n`` trace rows for replay, else draws from a stream of their own (key 7;
+        no other stream moves). For estimates (e.g. a throughput bound), not for simulation."""
+        if self._replay is not None:
+            return self._replay[2][:n], self._replay[3][:n]
+        st = _Streams(_child_seq(self._root, _KEY_ESTIMATE), self.class_names, closed=True)
+        cls = self._choose(st.cls, n)
+        return self._lengths(st, cls)
+
     def mean_input_tokens(self) -> float:
         """Share-weighted mean prompt length, tokens (trace mean for replay)."""
         if self._replay is not None:
@@ -246,7 +260,7 @@ class Workload:
         mult = None if spec.hourly_multipliers is None else np.asarray(spec.hourly_multipliers)
         peak = 1.0 if mult is None else float(mult.max())
         rate = float(spec.rate_per_s) * peak  # type: ignore[arg-type]
-        shape = 1.0 / spec.cv**2
+        shape = 1.0 / spec.cv**2 if spec.arrival == "gamma" else 1.0
         t_last = 0.0
         while True:
             if spec.arrival == "gamma":

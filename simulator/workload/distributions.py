@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from simulator.workload.spec import (
+    MAX_TOKENS,
     EmpiricalLength,
     ExponentialLength,
     FixedLength,
@@ -46,11 +47,12 @@ class LengthSampler(Protocol):
 
 
 def _clip(x: np.ndarray, max_tokens: int | None) -> np.ndarray:
-    """Round continuous draws to int64 tokens in ``[1, max_tokens]``."""
+    """Round continuous draws to int64 tokens in ``[1, max_tokens]`` (at most
+    :data:`~simulator.workload.spec.MAX_TOKENS`, so that a draw that overflows to infinity
+    never wraps around to a negative count)."""
     out = np.rint(x)
     np.maximum(out, 1.0, out=out)
-    if max_tokens is not None:
-        np.minimum(out, float(max_tokens), out=out)
+    np.minimum(out, float(MAX_TOKENS if max_tokens is None else max_tokens), out=out)
     return out.astype(np.int64)
 
 
@@ -144,7 +146,8 @@ class LognormalSampler:
         return lo * _phi(z(lo)) + body + (0.0 if math.isinf(hi) else hi * (1.0 - cdf_hi))
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        x = np.exp(math.log(self.median_tokens) + self.sigma * rng.standard_normal(n))
+        with np.errstate(over="ignore"):  # an overflow is infinity, clipped to the largest
+            x = np.exp(math.log(self.median_tokens) + self.sigma * rng.standard_normal(n))
         return _clip(x, self.max_tokens)
 
 
@@ -215,7 +218,7 @@ def _lognormal(spec: LognormalLength, base_dir: Path, field: str) -> LengthSampl
 def _empirical(spec: EmpiricalLength, base_dir: Path, field: str) -> LengthSampler:
     values = load_token_column(resolve_path(spec.trace, base_dir), spec.column, f"{field}.trace")
     if spec.scale != 1.0:
-        values = np.rint(values * spec.scale).astype(np.int64)
+        values = np.minimum(np.rint(values * spec.scale), MAX_TOKENS).astype(np.int64)
     values = np.maximum(values, 1)
     if spec.max_tokens is not None:
         values = np.minimum(values, spec.max_tokens)

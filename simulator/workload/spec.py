@@ -32,6 +32,14 @@ from simulator.strict import Strict, replace
 MIX_SUM_TOLERANCE = 1e-6
 #: Class names: identifiers (letters, digits, ``_`` and ``-``; not starting with a digit).
 CLASS_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+#: Largest length a distribution may give, tokens (the same bound as trace token counts).
+MAX_TOKENS = 2**31 - 1
+#: Largest SLO target, s (a day): a larger one is never binding, and projections derive their
+#: warm-up from it.
+MAX_SLO_S = 86_400.0
+#: Largest hourly multiplier; a non-zero multiplier must be at least MIN_CURVE_RATIO of the peak.
+MAX_MULTIPLIER = 1e6
+MIN_CURVE_RATIO = 1e-9
 
 ArrivalKind = Literal["poisson", "gamma", "replay", "closed_loop"]
 
@@ -63,14 +71,14 @@ _MAX_TOKENS_DESC = (
 
 
 class _LengthBase(Strict):
-    max_tokens: int | None = Field(None, ge=1, description=_MAX_TOKENS_DESC)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_TOKENS, description=_MAX_TOKENS_DESC)
 
 
 class FixedLength(_LengthBase):
     """Every request has the same length: ``min(value, max_tokens)`` tokens."""
 
     dist: Literal["fixed"] = Field(description="distribution name: 'fixed'")
-    value: int = Field(ge=1, description="length of every request, tokens (>= 1)")
+    value: int = Field(ge=1, le=MAX_TOKENS, description="length of every request, tokens (>= 1)")
 
     def scaled(self, s: float) -> FixedLength:
         """Lengths times ``s`` (rounded, >= 1 token)."""
@@ -81,8 +89,8 @@ class UniformLength(_LengthBase):
     """Integer length drawn uniformly from ``low..high`` inclusive, tokens."""
 
     dist: Literal["uniform"] = Field(description="distribution name: 'uniform'")
-    low: int = Field(ge=1, description="smallest length, tokens (inclusive, >= 1)")
-    high: int = Field(ge=1, description="largest length, tokens (inclusive, >= low)")
+    low: int = Field(ge=1, le=MAX_TOKENS, description="smallest length, tokens (inclusive, >= 1)")
+    high: int = Field(ge=1, le=MAX_TOKENS, description="largest length, tokens (inclusive, >= low)")
 
     @model_validator(mode="after")
     def _order(self) -> UniformLength:
@@ -106,11 +114,13 @@ class ExponentialLength(_LengthBase):
     median: float | None = Field(
         None,
         gt=0,
+        le=MAX_TOKENS,
         description="median length, tokens (give this or mean, not both); draws are rounded to"
         " the nearest integer, >= 1",
     )
     mean: float | None = Field(
-        None, gt=0, description="mean length, tokens (give this or median, not both)"
+        None, gt=0, le=MAX_TOKENS, description="mean length, tokens (give this or median, not"
+        " both)"
     )
 
     @model_validator(mode="after")
@@ -136,10 +146,12 @@ class LognormalLength(_LengthBase):
 
     dist: Literal["lognormal"] = Field(description="distribution name: 'lognormal'")
     median: float = Field(
-        gt=0, description="median length, tokens (draws are rounded to the nearest integer, >= 1)"
+        gt=0, le=MAX_TOKENS,
+        description="median length, tokens (draws are rounded to the nearest integer, >= 1)"
     )
     sigma: float = Field(
-        ge=0, description="standard deviation of ln(length), dimensionless (0 = fixed length)"
+        ge=0, le=10, description="standard deviation of ln(length), dimensionless (0 = fixed"
+        " length; measured LLM prompt and output lengths have about 1)"
     )
 
     def scaled(self, s: float) -> LognormalLength:
@@ -165,8 +177,8 @@ class EmpiricalLength(_LengthBase):
         " Azure LLM inference trace), tokens",
     )
     scale: float = Field(
-        1.0, gt=0, description="factor on every value of the column, dimensionless (then rounded,"
-        " >= 1 token): a what-if on the measured lengths"
+        1.0, gt=0, le=1e4, description="factor on every value of the column, dimensionless (then"
+        " rounded, >= 1 token): a what-if on the measured lengths"
     )
 
     def scaled(self, s: float) -> EmpiricalLength:
@@ -214,12 +226,14 @@ class SLO(Strict):
     ttft_s: float = Field(
         2.0,
         gt=0,
+        le=MAX_SLO_S,
         description="time-to-first-token target, s (default 2.0 is a user-chosen default, not a"
         " measurement)",
     )
     tpot_s: float = Field(
         0.2,
         gt=0,
+        le=MAX_SLO_S,
         description="time-per-output-token target (mean gap between output tokens after the"
         " first), s (default 0.2 is a user-chosen default, not a measurement)",
     )
@@ -258,15 +272,21 @@ def _default_classes() -> dict[str, QueryClass]:
 
 
 def check_daily_curve(v: list[float]) -> list[float]:
-    """A daily load curve: 24 non-negative hourly factors, not all 0 (ValueError otherwise;
-    the caller's field path names the field)."""
+    """A daily load curve: 24 hourly factors in [0, MAX_MULTIPLIER], not all 0, every non-zero
+    one at least MIN_CURVE_RATIO of the largest (ValueError otherwise; the caller's field path
+    names the field)."""
     if len(v) != 24:
         raise ValueError(f"needs exactly 24 values (one per hour of day), got {len(v)}")
     for h, m in enumerate(v):
-        if m < 0:
-            raise ValueError(f"value {h} (hour {h}) is {m}, must be >= 0")
-    if max(v) <= 0:
+        if not 0 <= m <= MAX_MULTIPLIER:
+            raise ValueError(f"value {h} (hour {h}) is {m}, must be in [0, {MAX_MULTIPLIER:g}]")
+    peak = max(v)
+    if peak <= 0:
         raise ValueError("the 24 values are all 0; at least one must be > 0")
+    for h, m in enumerate(v):
+        if 0 < m < MIN_CURVE_RATIO * peak:
+            raise ValueError(f"value {h} (hour {h}) is {m:g}, less than {MIN_CURVE_RATIO:g} of"
+                             f" the peak {peak:g}: use 0 for an hour without load")
     return v
 
 
@@ -300,7 +320,8 @@ class WorkloadSpec(Strict):
     )
     cv: float = Field(
         1.0,
-        gt=0,
+        ge=0.01,
+        le=100.0,
         description="coefficient of variation of inter-arrival times for 'gamma', dimensionless"
         " (1 = poisson, > 1 burstier)",
     )
@@ -323,7 +344,8 @@ class WorkloadSpec(Strict):
     )
     time_scale: float = Field(
         1.0,
-        gt=0,
+        ge=1e-6,
+        le=1e6,
         description="replay speed-up factor, dimensionless: inter-arrival times are divided by"
         " it (2.0 doubles the rate)",
     )
@@ -331,11 +353,11 @@ class WorkloadSpec(Strict):
         False, description="replay: repeat the traces when they end before the simulation does"
     )
     replay_input_scale: float = Field(
-        1.0, gt=0, description="replay: factor on every trace row's prompt length, dimensionless"
+        1.0, gt=0, le=1e4, description="replay: factor on every trace row's prompt length, dimensionless"
         " (rounded, >= 1 token)"
     )
     replay_output_scale: float = Field(
-        1.0, gt=0, description="replay: factor on every trace row's generated length,"
+        1.0, gt=0, le=1e4, description="replay: factor on every trace row's generated length,"
         " dimensionless (rounded, >= 0 tokens)"
     )
     replay_share: float = Field(
@@ -356,6 +378,7 @@ class WorkloadSpec(Strict):
     think_time_s: float = Field(
         0.0,
         ge=0,
+        le=MAX_SLO_S,
         description="closed_loop: delay between a response and that client's next request, s",
     )
 

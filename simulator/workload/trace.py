@@ -29,6 +29,8 @@ AZURE_COLUMNS = (TIMESTAMP_COL, INPUT_COL, OUTPUT_COL)
 _FIRST_DATA_ROW = 2  # file line of the first data row (the header is line 1)
 _MAX_TOKENS = 2**31 - 1
 _LINE_RE = re.compile(r"line (\d+)")
+#: a timestamp that ends with a UTC offset (+05:00, -0800) or Z
+_TZ_RE = r"(?:[Zz]|[+-]\d\d:?\d\d)\s*$"
 
 
 def _read_raw(path: Path, columns: tuple[str, ...], field: str | None) -> pd.DataFrame:
@@ -61,10 +63,14 @@ def _read_raw(path: Path, columns: tuple[str, ...], field: str | None) -> pd.Dat
             na_values=[""],
             skip_blank_lines=False,
             skipinitialspace=True,
-            header=0,
-            names=names,
+            # no header row for pandas: given names, a first data row with one field too many
+            # would silently become an index and shift every column; read as data, the header
+            # line fixes the width and any longer row is an error naming its line
+            header=None,
             engine="c",
         )
+        df = df.iloc[1:].reset_index(drop=True)
+        df.columns = names
     except pd.errors.ParserError as e:
         m = _LINE_RE.search(str(e))
         raise DataError(
@@ -82,6 +88,10 @@ def _read_raw(path: Path, columns: tuple[str, ...], field: str | None) -> pd.Dat
     else:
         raise DataError("trace has a header but no data rows", file=str(path))
     return df
+
+
+#: read some columns of a CSV as strings, with the errors of this module (file, row, column)
+read_columns = _read_raw
 
 
 def _bad(path: Path, raw: pd.Series, mask: np.ndarray, col: str, rule: str) -> DataError:
@@ -109,6 +119,30 @@ def _tokens(path: Path, raw: pd.Series, col: str, minimum: int) -> np.ndarray:
     return num.astype(np.int64)
 
 
+def parse_timestamps(path: Path, raw: pd.Series, col: str, fmt: str = "ISO8601") -> np.ndarray:
+    """Timestamps of a column as naive datetime64[ns]. Rows that carry a UTC offset (+05:00, Z)
+    are converted to UTC; a column that mixes rows with and without an offset is an error
+    naming the first row that differs from the first row (which instant was meant is unknown)."""
+    has_tz = raw.astype(str).str.contains(_TZ_RE, regex=True).to_numpy()
+    if has_tz.any() and not has_tz.all():
+        first = bool(has_tz[0])
+        raise _bad(path, raw, has_tz != first, col,
+                   f"has {'no' if first else 'a'} timezone offset but the first row"
+                   f" {'has one' if first else 'has none'}: give every timestamp an offset or"
+                   " none")
+    try:
+        ts = pd.to_datetime(raw, format=fmt, errors="coerce", utc=bool(has_tz.any()))
+    except (ValueError, TypeError, OverflowError) as e:
+        raise DataError(f"cannot parse the timestamps: {e}", file=str(path), column=col) from None
+    bad_ts = ts.isna().to_numpy()
+    if bad_ts.any():
+        raise _bad(path, raw, bad_ts, col,
+                   "is not a timestamp (expected like 2023-11-16 18:15:46.6805900)")
+    if has_tz.any():
+        ts = ts.dt.tz_convert(None)
+    return ts.to_numpy().astype("datetime64[ns]")
+
+
 def load_azure_trace(path: Path, field: str | None = None) -> pd.DataFrame:
     """Load and validate an Azure-format trace.
 
@@ -129,15 +163,9 @@ def load_azure_trace(path: Path, field: str | None = None) -> pd.DataFrame:
     """
     path = Path(path)
     df = _read_raw(path, AZURE_COLUMNS, field)
-    raw_ts = df[TIMESTAMP_COL]
-    ts = pd.to_datetime(raw_ts, format="ISO8601", errors="coerce")
-    bad_ts = ts.isna().to_numpy()
-    if bad_ts.any():
-        raise _bad(path, raw_ts, bad_ts, TIMESTAMP_COL,
-                   "is not a timestamp (expected like 2023-11-16 18:15:46.6805900)")
+    ts_ns = parse_timestamps(path, df[TIMESTAMP_COL], TIMESTAMP_COL)
     inp = _tokens(path, df[INPUT_COL], INPUT_COL, 1)
     out = _tokens(path, df[OUTPUT_COL], OUTPUT_COL, 0)
-    ts_ns = ts.to_numpy().astype("datetime64[ns]")
     t_ns = ts_ns.astype(np.int64)
     t_s = (t_ns - t_ns.min()).astype(np.float64) / 1e9
     return pd.DataFrame(
