@@ -192,13 +192,16 @@ class HistogramLength(_LengthBase):
     >= 1 token)."""
 
     dist: Literal["histogram"] = Field(description="distribution name: 'histogram'")
-    bins: list[tuple[float, float, float]] = Field(
+    bins: list[list[float]] = Field(
         min_length=1, description="[low, high, count] per bin: lengths in tokens (low < high,"
         " low >= 0), count >= 0 (any scale: only the ratios matter)")
 
     @field_validator("bins")
     @classmethod
-    def _bins(cls, v: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+    def _bins(cls, v: list[list[float]]) -> list[list[float]]:
+        for i, b in enumerate(v):
+            if len(b) != 3:
+                raise ValueError(f"bin {i}: needs [low, high, count] (got {len(b)} numbers)")
         for i, (lo, hi, n) in enumerate(v):
             if not (0 <= lo < hi):
                 raise ValueError(f"bin {i}: needs 0 <= low < high (got [{lo:g}, {hi:g}])")
@@ -210,7 +213,7 @@ class HistogramLength(_LengthBase):
 
     def scaled(self, s: float) -> HistogramLength:
         """Bin edges times ``s`` (counts unchanged)."""
-        return replace(self, bins=[(lo * s, hi * s, n) for lo, hi, n in self.bins])
+        return replace(self, bins=[[lo * s, hi * s, n] for lo, hi, n in self.bins])
 
 
 LengthSpec = Annotated[

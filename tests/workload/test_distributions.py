@@ -138,7 +138,7 @@ def test_histogram_bins_by_count_uniform_inside():
 
 def test_histogram_scaled_moves_the_edges():
     spec = _adapter.validate_python({"dist": "histogram", "bins": [[0, 10, 1], [10, 100, 3]]})
-    assert spec.scaled(2.0).bins == [(0, 20, 1), (20, 200, 3)]
+    assert spec.scaled(2.0).bins == [[0, 20, 1], [20, 200, 3]]
 
 
 @pytest.mark.parametrize("bins, match", [([[10, 5, 1]], "low < high"), ([[0, 5, -1]], "count"),
