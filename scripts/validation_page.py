@@ -35,9 +35,12 @@ def memory_section() -> list[str]:
         " `gpu_memory_utilization`, `max_num_batched_tokens` and `max_num_seqs` on the H100"
         " profile, with the serving stack of the log's vLLM version. Rows marked *constant* are"
         " the source of a documented serving-stack constant (non-torch memory, sampler bytes per"
-        " logit) and are not checks.", "",
+        " logit) and are not checks; rows marked *unresolved* are checks fleetsim does not"
+        " reproduce, shown with what is known about why.", "",
         f"**{ok} of {len(kv)} checks within {100 * KV_TOLERANCE:.0f} %** of vLLM's KV capacity;"
-        f" mean absolute error {100 * kv.abs().mean():.1f} %, worst {_pct(kv.loc[kv.abs().idxmax()])}.", "",
+        f" mean absolute error {100 * kv.abs().mean():.1f} %, worst {_pct(kv.loc[kv.abs().idxmax()])}."
+        + "".join(f" Unresolved: {r.row} ({r.model}, TP {r.tp}): {_pct(r.kv_error)}."
+                  for r in df[df["role"] == "unresolved"].itertuples(index=False)), "",
         "| row | checkpoint | TP | precision (KV) | stack | role | weights GiB vLLM / sim | KV GiB vLLM / sim | KV error | note |",
         "|---|---|---:|---|---|---|---|---|---:|---|"]
     for r in df.itertuples(index=False):

@@ -59,6 +59,11 @@ class ModelShape:
     q_lora_rank: int = 0
     qk_rope_head_dim: int = 0
     v_head_dim: int = 0
+    # memory a serving stack holds beside the text model's GEMMs: a vision encoder loaded even
+    # for text (split over the GPUs), and a rotary-embedding table of this many positions in
+    # BF16 on every GPU (vLLM sizes it by max_position_embeddings: Llama-4-Scout's 10M: 2.5 GiB)
+    vision_params: int = 0
+    rope_cache_positions: int = 0
 
     def __post_init__(self) -> None:
         if self.head_dim == 0:
@@ -144,6 +149,17 @@ ALL_LINEAR = {}
 META_FP8 = {"fp8_bf16_gemms": ("qkv", "o"), "fp8_bf16_edge_layers": 1}
 
 
+#: Llama-4's vision encoder and projector (vLLM loads them for text too): ~0.88 B parameters,
+#: from the 0.41 GiB per GPU at TP 4 they add to the Scout start-up log (docs/validation.md, P31)
+LLAMA4_EXTRAS = {"vision_params": 880_000_000}
+
+
+def _moe(experts: int, per_token: int, ffn: int, shared: int = 0, dense: int = 0,
+         step: int = 1) -> dict:
+    return {"experts": experts, "experts_per_token": per_token, "expert_ffn_size": ffn,
+            "shared_expert_ffn_size": shared, "dense_layers": dense, "moe_layer_step": step}
+
+
 def _ck(bf16: str, fp8: str | None = None) -> tuple[tuple[str, str], ...]:
     return (("bf16", bf16),) + ((("fp8", fp8),) if fp8 else ())
 
@@ -190,5 +206,57 @@ CATALOG: dict[str, ModelShape] = {
            checkpoints=_ck("microsoft/phi-4")),
         _m("phi-2", 32, 2560, 32, 32, 10240, 51200, gated_mlp=False,
            checkpoints=_ck("microsoft/phi-2")),
+        # ---- mixtures of experts (shapes from each config.json; ffn_size is the dense MLP's,
+        # used only by dense layers)
+        _m("Qwen3-30B-A3B", 48, 2048, 32, 4, 6144, 151936, head_dim=128, **ALL_LINEAR,
+           **_moe(128, 8, 768), checkpoints=_ck("Qwen/Qwen3-30B-A3B-Instruct-2507",
+                                               "Qwen/Qwen3-30B-A3B-Instruct-2507-FP8")),
+        _m("Qwen3-Coder-30B-A3B", 48, 2048, 32, 4, 6144, 151936, head_dim=128, **ALL_LINEAR,
+           **_moe(128, 8, 768), checkpoints=_ck("Qwen/Qwen3-Coder-30B-A3B-Instruct",
+                                               "Qwen/Qwen3-Coder-30B-A3B-Instruct-FP8")),
+        _m("Qwen3-235B-A22B", 94, 4096, 64, 4, 12288, 151936, head_dim=128, **ALL_LINEAR,
+           **_moe(128, 8, 1536), checkpoints=_ck("Qwen/Qwen3-235B-A22B-Instruct-2507",
+                                                "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8")),
+        _m("Qwen3-Coder-480B-A35B", 62, 6144, 96, 8, 8192, 151936, head_dim=128, **ALL_LINEAR,
+           **_moe(160, 8, 2560), checkpoints=_ck("Qwen/Qwen3-Coder-480B-A35B-Instruct",
+                                                "Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8")),
+        # gpt-oss: MXFP4 experts, BF16 attention; alternate layers attend to a 128-token window
+        _m("gpt-oss-20b", 24, 2880, 64, 8, 2880, 201088, head_dim=64, fp8_bf16_gemms=("qkv", "o"),
+           sliding_window_tokens=128, sliding_window_layers=12, **_moe(32, 4, 2880),
+           checkpoints=(("mxfp4", "openai/gpt-oss-20b"),)),
+        _m("gpt-oss-120b", 36, 2880, 64, 8, 2880, 201088, head_dim=64, fp8_bf16_gemms=("qkv", "o"),
+           sliding_window_tokens=128, sliding_window_layers=18, **_moe(128, 4, 2880),
+           checkpoints=(("mxfp4", "openai/gpt-oss-120b"),)),
+        # Llama-4: a shared expert in every MoE layer; Maverick alternates dense (16,384) and MoE
+        # layers. Its chunked local attention (8,192-token chunks in 3 of 4 layers) is modelled
+        # as full attention: exact for contexts up to 8,192 tokens, an overestimate beyond.
+        # Meta's Maverick FP8 quantizes the routed experts only.
+        _m("Llama-4-Scout-17B-16E", 48, 5120, 40, 8, 16384, 202048, head_dim=128,
+           **_moe(16, 1, 8192, shared=8192), **LLAMA4_EXTRAS, rope_cache_positions=10_485_760,
+           checkpoints=_ck("meta-llama/Llama-4-Scout-17B-16E-Instruct",
+                           "RedHatAI/Llama-4-Scout-17B-16E-Instruct-FP8-dynamic")),
+        _m("Llama-4-Maverick-17B-128E", 48, 5120, 40, 8, 16384, 202048, head_dim=128,
+           fp8_bf16_gemms=("qkv", "o", "up", "down", "shared"),
+           **_moe(128, 1, 8192, shared=8192, step=2), **LLAMA4_EXTRAS,
+           rope_cache_positions=1_048_576,
+           checkpoints=_ck("meta-llama/Llama-4-Maverick-17B-128E-Instruct",
+                           "meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8")),
+        # DeepSeek-V3 (and V3.1, R1: the same shape): multi-head latent attention, one shared
+        # expert, the first 3 layers dense; the FP8 checkpoint is block-wise FP8 throughout
+        _m("DeepSeek-V3", 61, 7168, 128, 128, 18432, 129280, head_dim=192, v_head_dim=128,
+           kv_lora_rank=512, q_lora_rank=1536, qk_rope_head_dim=64, **ALL_LINEAR,
+           **_moe(256, 8, 2048, shared=2048, dense=3),
+           checkpoints=(("fp8", "deepseek-ai/DeepSeek-V3"),)),
+        _m("DeepSeek-V2-Lite", 27, 2048, 16, 16, 10944, 102400, head_dim=192, v_head_dim=128,
+           kv_lora_rank=512, qk_rope_head_dim=64, **_moe(64, 6, 1408, shared=2816, dense=1),
+           checkpoints=_ck("deepseek-ai/DeepSeek-V2-Lite-Chat")),
+        _m("Mixtral-8x7B", 32, 4096, 32, 8, 14336, 32000, **ALL_LINEAR, **_moe(8, 2, 14336),
+           checkpoints=_ck("mistralai/Mixtral-8x7B-Instruct-v0.1")),
+        _m("Mixtral-8x22B", 56, 6144, 48, 8, 16384, 32768, **ALL_LINEAR, **_moe(8, 2, 16384),
+           checkpoints=_ck("mistralai/Mixtral-8x22B-Instruct-v0.1")),
     ]
 }
+#: other names of catalog models (the same shape)
+ALIASES = {"DeepSeek-V3.1": "DeepSeek-V3", "DeepSeek-R1": "DeepSeek-V3",
+           "Qwen3-30B-A3B-Thinking": "Qwen3-30B-A3B", "Qwen3-235B-A22B-Thinking": "Qwen3-235B-A22B"}
+CATALOG.update({alias: CATALOG[name] for alias, name in ALIASES.items()})

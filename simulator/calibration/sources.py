@@ -58,16 +58,40 @@ MLENERGY_MODELS = {
     "Qwen/Qwen3-8B": "Qwen3-8B", "Qwen/Qwen3-14B": "Qwen3-14B",
     "meta-llama/Llama-3.1-8B-Instruct": "Llama-3.1-8B",
     "google/gemma-3-12b-it": "Gemma-3-12B", "google/gemma-3-27b-it": "Gemma-3-27B",
+    # mixtures of experts; a model's instruct, thinking and coder releases share one shape and
+    # are one model for leave-one-model-out
+    "Qwen/Qwen3-30B-A3B-Instruct-2507": "Qwen3-30B-A3B",
+    "Qwen/Qwen3-30B-A3B-Thinking-2507": "Qwen3-30B-A3B",
+    "Qwen/Qwen3-Coder-30B-A3B-Instruct": "Qwen3-30B-A3B",
+    "Qwen/Qwen3-235B-A22B-Instruct-2507": "Qwen3-235B-A22B",
+    "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8": "Qwen3-235B-A22B",
+    "Qwen/Qwen3-235B-A22B-Thinking-2507": "Qwen3-235B-A22B",
+    "Qwen/Qwen3-235B-A22B-Thinking-2507-FP8": "Qwen3-235B-A22B",
+    "Qwen/Qwen3-Coder-480B-A35B-Instruct": "Qwen3-Coder-480B-A35B",
+    "Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8": "Qwen3-Coder-480B-A35B",
+    "meta-llama/Llama-4-Scout-17B-16E-Instruct": "Llama-4-Scout-17B-16E",
+    "meta-llama/Llama-4-Maverick-17B-128E-Instruct-FP8": "Llama-4-Maverick-17B-128E",
+    "openai/gpt-oss-20b": "gpt-oss-20b", "openai/gpt-oss-120b": "gpt-oss-120b",
 }
+#: checkpoint precision by the file's ``prec``
+MLENERGY_PRECISIONS = {"bfloat16": "bf16", "fp8": "fp8", "mxfp4": "mxfp4"}
 # ML.ENERGY models that are known but cannot be simulated, with the reason (reported)
 MLENERGY_SKIPPED = {
     "nvidia/NVIDIA-Nemotron-Nano-9B-v2": "hybrid Mamba-2/attention: most layers are state-space"
     " scans, which the dense transformer timing model does not represent",
     "nvidia/NVIDIA-Nemotron-Nano-12B-v2": "hybrid Mamba-2/attention (as above)",
 }
-MLENERGY_SKIP_ARCH = {"MoE": "mixture of experts: weights read and FLOPs per token depend on"
-                      " expert routing, which the dense timing model does not represent"}
-MLENERGY_SKIP_PREC = {"mxfp4": "MXFP4 weights: no precision of that kind in the timing model"}
+MLENERGY_SKIP_ARCH: dict[str, str] = {}
+MLENERGY_SKIP_PREC: dict[str, str] = {}
+MLENERGY_SKIP_DP = ("attention data parallelism (dp > 1): each GPU attends to its own batch and"
+                    " the experts exchange tokens all-to-all, which the replica model does not"
+                    " represent")
+
+
+def CATALOG_MOE(model: str) -> bool:  # noqa: N802 (reads like the table it queries)
+    from simulator.calibration.extra_shapes import shape
+
+    return shape(model).is_moe
 
 
 # ------------------------------------------------------------------ helpers
@@ -449,12 +473,23 @@ def load_mlenergy(path: str | Path, gpu: str = "H100") -> tuple[pd.DataFrame, pd
         elif m not in known:
             raise DataError(f"unknown model {m!r}{did_you_mean(m, known)}", file=str(path),
                             row=line, column="model")
+        elif int(r["dp"]) > 1:
+            reason = MLENERGY_SKIP_DP
         if reason is not None:
             skipped.append({"row": line, "model": m, "task": r["task"], "reason": reason})
             continue
-        if str(r["prec"]) != "bfloat16":
-            raise DataError(f"unsupported precision {r['prec']!r} for a dense model",
-                            file=str(path), row=line, column="prec")
+        if str(r["prec"]) not in MLENERGY_PRECISIONS:
+            raise DataError(f"unsupported precision {r['prec']!r} (known:"
+                            f" {', '.join(MLENERGY_PRECISIONS)})", file=str(path), row=line,
+                            column="prec")
+        moe = str(r["arch"]) == "MoE"
+        ep = int(r["ep"])
+        if moe != CATALOG_MOE(MLENERGY_MODELS[m]):
+            raise DataError(f"arch {r['arch']!r} disagrees with the catalog shape of"
+                            f" {MLENERGY_MODELS[m]}", file=str(path), row=line, column="arch")
+        if ep > 1 and ep != int(r["num_gpus"]):
+            raise DataError(f"ep={ep} on {int(r['num_gpus'])} GPUs: expected expert parallelism"
+                            " over every GPU of the run", file=str(path), row=line, column="ep")
         per_gpu = float(r["avg_power_W"]) / float(r["num_gpus"])
         if per_gpu > 1.15 * TDP_W[gpu]:
             raise DataError(f"{per_gpu:.0f} W per GPU exceeds the {gpu}'s {TDP_W[gpu]:.0f} W limit:"
@@ -473,7 +508,12 @@ def load_mlenergy(path: str | Path, gpu: str = "H100") -> tuple[pd.DataFrame, pd
                             f" = {j_check:g}", file=str(path), row=line, column="J_per_tok")
         rows.append({
             "row": line, "source_model": m, "model": MLENERGY_MODELS[m], "task": str(r["task"]),
-            "gpu": gpu, "num_gpus": int(r["num_gpus"]), "tp": int(r["tp"]), "ep": int(r["ep"]),
+            "gpu": gpu, "num_gpus": int(r["num_gpus"]),
+            # vLLM with --enable-expert-parallel and no data parallelism: attention is
+            # tensor-parallel over every GPU of the run (the file records tp=1, ep=GPUs)
+            "tp": int(r["num_gpus"]) if ep > 1 else int(r["tp"]), "tp_file": int(r["tp"]), "ep": ep,
+            "expert_parallel": ep > 1, "moe": moe,
+            "precision": MLENERGY_PRECISIONS[str(r["prec"])],
             "max_num_seqs": int(r["max_num_seqs"]), "occurrence": int(r["occurrence"]),
             "avg_batch": float(r["avg_batch"]), "avg_out_len": float(r["avg_out_len"]),
             "gpu_power_w": per_gpu, "j_per_token": float(r["J_per_tok"]),
@@ -500,15 +540,16 @@ def load_output_lengths(path: str | Path, runs: pd.DataFrame) -> dict[int, np.nd
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise DataError(what, file=str(path), row=i + 2, column=col)
-    # consecutive blocks of one key are one histogram; a key may repeat (paired in order)
+    # a histogram is a run of rows of one key with ascending bins; a key may repeat (paired
+    # in order with its runs), even back to back (the bins start again)
     key = df[list(RUN_KEY)].astype(str).agg("|".join, axis=1).to_numpy()
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    starts = np.flatnonzero(np.r_[True, (key[1:] != key[:-1]) | (lo[1:] <= lo[:-1])])
     blocks: dict[str, list[tuple[int, int]]] = {}
     for a, b in zip(starts, np.r_[starts[1:], len(df)]):
         blocks.setdefault(key[a], []).append((int(a), int(b)))
     out: dict[int, np.ndarray] = {}
     for r in runs.itertuples(index=False):
-        k = "|".join(str(v) for v in (r.source_model, r.task, r.gpu, r.num_gpus, r.tp, r.ep,
+        k = "|".join(str(v) for v in (r.source_model, r.task, r.gpu, r.num_gpus, r.tp_file, r.ep,
                                       r.max_num_seqs))
         found = blocks.get(k, [])
         if len(found) <= r.occurrence:

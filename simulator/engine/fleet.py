@@ -189,7 +189,7 @@ def build_fleet(env: simpy.Environment, sc: Scenario, on_finish: Callable[[Reque
         d, s = spec.deployment, spec.serving
         prof = spec.profile()
         model = IterationModel.build(spec.model_shape(), d.tp, d.precision, d.kv_precision, cal,
-                                     prof.gpu, prof.dvfs())
+                                     prof.gpu, prof.dvfs(), expert_parallel=d.expert_parallel)
         limits = BatchLimits(
             max_batch_size=s.max_batch_size, max_batched_tokens=s.max_batched_tokens,
             chunk_tokens=s.chunk_size_tokens or s.max_batched_tokens,

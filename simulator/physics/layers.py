@@ -121,6 +121,7 @@ def weight_bytes_per_gpu(m: ModelShape, tp: int, precision: str) -> float:
     """Bytes of weights one GPU holds: every GEMM in its precision, ``1 / tp`` of the experts,
     plus the BF16 embedding and LM head shards (norm weights are negligible and left out)."""
     total = embedding_params_per_gpu(m, tp) * EMBEDDING_BYTES
+    total += (m.vision_params / tp + m.rope_cache_positions * m.head_dim) * EMBEDDING_BYTES
     total += sum(g.count * g.k * g.n * BYTES_PER_ELEMENT[g.precision] for g in dense_gemms(m, tp, precision))
     if m.is_moe:
         p = expert_precision(m, precision)

@@ -55,16 +55,29 @@ class MemoryPlan:
 
 
 def kv_bytes_per_token(model: ModelShape, tp: int, kv_precision: str) -> float:
-    """KV-cache bytes one token takes on one GPU (K and V, every layer)."""
-    return 2 * model.layers * kv_heads_per_gpu(model, tp) * model.head_dim * BYTES_PER_ELEMENT[kv_precision]
+    """KV-cache bytes one token takes on one GPU in the full-attention layers: K and V of the
+    GPU's heads, or the latent of multi-head latent attention (replicated on every GPU).
+    Sliding-window layers hold only their window per sequence, which the token-denominated
+    cache does not count (gpt-oss: 128 tokens in half the layers)."""
+    e = BYTES_PER_ELEMENT[kv_precision]
+    if model.mla:
+        per_layer = (model.kv_lora_rank + model.qk_rope_head_dim) * e
+    else:
+        per_layer = 2 * kv_heads_per_gpu(model, tp) * model.head_dim * e
+    return model.full_attention_layers * per_layer
 
 
 def activation_peak_bytes(model: ModelShape, tp: int, max_batched_tokens: int,
                           max_batch_size: int, sampler_bytes_per_logit: float) -> float:
-    """The larger of the profiled forward pass and the profiled sampler pass, bytes per GPU."""
-    d, f = model.hidden_size, model.ffn_size / tp
+    """The larger of the profiled forward pass and the profiled sampler pass, bytes per GPU.
+    The forward pass holds the residual stream, QKV and the widest MLP intermediate: a dense
+    layer's, or an MoE layer's routed rows (``k`` per token) and shared expert."""
+    d = model.hidden_size
+    f = max(model.ffn_size if model.dense_mlp_layers else 0,
+            model.experts_per_token * model.expert_ffn_size + model.shared_expert_ffn_size) / tp
     qkv = (model.heads / tp + 2 * kv_heads_per_gpu(model, tp)) * model.head_dim
-    forward = max_batched_tokens * (4 * d + qkv + 3 * f) * ACT_BYTES
+    routed_out = model.experts_per_token * d if model.is_moe else 0  # each expert's output rows
+    forward = max_batched_tokens * (4 * d + qkv + 3 * f + routed_out) * ACT_BYTES
     sampler = max_batch_size * model.vocab_size * sampler_bytes_per_logit
     return max(forward, sampler)
 

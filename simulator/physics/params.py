@@ -69,11 +69,15 @@ class TimingParams(Frozen):
         None, description="the stack's custom all-reduce for small messages (None: NCCL for all)")
     iteration_fixed_s: float = Field(0.0, ge=0, description="per-iteration CPU cost, s")
     per_seq_s: float = Field(0.0, ge=0, description="per-sequence scheduling/sampling cost, s")
-    experts: RooflineOp | None = Field(
-        None, description="the grouped GEMM of a mixture of experts' routed experts (rows per"
-        " touched expert set its compute efficiency); default the 'up' GEMM's")
+    experts: dict[str, RooflineOp] = Field(
+        default_factory=dict, description="the grouped GEMM of a mixture of experts' routed"
+        " experts, by weight precision (bf16, fp8, mxfp4: different kernels); rows per touched"
+        " expert set its compute efficiency; a precision without an entry uses the 'up' GEMM's")
     expert_skew: float = Field(1.0, ge=1.0, description="routed rows on the busiest GPU under"
                                " expert parallelism, as a multiple of uniform routing's mean")
+    expert_parallel_layer_s: float = Field(0.0, ge=0, description="extra time of an MoE layer"
+                                           " under expert parallelism (dispatch and combine of"
+                                           " the tokens across the GPUs), s")
     attn_expanded_kv: bool = Field(
         False, description="attention reads K/V repeated to every query head (eager attention"
         " with repeat_kv, as older serving stacks did): KV bytes scale with heads, not kv_heads")
@@ -81,8 +85,8 @@ class TimingParams(Frozen):
     def gemm_op(self, name: str) -> RooflineOp:
         return self.gemm.get(name) or self.gemm.get("default") or RooflineOp()
 
-    def expert_op(self) -> RooflineOp:
-        return self.experts or self.gemm_op("up")
+    def expert_op(self, precision: str) -> RooflineOp:
+        return self.experts.get(precision) or self.gemm_op("up")
 
     def elementwise_op(self, name: str) -> RooflineOp:
         return self.elementwise.get(name) or self.elementwise.get("default") or RooflineOp()

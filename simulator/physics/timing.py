@@ -201,7 +201,9 @@ class TimingModel:
                   + rows * (2 * mdl.hidden_size + (3 if mdl.gated_mlp else 2) * width) * ACT_BYTES)
         peak = self.gpu.peak_flops(prec)
         m_eff = rows / touched if touched > 0 else 0.0
-        t = roofline_s(self.params.expert_op(), m_eff, flops, nbytes, peak, self.bw)
+        t = roofline_s(self.params.expert_op(prec), m_eff, flops, nbytes, peak, self.bw)
+        if self.expert_parallel and tp > 1:
+            t += self.params.expert_parallel_layer_s
         L = mdl.moe_layers
         return Work(L * t, L * flops * (self.peak / peak), L * nbytes)
 

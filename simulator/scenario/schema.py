@@ -45,11 +45,33 @@ class ModelSpec(Strict):
     gated_mlp: bool = Field(True, description="SwiGLU-style gated MLP (gate + up projections)")
     head_dim: int = Field(0, ge=0, description="head dimension; 0 means hidden_size / heads")
     tied_embeddings: bool = Field(False, description="the LM head shares the embedding table")
-    fp8_bf16_gemms: list[Literal["qkv", "o", "up", "down"]] = Field(
-        default_factory=list, description="GEMMs the model's FP8 checkpoint keeps in BF16 (e.g."
-        " qkv and o for Meta's Llama-3.1-405B-Instruct-FP8); embeddings and LM head are BF16")
+    fp8_bf16_gemms: list[Literal["qkv", "o", "up", "down", "shared", "experts"]] = Field(
+        default_factory=list, description="GEMMs the model's quantized (FP8, MXFP4) checkpoint"
+        " keeps in BF16 (e.g. qkv and o for Meta's Llama-3.1-405B-Instruct-FP8); embeddings, LM"
+        " head and MoE routers are BF16")
     fp8_bf16_edge_layers: int = Field(0, ge=0, description="first and last layers the FP8"
                                       " checkpoint keeps whole in BF16")
+    experts: int = Field(0, ge=0, le=4096, description="routed experts per MoE layer (0: a dense"
+                         " model)")
+    experts_per_token: int = Field(0, ge=0, description="experts each token is routed to")
+    expert_ffn_size: int = Field(0, ge=0, description="intermediate size of one expert")
+    shared_expert_ffn_size: int = Field(0, ge=0, description="intermediate size of the"
+                                        " always-on shared expert(s) of an MoE layer (0: none)")
+    dense_layers: int = Field(0, ge=0, description="first layers with a dense MLP of ffn_size"
+                              " (DeepSeek-V3: 3)")
+    moe_layer_step: int = Field(1, ge=1, description="after the dense layers, every k-th layer is"
+                                " MoE, the others dense (Llama-4-Maverick: 2)")
+    sliding_window_tokens: int = Field(0, ge=0, description="window of the sliding-window"
+                                       " attention layers, tokens")
+    sliding_window_layers: int = Field(0, ge=0, description="layers with sliding-window attention"
+                                       " (the rest attend to the whole context)")
+    kv_lora_rank: int = Field(0, ge=0, description="multi-head latent attention: rank of the"
+                              " cached KV latent (0: grouped-query attention)")
+    q_lora_rank: int = Field(0, ge=0, description="multi-head latent attention: rank of the"
+                             " query down-projection (0: none)")
+    qk_rope_head_dim: int = Field(0, ge=0, description="multi-head latent attention: rotary part"
+                                  " of head_dim, also cached per token")
+    v_head_dim: int = Field(0, ge=0, description="value head dimension (0: head_dim)")
 
     @model_validator(mode="after")
     def _heads(self) -> "ModelSpec":
@@ -57,13 +79,45 @@ class ModelSpec(Strict):
             raise ValueError(f"heads ({self.heads}) must be a multiple of kv_heads ({self.kv_heads})")
         if self.head_dim == 0 and self.hidden_size % self.heads:
             raise ValueError("hidden_size must be a multiple of heads (or give head_dim)")
+        moe = (self.experts_per_token, self.expert_ffn_size, self.shared_expert_ffn_size,
+               self.dense_layers, self.moe_layer_step - 1)
+        if self.experts == 0 and any(moe):
+            raise ValueError("experts_per_token, expert_ffn_size, shared_expert_ffn_size,"
+                             " dense_layers and moe_layer_step describe a mixture of experts:"
+                             " give experts > 0 too")
+        if self.experts:
+            if not 1 <= self.experts_per_token <= self.experts:
+                raise ValueError(f"experts_per_token must be 1..experts ({self.experts})")
+            if self.expert_ffn_size == 0:
+                raise ValueError("expert_ffn_size: an MoE model needs its experts' width")
+            if self.dense_layers >= self.layers:
+                raise ValueError(f"dense_layers ({self.dense_layers}) must be < layers ({self.layers})")
+        if self.sliding_window_layers > self.layers:
+            raise ValueError("sliding_window_layers must be <= layers")
+        if (self.sliding_window_layers > 0) != (self.sliding_window_tokens > 0):
+            raise ValueError("sliding_window_tokens and sliding_window_layers go together")
+        mla = (self.q_lora_rank, self.qk_rope_head_dim)
+        if self.kv_lora_rank == 0 and any(mla):
+            raise ValueError("q_lora_rank and qk_rope_head_dim are multi-head latent attention"
+                             " fields: give kv_lora_rank > 0 too (a GQA model has none)")
+        if self.kv_lora_rank and (self.head_dim == 0 or self.qk_rope_head_dim >= self.head_dim):
+            raise ValueError("multi-head latent attention needs head_dim (nope + rope) greater"
+                             " than qk_rope_head_dim")
         return self
 
     def shape(self) -> ModelShape:
         return ModelShape(self.name, self.layers, self.hidden_size, self.heads, self.kv_heads,
                           self.ffn_size, self.vocab_size, self.gated_mlp, self.head_dim,
                           self.tied_embeddings, tuple(self.fp8_bf16_gemms),
-                          self.fp8_bf16_edge_layers)
+                          self.fp8_bf16_edge_layers, experts=self.experts,
+                          experts_per_token=self.experts_per_token,
+                          expert_ffn_size=self.expert_ffn_size,
+                          shared_expert_ffn_size=self.shared_expert_ffn_size,
+                          dense_layers=self.dense_layers, moe_layer_step=self.moe_layer_step,
+                          sliding_window_tokens=self.sliding_window_tokens,
+                          sliding_window_layers=self.sliding_window_layers,
+                          kv_lora_rank=self.kv_lora_rank, q_lora_rank=self.q_lora_rank,
+                          qk_rope_head_dim=self.qk_rope_head_dim, v_head_dim=self.v_head_dim)
 
 
 class HardwareSpec(Strict):
@@ -103,7 +157,13 @@ class DeploymentSpec(Strict):
     tp: Literal[1, 2, 4, 8] = Field(8, description="tensor-parallel degree (GPUs per replica)")
     replicas_per_node: int | None = Field(
         None, gt=0, description="replicas per node; default gpus_per_node / tp (all GPUs used)")
-    precision: Literal["bf16", "fp8"] = Field("bf16", description="weight/GEMM precision")
+    precision: Literal["bf16", "fp8", "mxfp4"] = Field(
+        "bf16", description="checkpoint weight/GEMM precision (mxfp4: gpt-oss's 4-bit experts,"
+        " run weight-only where the GPU has no FP4 tensor cores)")
+    expert_parallel: bool = Field(
+        False, description="a mixture of experts' experts are spread whole over the replica's"
+        " GPUs (vLLM --enable-expert-parallel: experts / tp per GPU) instead of each sliced"
+        " over them like a dense MLP (vLLM's default)")
     kv_precision: Literal["bf16", "fp8"] = Field("bf16", description="KV-cache element type")
     gpu_cap_w: float | None = Field(
         None, gt=0, description="power cap of every GPU, W; default the GPU's board power"
@@ -249,6 +309,17 @@ class PoolSpec(Strict):
             if p not in prof.precisions:
                 raise ValueError(f"{at}deployment.{name}: {prof.name} has no {p} support"
                                  f" (has {', '.join(prof.precisions)})")
+        m = self.model_shape()
+        if d.expert_parallel:
+            if not m.is_moe:
+                raise ValueError(f"{at}deployment.expert_parallel: {m.name} is a dense model (no"
+                                 " experts to spread)")
+            if m.experts % d.tp:
+                raise ValueError(f"{at}deployment.expert_parallel: {m.experts} experts do not"
+                                 f" divide over tp={d.tp} GPUs")
+        if m.heads % d.tp:
+            raise ValueError(f"{at}deployment.tp: {m.name}'s {m.heads} attention heads do not"
+                             f" divide over tp={d.tp} GPUs")
 
 
 def _in_table(v: str, table: dict, what: str) -> str:
