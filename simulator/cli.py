@@ -97,7 +97,10 @@ def validate(scenario: str, overrides: tuple[str, ...], force: bool) -> None:
     """Check SCENARIO (schema, references, memory fit, limits) without running it."""
     sc = _load(scenario, overrides, force)
     sim = _build(sc, force)  # builds the workload (reads traces) and the fleet, runs nothing
-    lines = [f"{scenario}: ok"]
+    lines = [f"{scenario}: ok (" + "; ".join(
+        f"{p.name}: {p.model_shape().name} on {p.deployment.nodes} x {p.gpus_per_node}"
+        f" {p.profile().name}, tp={p.deployment.tp}, {p.replicas_per_node} replica(s)/node"
+        for p in sc.pool_specs()) + ")"]
     for pool in sim.fleet.pools:
         p, g = pool.spec, pool.memory.as_gib()
         lines.append(

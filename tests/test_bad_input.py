@@ -204,7 +204,7 @@ def test_cv_is_not_used_by_poisson_arrivals():
     (("workload.classes.chat.output_tokens.median=1.0e300",), "output_tokens.median"),
     (("workload.classes.chat.output_tokens={dist: lognormal, median: 300, sigma: 50}",),
      "output_tokens.sigma"),
-    (("facility.host_active_w=1.0e308",), "facility.host_active_w"),
+    (("facility.host_load_factor=1.0e308",), "facility.host_load_factor"),
     (("workload.classes.chat.slo.ttft_s=1.0e300",), "slo.ttft_s"),
 ])
 def test_values_beyond_any_meaning(tmp_path, sets, field):

@@ -72,6 +72,7 @@ class Results:
     errors: dict[str, Any]
     sensitivity: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    moe_runs: pd.DataFrame | None = None
 
 
 def _progress(enabled: bool, total: int, desc: str):
@@ -154,14 +155,19 @@ def run(data: str | Path = "calibration/data", out: str | Path = SHIPPED,
     data, out = Path(data), Path(out)
     d = load_all(data)
     ops, ar, sw, ml, cond = d["ops"], d["all_reduce"], d["splitwise"], d["mlenergy"], d["conditions"]
+    moe = ml[ml["moe"]].reset_index(drop=True)
+    ml = ml[~ml["moe"]].reset_index(drop=True)
     if opts.fast:
         ops = _subsample_ops(ops)
         ml = ml.iloc[::4].reset_index(drop=True)
+        moe = moe.iloc[::8].reset_index(drop=True)
     notes: list[str] = []
     lomo = not opts.fast
     models = sorted(ops["model"].unique())
     ml_models = sorted(ml["model"].unique())
-    n_steps = (len(models) + 1 if lomo else 1) + (len(ml_models) + 1 if lomo else 1) + 3
+    moe_models = sorted(moe["model"].unique())
+    n_steps = ((len(models) + 1 if lomo else 1) + (len(ml_models) + 1 if lomo else 1)
+               + (len(moe_models) + 1 if len(moe) else 0) + 3)
     tick, close = _progress(progress, n_steps, "calibrate")
     tick = tick or (lambda n=1: None)
 
@@ -210,6 +216,18 @@ def run(data: str | Path = "calibration/data", out: str | Path = SHIPPED,
                 sim["itl_s"], sim["gpu_power_w"], sim["j_per_token"], sim["tok_s"], sim["batch"]]
         tick()
 
+    # 3b. mixtures of experts: their terms on the MoE runs, on top of every dense coefficient
+    # (which never saw an MoE run); the power model is not refitted: MoE power is a check
+    moe_res = None
+    if len(moe):
+        dense_timing = timing
+        timing = mlenergy.fit_moe_timing(moe, cond, dense_timing, max_nfev=40 if opts.fast else 200)
+        cal_core = Calibration(version=VERSION, timing=timing, power=power)
+        tick()
+        moe_res = _simulate_runs(moe, cond, cal_core, lambda train: Calibration(
+            version=VERSION, timing=mlenergy.fit_moe_timing(train, cond, dense_timing), power=power),
+            lomo, tick)
+
     # 4. Splitwise (2023 stack): per-op refit without Llama-2-70B for the llama points
     pts, excluded = splitwise.points(sw)
     llama = pts["model"] == "Llama-2-70B"
@@ -227,6 +245,11 @@ def run(data: str | Path = "calibration/data", out: str | Path = SHIPPED,
     tick()
 
     errors = _errors(op_res, nccl, ml_res, pts, lomo)
+    if moe_res is not None:
+        errors["mlenergy_moe"] = _ml_errors(
+            moe_res, ("leave-one-model-out" if lomo else "in-sample")
+            + "; MoE terms fitted on the other MoE models' runs; power and every dense coefficient"
+            " never saw an MoE run; every run simulated with the engine")
     errors["mlenergy"]["saturated_gemm_w"] = mlenergy.saturated_gemm_power_w(power)
     residuals = _residuals(op_res, nccl, ml_res, pts)
     provenance = _provenance(d, data, opts, excluded)
@@ -248,7 +271,7 @@ def run(data: str | Path = "calibration/data", out: str | Path = SHIPPED,
     _write_yaml(cal, out)
     _write_yaml(cal_sw, out.with_name(out.stem + "-splitwise2023" + out.suffix))
     res = Results(op_res, nccl, ml_res, d["ml_skipped"], pts, excluded, d["profiles_meta"], cal,
-                  cal_sw, errors, None, notes)
+                  cal_sw, errors, None, notes, moe_res)
     if opts.sensitivity and not opts.fast:
         res.sensitivity = _sensitivity(ml, cond, base)
     if report is not None:
@@ -322,33 +345,59 @@ def _errors(op_res, nccl, ml_res, pts, lomo: bool) -> dict[str, Any]:
             "decode_time_mape": float(np.mean(_ape(ll["decode_default_s"], ll["decode_s_per_token"]))),
         },
     }
-    mlr = ml_res
+    e["mlenergy"] = _ml_errors(ml_res, how + "; every run simulated with the engine (closed loop"
+                                           " at max_num_seqs)")
+    return e
+
+
+def _ml_errors(mlr: pd.DataFrame, method: str) -> dict[str, Any]:
+    """MAPE of simulated against measured ITL, per-GPU power and J per token: overall, in
+    sample, by model and by (model, TP)."""
+    qs = (("itl", "itl_s"), ("gpu_power", "gpu_power_w"), ("j_per_token", "j_per_token"))
     by_model = {}
     for m, g in mlr.groupby("model"):
-        by_model[m] = {q: float(np.mean(_ape(g[f"{q}_lomo"], g[col])))
-                       for q, col in (("itl", "itl_s"), ("gpu_power", "gpu_power_w"), ("j_per_token", "j_per_token"))}
+        by_model[m] = {q: float(np.mean(_ape(g[f"{q}_lomo"], g[col]))) for q, col in qs}
         by_model[m]["runs"] = int(len(g))
     by_group = {}
-    for (m, tp), g in mlr.groupby(["model", "tp"]):
-        by_group[f"{m} TP{int(tp)}"] = {
-            **{q: float(np.mean(_ape(g[f"{q}_lomo"], g[col])))
-               for q, col in (("itl", "itl_s"), ("gpu_power", "gpu_power_w"), ("j_per_token", "j_per_token"))},
-            "runs": int(len(g))}
-    e["mlenergy"] = {
+    keys = ["model", "precision", "tp"] if "precision" in mlr.columns else ["model", "tp"]
+    for k, g in mlr.groupby(keys):
+        label = (f"{k[0]} {k[1]} TP{int(k[2])}" if len(keys) == 3 and mlr["moe"].any()
+                 else f"{k[0]} TP{int(k[-1])}")
+        by_group[label] = {**{q: float(np.mean(_ape(g[f"{q}_lomo"], g[col]))) for q, col in qs},
+                           "runs": int(len(g))}
+    return {
         "target_mape": 0.10,
-        "method": how + "; every run simulated with the engine (closed loop at max_num_seqs)",
-        "itl_mape": float(np.mean(_ape(mlr["itl_lomo"], mlr["itl_s"]))),
-        "gpu_power_mape": float(np.mean(_ape(mlr["gpu_power_lomo"], mlr["gpu_power_w"]))),
-        "j_per_token_mape": float(np.mean(_ape(mlr["j_per_token_lomo"], mlr["j_per_token"]))),
-        "itl_mape_in_sample": float(np.mean(_ape(mlr["itl_fit"], mlr["itl_s"]))),
-        "gpu_power_mape_in_sample": float(np.mean(_ape(mlr["gpu_power_fit"], mlr["gpu_power_w"]))),
-        "j_per_token_mape_in_sample": float(np.mean(_ape(mlr["j_per_token_fit"], mlr["j_per_token"]))),
+        "method": method,
+        **{f"{q}_mape": float(np.mean(_ape(mlr[f"{q}_lomo"], mlr[col]))) for q, col in qs},
+        **{f"{q}_mape_in_sample": float(np.mean(_ape(mlr[f"{q}_fit"], mlr[col]))) for q, col in qs},
         "runs": int(len(mlr)),
         "by_model": by_model,
         "by_group": by_group,
         "group_target_mape": 0.15,
     }
-    return e
+
+
+def _simulate_runs(runs: pd.DataFrame, cond: dict, cal_core: Calibration, fit_without, lomo: bool,
+                   tick) -> pd.DataFrame:
+    """Every run simulated with the in-sample calibration and, leave-one-model-out, with
+    ``fit_without(training runs)``."""
+    res = runs.copy()
+    cols = ("itl", "gpu_power", "j_per_token", "tok_s", "batch")
+    keys = ("itl_s", "gpu_power_w", "j_per_token", "tok_s", "batch")
+    for c in cols:
+        res[f"{c}_fit"] = np.nan
+        res[f"{c}_lomo"] = np.nan
+    for m in sorted(runs["model"].unique()):
+        idx = np.flatnonzero((runs["model"] == m).to_numpy())
+        cal_m = fit_without(runs[runs["model"] != m]) if lomo else cal_core
+        for i in idx:
+            r = runs.iloc[i]
+            sim = mlenergy.simulate_run(r, cond, cal_core)
+            res.loc[res.index[i], [f"{c}_fit" for c in cols]] = [sim[k] for k in keys]
+            sim = mlenergy.simulate_run(r, cond, cal_m) if lomo else sim
+            res.loc[res.index[i], [f"{c}_lomo" for c in cols]] = [sim[k] for k in keys]
+        tick()
+    return res
 
 
 def _residuals(op_res, nccl, ml_res, pts) -> dict[str, list[float]]:

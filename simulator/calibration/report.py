@@ -54,20 +54,35 @@ def summary_table(e: dict) -> str:
            "| quantity | MAPE | target | met |", "|---|---:|---:|:---:|"]
     for name, v, t in rows:
         out.append(f"| {name} | {_pct(v)} | {_pct(t)} | {_ok(v, t)} |")
-    groups = ml.get("by_group") or {}
-    if groups:
-        gt = ml.get("group_target_mape", 0.15)
-        out += ["", f"ML.ENERGY by model and TP ({e['method'].split(';')[0]}; target {_pct(gt)} each):", "",
-                "| model | runs | ITL | power | J/token | met |", "|---|---:|---:|---:|---:|:---:|"]
-        for name, g in groups.items():
-            worst = max(g["itl"], g["gpu_power"], g["j_per_token"])
-            out.append(f"| {name} | {g['runs']} | {_pct(g['itl'])} | {_pct(g['gpu_power'])} |"
-                       f" {_pct(g['j_per_token'])} | {_ok(worst, gt)} |")
+    moe = e.get("mlenergy_moe")
+    if moe:
+        out += [f"| ML.ENERGY MoE median ITL ({moe['runs']} runs; power never fitted on MoE) |"
+                f" {_pct(moe['itl_mape'])} | {_pct(0.10)} | {_ok(moe['itl_mape'], 0.10)} |",
+                f"| ML.ENERGY MoE per-GPU power | {_pct(moe['gpu_power_mape'])} | {_pct(0.10)} |"
+                f" {_ok(moe['gpu_power_mape'], 0.10)} |",
+                f"| ML.ENERGY MoE J per output token (simulated) | {_pct(moe['j_per_token_mape'])} |"
+                f" {_pct(0.10)} | {_ok(moe['j_per_token_mape'], 0.10)} |"]
+    for label, block in (("ML.ENERGY", ml), ("ML.ENERGY mixtures of experts", moe or {})):
+        out += _group_table(label, block, e["method"])
     if "saturated_gemm_w" in ml:
         out += ["", f"Physics check: a saturated dense BF16 GEMM (0.8 x peak) demands"
                     f" {ml['saturated_gemm_w']:.0f} W in the fitted power model (bound:"
                     f" {SATURATED_GEMM_MAX_W:.0f} W, the board limit)."]
     return "\n".join(out)
+
+
+def _group_table(label: str, ml: dict, method: str) -> list[str]:
+    out: list[str] = []
+    groups = ml.get("by_group") or {}
+    if groups:
+        gt = ml.get("group_target_mape", 0.15)
+        out += ["", f"{label} by model and TP ({method.split(';')[0]}; target {_pct(gt)} each):", "",
+                "| model | runs | ITL | power | J/token | met |", "|---|---:|---:|---:|---:|:---:|"]
+        for name, g in groups.items():
+            worst = max(g["itl"], g["gpu_power"], g["j_per_token"])
+            out.append(f"| {name} | {g['runs']} | {_pct(g['itl'])} | {_pct(g['gpu_power'])} |"
+                       f" {_pct(g['j_per_token'])} | {_ok(worst, gt)} |")
+    return out
 
 
 # ------------------------------------------------------------------ charts
@@ -272,13 +287,17 @@ def write_report(res, d: Path, out_yaml: Path, readmes: list[Path] = ()) -> Path
            "| held-out model | runs | ITL MAPE | power MAPE | J/token MAPE |", "|---|---:|---:|---:|---:|"]
     for m, v in ml["by_model"].items():
         md.append(f"| {m} | {v['runs']} | {_pct(v['itl'])} | {_pct(v['gpu_power'])} | {_pct(v['j_per_token'])} |")
-    m = res.ml_runs
-    md += ["", "| model | task | TP | max_num_seqs | ITL ms meas / sim | W/GPU meas / sim | J/token meas / sim | batch meas / sim |",
-           "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in m.itertuples():
-        md.append(f"| {r.model} | {r.task} | {r.tp} | {r.max_num_seqs} | {r.itl_s * 1e3:.1f} / {r.itl_lomo * 1e3:.1f} |"
-                  f" {r.gpu_power_w:.0f} / {r.gpu_power_lomo:.0f} | {r.j_per_token:.3f} / {r.j_per_token_lomo:.3f} |"
-                  f" {r.avg_batch:.0f} / {r.batch_lomo:.0f} |")
+    for title, m in (("Dense runs", res.ml_runs), ("Mixture-of-experts runs", res.moe_runs)):
+        if m is None or not len(m):
+            continue
+        md += ["", f"{title} (sim: leave-one-model-out):", "",
+               "| model | precision | task | TP | EP | max_num_seqs | ITL ms meas / sim | W/GPU meas / sim | J/token meas / sim | batch meas / sim |",
+               "|---|---|---|---:|:---:|---:|---:|---:|---:|---:|"]
+        for r in m.itertuples():
+            md.append(f"| {r.model} | {r.precision} | {r.task} | {r.tp} | {'yes' if r.expert_parallel else ''} |"
+                      f" {r.max_num_seqs} | {r.itl_s * 1e3:.1f} / {r.itl_lomo * 1e3:.1f} |"
+                      f" {r.gpu_power_w:.0f} / {r.gpu_power_lomo:.0f} | {r.j_per_token:.3f} / {r.j_per_token_lomo:.3f} |"
+                      f" {r.avg_batch:.0f} / {r.batch_lomo:.0f} |")
     if len(res.ml_skipped):
         md += ["", "Runs not used (and why):", "", "| model | runs | reason |", "|---|---:|---|"]
         for (mod, reason), g in res.ml_skipped.groupby(["model", "reason"]):

@@ -40,8 +40,12 @@ def write_charts(proj: Projection, out: Path) -> list[Path]:
     from simulator.charts import plots
     from simulator.charts.draw import projection_day_figure
 
+    from simulator.output import MARKER, _version, write_json
+
     s = proj.summary
     paths = plots.save(projection_day_figure(power_frame(proj), s), out / "facility_power_24h")
+    # marked as fleetsim's charts folder, so `fleetsim plot` on the projection may redraw it
+    write_json(out / MARKER, {"written_by": "fleetsim", "kind": "charts", "version": _version()})
     if proj.sensitivity is not None and len(proj.sensitivity):
         paths += plots.save(plots.tornado(proj.sensitivity, s["gwh_per_day_facility_p50"],
                                           scenario=s["scenario"]), out / "tornado_gwh")
