@@ -118,11 +118,16 @@ def test_splitwise_unknown_model(tmp_path):
 
 def test_mlenergy_power_is_per_gpu_and_skips():
     ml, skipped = S.load_mlenergy(SRC / "mlenergy-v3" / "runs.csv")
-    assert len(ml) == 54 and (ml["gpu"] == "H100").all()
-    assert (ml["gpu_power_w"] <= 700).all() and (ml["gpu_power_w"] > 300).all()
+    dense, moe = ml[~ml["moe"]], ml[ml["moe"]]
+    assert len(dense) == 54 and len(moe) == 142 and (ml["gpu"] == "H100").all()
+    assert (ml["gpu_power_w"] <= 700).all() and (ml["gpu_power_w"] > 200).all()
     g = ml[(ml["model"] == "Gemma-3-27B") & (ml["tp"] == 2)]
     assert len(g) and (g["gpu_power_w"] < 700).all()  # divided by num_gpus
-    assert set(skipped["reason"].str.split(":").str[0]).issuperset({"mixture of experts"})
+    # expert parallelism over every GPU: the replica's TP is the run's GPU count
+    ep = moe[moe["expert_parallel"]]
+    assert len(ep) and (ep["tp"] == ep["num_gpus"]).all() and (ep["tp_file"] == 1).all()
+    assert set(moe["precision"]) == {"bf16", "fp8", "mxfp4"}
+    assert skipped["reason"].str.startswith("hybrid Mamba-2/attention").all()
 
 
 def _h100_dense_index(df):
