@@ -1,5 +1,5 @@
-"""Command line: ``fleetsim run|validate|reference|schema|project|size|sweep|plot|report|compare|
-headroom|calibrate|profile``.
+"""Command line: ``fleetsim run|validate|reference|schema|project|size|bridge|sweep|plot|report|
+compare|headroom|calibrate|profile``.
 
 User errors (bad scenario, bad data) print one line to stderr and exit with code 2; nothing
 half-written is left behind.
@@ -238,6 +238,9 @@ def _register_optional() -> None:
     main.add_command(headroom_cmd, "headroom")
     main.add_command(project_cmd, "project")
     main.add_command(size_cmd, "size")
+    from simulator.bridge.cli import bridge_cmd
+
+    main.add_command(bridge_cmd, "bridge")
     try:
         from simulator.calibration.cli import calibrate_cmd, profile_cmd
     except ImportError:  # pragma: no cover - during development only

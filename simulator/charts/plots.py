@@ -396,3 +396,28 @@ def relative_bars(df: pd.DataFrame, names: list[str], scenario: str = "") -> Fig
     _title(ax, f"how do they differ from {names[0]}?", scenario)
     ax.legend(fontsize="small")
     return fig
+
+
+def waterfall(r: dict) -> Figure:
+    """A bridge (``fleetsim bridge``) as a waterfall: A's value, one bar per group of fields
+    (up: raises the metric, down: lowers it), B's value."""
+    steps = r["steps"]
+    labels = ["A"] + [s["group"] for s in steps] + ["B"]
+    fig, (ax,) = _figure(w_in=max(7.5, 0.9 * len(labels) + 2.0))
+    x = np.arange(len(labels))
+    ax.bar(x[0], r["value_a"], color=PALETTE[7], width=0.6)
+    level = r["value_a"]
+    for i, s in enumerate(steps, start=1):
+        d = s["delta"]
+        ax.bar(x[i], d, bottom=level, width=0.6, color=PALETTE[3] if d > 0 else PALETTE[2])
+        ax.plot([x[i - 1] + 0.3, x[i] - 0.3], [level, level], color="0.5", linewidth=0.8)
+        level += d
+    ax.plot([x[-2] + 0.3, x[-1] - 0.3], [level, level], color="0.5", linewidth=0.8)
+    ax.bar(x[-1], r["value_b"], color=PALETTE[0], width=0.6)
+    ax.set_xticks(x, labels, rotation=30, ha="right", fontsize="small")
+    ax.set_ylabel(r["metric"])
+    ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
+    _title(ax, "which change moves the metric from A to B, and by how much?",
+           f"{Path(r['a']).stem} -> {Path(r['b']).stem}",
+           f"{r['method']} bridge; steps sum to B - A = {r['difference']:+.4g}")
+    return fig
