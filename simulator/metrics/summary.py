@@ -121,6 +121,9 @@ def collect(run: EngineRun, controllers: Sequence[Controller] = ()) -> RunResult
                     measurement_window(run, table), list(run.workload.class_names),
                     controllers={c.name: c for c in controllers})
     res.summary = summarise(res)
+    from simulator.metrics.boundaries import run_boundaries
+
+    res.summary["energy_boundaries"] = run_boundaries(res.summary, table)
     if run.scenario.cost is not None:
         from simulator.metrics.cost import run_cost
 

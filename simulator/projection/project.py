@@ -396,6 +396,12 @@ def project(sc: Scenario, workers: int = 1,
     proj.summary = _summary(sc, proj, tot0, nominal, cap, curve_source, warmup_s, n_sims,
                             search, cal)
     proj.summary["sampling"]["capacity_cuts"] = capacity_cuts
+    from simulator.metrics.boundaries import projection_boundaries
+
+    s = proj.summary
+    queries = {c: s["queries_per_day"] * share for c, share in s["class_shares"].items() if share > 0}
+    busy = {c: q * (s["wh_per_query_mean"].get(c) or 0.0) for c, q in queries.items()}
+    s["energy_boundaries"] = projection_boundaries(s, queries, busy)
     if sc.cost is not None:
         from simulator.metrics.cost import projection_cost
         from simulator.projection.sample import mean_output_tokens
