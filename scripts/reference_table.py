@@ -104,6 +104,14 @@ def main() -> None:
     if not a.from_summaries:
         run(a.only or SCENARIOS, a.out, a.draws, a.workers)
     text = table(a.out, SCENARIOS)
+    keep = ("gwh_per_day_facility_nominal", "gwh_per_day_facility_p5", "gwh_per_day_facility_p50",
+            "gwh_per_day_facility_p95", "nodes_peak", "wh_per_query_p50", "energy_boundaries")
+    data = ROOT / "docs" / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    summaries = {n: json.loads((a.out / n / "summary.json").read_text()) for n in SCENARIOS
+                 if (a.out / n / "summary.json").exists()}
+    (data / "reference.json").write_text(json.dumps(
+        {n: {k: s[k] for k in keep if k in s} for n, s in summaries.items()}, indent=1) + "\n")
     print(text)
     if not a.no_readme:
         update_readme(text)
