@@ -119,8 +119,9 @@ def comparisons_section() -> list[str]:
             lines.append(f"| {r['figure']} | {r['paper']} | {r['fleetsim']:.3g} | {diff} | {r['reason']} |")
         lines.append("")
     ref = ROOT / "docs" / "data" / "reference.json"
-    if ref.exists():
-        d = json.loads(ref.read_text())["1b-chat"]["energy_boundaries"]["wh_per_query"]["overall"]
+    b = json.loads(ref.read_text()).get("1b-chat", {}).get("energy_boundaries") if ref.exists() else None
+    if b:
+        d = b["wh_per_query"]["overall"]
         lines += ["Google (Elsworth et al., arXiv:2508.15734), median Gemini Apps text prompt, May 2025:"
                   " 0.10 Wh counting active accelerators only, 0.24 Wh in its comprehensive boundary"
                   " (ratio 2.4). fleetsim's `1b-chat` reference (a 405B model on H100s, not Gemini on"
