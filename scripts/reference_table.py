@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ["1b-chat", "1b-chat-10pct-long", "1b-efficient", "azure-mix", "1b-chat-moe",
-             "1b-chat-moe-10pct-long"]
+SCENARIOS = ["1b-chat", "1b-chat-10pct-long", "1b-chat-10pct-long-fp8kv", "1b-efficient",
+             "azure-mix", "1b-chat-moe", "1b-chat-moe-10pct-long"]
 START, END = "<!-- projection-table:start -->", "<!-- projection-table:end -->"
 
 
