@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 
 GIB = 1024**3
 
-BYTES_PER_ELEMENT = {"bf16": 2.0, "fp8": 1.0}
+#: bytes per weight (or KV) element by precision. FP4 is NVFP4 (Blackwell): 4-bit E2M1 values with
+#: one FP8 (E4M3) scale per block of 16, so 0.5 + 1 / 16 bytes per element.
+BYTES_PER_ELEMENT = {"bf16": 2.0, "fp8": 1.0, "fp4": 0.5 + 1.0 / 16.0}
 
 
 @dataclass(frozen=True)

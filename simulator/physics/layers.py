@@ -7,7 +7,9 @@ One source for the timing model (bytes read, FLOPs) and the memory plan (bytes h
 * the embedding and the LM head are split over the vocabulary (vLLM's vocab-parallel layers)
   and stay BF16 in every checkpoint;
 * an FP8 deployment runs each GEMM in FP8 unless the checkpoint keeps it in BF16
-  (``ModelShape.fp8_bf16_gemms``, and the first and last ``fp8_bf16_edge_layers`` layers whole).
+  (``ModelShape.fp8_bf16_gemms``, and the first and last ``fp8_bf16_edge_layers`` layers whole);
+  an FP4 (NVFP4) deployment keeps the same GEMMs and layers in BF16 (an assumption: the catalog
+  records what FP8 checkpoints keep, not FP4 ones).
 """
 
 from __future__ import annotations

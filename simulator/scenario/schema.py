@@ -103,7 +103,11 @@ class DeploymentSpec(Strict):
     tp: Literal[1, 2, 4, 8] = Field(8, description="tensor-parallel degree (GPUs per replica)")
     replicas_per_node: int | None = Field(
         None, gt=0, description="replicas per node; default gpus_per_node / tp (all GPUs used)")
-    precision: Literal["bf16", "fp8"] = Field("bf16", description="weight/GEMM precision")
+    precision: Literal["bf16", "fp8", "fp4"] = Field(
+        "bf16", description="weight/GEMM precision; the GPU must have a tensor-core peak for it"
+        " (H100, H200: bf16, fp8; B200: bf16, fp8, fp4). fp4 is NVFP4 (0.5625 bytes per weight"
+        " with its block scales); an FP4 checkpoint keeps in BF16 what the model's FP8"
+        " checkpoint keeps (an assumption)")
     kv_precision: Literal["bf16", "fp8"] = Field("bf16", description="KV-cache element type")
     gpu_cap_w: float | None = Field(
         None, gt=0, description="power cap of every GPU, W; default the GPU's board power"
