@@ -55,6 +55,9 @@ class Projection:
     draws: pd.DataFrame  # one row per Monte Carlo draw: inputs and results
     summary: dict[str, Any] = field(default_factory=dict)
     sensitivity: pd.DataFrame | None = None
+    nominal_levels: list[LevelResult] = field(default_factory=list)  # plan.levels' results
+    hourly_draws: np.ndarray | None = None  # facility power W, one row per draw, one column per hour
+    pools: list["Projection"] = field(default_factory=list)  # a multi-pool fleet's pools
 
 
 class _Runner:
@@ -145,15 +148,24 @@ def search_capacity(ok: Callable[..., bool], start: float, tolerance: float,
 
 def project(sc: Scenario, workers: int = 1,
             progress: Callable[[int], None] | None = None,
-            on_total: Callable[[int], None] | None = None) -> Projection:
+            on_total: Callable[[int], None] | None = None,
+            known_capacity: tuple[float, list[tuple[float, LevelResult]]] | None = None
+            ) -> Projection:
     """Project a whole day for a validated scenario with a ``projection`` section.
 
     ``progress`` is called with 1 after each simulation; ``on_total`` with the total number
-    of simulations once the plan is known (after the capacity search and the nominal day)."""
+    of simulations once the plan is known (after the capacity search and the nominal day).
+    ``known_capacity``: a per-node capacity already searched (and its trials), used instead of
+    searching again. A fleet of several pools is projected pool by pool
+    (:mod:`simulator.projection.mixed`)."""
     p = sc.projection
     if p is None:
         raise ScenarioError("missing: `fleetsim project` needs a projection section (at least"
                             " projection.queries_per_day)", file=sc.file, field="projection")
+    if len(sc.pool_specs()) > 1:
+        from simulator.projection.mixed import project_pools
+
+        return project_pools(sc, workers, progress, on_total)
     cal = level_calibration(sc)
     gpn = sc.pool_specs()[0].gpus_per_node
     host0 = sc.pool_specs()[0].host(sc.facility, cal.power.idle_w)
@@ -192,7 +204,11 @@ def project(sc: Scenario, workers: int = 1,
             return search_capacity(ok, start, p.fleet.capacity_tolerance, target, sc.file)
 
         need_cap = p.fleet.nodes == "auto" or p.idle.policy == "autoscale"
-        cap = capacity() if need_cap else None
+        if known_capacity is not None:
+            cap = known_capacity[0]
+            search.extend(known_capacity[1])
+        else:
+            cap = capacity() if need_cap else None
         capacity_cuts = 0
         while True:
             plan = plan_day(sc, m, cap)
@@ -288,7 +304,8 @@ def project(sc: Scenario, workers: int = 1,
         "gpu_idle_w": lv.gpu_idle_w,
         **{f"slo_attainment.{c}": lv.attainment(c) for c in classes}}
         for i, lv in enumerate(nominal)])
-    proj = Projection(sc, plan, hourly0, levels_df, draws)
+    proj = Projection(sc, plan, hourly0, levels_df, draws, nominal_levels=nominal,
+                      hourly_draws=np.vstack(hourly_draws) if hourly_draws else None)
     ranges = {"compute_time_factor": _minmax(draws, "compute_time_factor"),
               "memory_time_factor": _minmax(draws, "memory_time_factor"),
               "gpu_power_factor": _minmax(draws, "gpu_power_factor"),
@@ -360,6 +377,27 @@ def _weighted_quantiles(values: list[np.ndarray], weights: list[float],
     return [float(x[min(np.searchsorted(cw, q, side="left"), x.size - 1)]) for q in qs]
 
 
+def output_tokens_per_day(sc: Scenario, queries_per_day: float) -> float:
+    """Output tokens a day of ``queries_per_day`` queries carries: the class shares times each
+    class's mean output length (its sampler's, or its trace rows')."""
+    from simulator.projection.sample import class_shares, mean_output_tokens
+
+    means, shares = mean_output_tokens(sc), class_shares(sc)
+    return queries_per_day * sum(sh * means[c] for c, sh in shares.items()
+                                 if sh > 0 and not math.isnan(means[c]))
+
+
+def _per_token(sc: Scenario, tot: dict[str, float], queries: float) -> dict[str, float]:
+    """The day's energy per output token, J: GPUs (busy and idle, as GPU-metered benchmarks
+    count a whole server) and facility (GPUs + hosts, x PUE)."""
+    n = output_tokens_per_day(sc, queries)
+    if not n > 0:
+        return {"output_tokens_per_day": n, "j_per_output_token_gpu": math.nan,
+                "j_per_output_token_facility": math.nan}
+    return {"output_tokens_per_day": n, "j_per_output_token_gpu": tot["energy_gpu_j"] / n,
+            "j_per_output_token_facility": tot["energy_facility_j"] / n}
+
+
 def _pct(x: pd.Series, q: float) -> float:
     x = x.dropna()
     return float(np.percentile(x, q)) if len(x) else math.nan
@@ -429,6 +467,7 @@ def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: lis
         "wh_per_query_iqr": wq["iqr"],
         "wh_per_query_mean": wq["mean"],
         "wh_per_query_all_in": tot["energy_facility_j"] / 3600.0 / queries,
+        **_per_token(sc, tot, queries),
         "nodes_fleet": plan.nodes_fleet,
         "nodes_peak": int(plan.nodes_on.max()),
         "nodes_mean": float(plan.nodes_on.mean()),
