@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simulator.calibration.checks import KV_TOLERANCE, memory_checks  # noqa: E402
+from simulator.calibration.generation_checks import section as generations_section  # noqa: E402
 
 PAGE = ROOT / "docs" / "validation.md"
 
@@ -57,6 +58,7 @@ def render() -> str:
              " fit a coefficient, except rows marked *constant*, which say which constant they set.",
              ""]
     lines += memory_section()
+    lines += generations_section(ROOT)  # GPU generations (issue 13): KV capacity, MLPerf
     return "\n".join(lines)
 
 
