@@ -111,7 +111,8 @@ class DeploymentSpec(Strict):
     kv_precision: Literal["bf16", "fp8"] = Field("bf16", description="KV-cache element type")
     gpu_cap_w: float | None = Field(
         None, gt=0, description="power cap of every GPU, W; default the GPU's board power"
-        " limit (H100: 700); must lie in the profile's range (H100: 200-700)")
+        " limit (H100, H200: 700; B200: 1,000); must lie in the profile's range (H100, H200:"
+        " 200-700; B200: 200-1,000)")
 
 
 class ServingSpec(Strict):
@@ -282,12 +283,14 @@ class FacilitySpec(Strict):
     pue: float = Field(1.2, ge=1.0, le=3.0, description="power usage effectiveness (facility/IT)")
     host_idle_w: float | None = Field(
         None, ge=0, description="host power of a node whose GPUs idle, W (CPUs, DRAM, NICs,"
-        " switches, fans, conversion losses); default the device profile's node (DGX H100: 1,000,"
+        " switches, fans, conversion losses); default the device profile's node (DGX H100,"
+        " H200 and B200: 1,000,"
         " an estimate from component figures)")
     host_load_factor: float | None = Field(
         None, ge=0, le=2, description="extra host power per watt of GPU power above the GPUs'"
         " idle power, W/W (fans, conversion losses and CPUs follow GPU load); default the"
-        " profile's (DGX H100: 0.35, from the ~8.4 kW measured node peak); a node never exceeds"
+        " profile's (DGX H100 and H200: 0.35, from the ~8.4 kW measured node peak; DGX B200: 0.39,"
+        " the same fraction of its 14.3 kW rating at full GPU load, assumed); a node never exceeds"
         " its rating")
 
     @model_validator(mode="before")
