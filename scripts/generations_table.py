@@ -6,7 +6,8 @@
 
 The sweep is ``scenarios/sweep-generations.yaml`` (the same daily load and SLO on H100, H200 and
 B200 nodes, for the chat-only and the long-answer mix); its folder goes to
-``out/generations/`` with the charts (``charts/generations.png``). The table between
+``out/generations/`` with the charts (``charts/generations.png``, copied to
+``docs/generations.png`` for the README). The table between
 ``<!-- generations-table:start -->`` and ``<!-- generations-table:end -->`` in README.md is
 rebuilt from the sweep's ``results.parquet``, so no figure in it is typed by hand; ratios to
 the H100 row of the same mix are computed here.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -37,6 +39,7 @@ def run(out: Path, workers: int, mixed: bool = True) -> None:
 
     run_sweep(build_sweep(str(SWEEP), []), out, workers=workers, progress=True)
     plot_all(out, out / "charts")
+    shutil.copyfile(out / "charts" / "generations.png", ROOT / "docs" / "generations.png")
     if mixed:
         write_projection(project(load_scenario(MIXED), workers=workers), out / "mixed-fleet")
 

@@ -153,7 +153,7 @@ def device_table(e: dict) -> str:
         out.append(f"| {name} | {g['runs']} | {_pct(g['itl'])} | {_pct(g['gpu_power'])} |"
                    f" {_pct(g['j_per_token'])} | {_ok(worst, gt)} |")
     for name, g in (ml.get("excluded") or {}).items():
-        out.append(f"| {name} (excluded, in-sample) | {g['runs']} | {_pct(g['itl'])} |"
+        out.append(f"| {name} (left out of the fit) | {g['runs']} | {_pct(g['itl'])} |"
                    f" {_pct(g['gpu_power'])} | {_pct(g['j_per_token'])} | |")
     return "\n".join(out)
 
