@@ -83,7 +83,7 @@ def combined_table(h: dict, b: dict) -> str:
     g2 = _gpu_short(b, "B200")
     po, sw, ml, ml2 = h["per_op"], h["splitwise"], h["mlenergy"], b["mlenergy"]
     ll, bl = sw["llama2_70b"], sw["bloom_176b_held_out"]
-    tr = f"transferred from H100"
+    tr = "transferred from H100"
     rows = [
         ("Per-op time, GEMMs (qkv, o, up, down), 6 Vidur models x TP 1-8", po["gemm_mape"], tr, 0.05),
         ("Per-op time, all 9 ops", po["all_ops_mape"], tr, 0.05),

@@ -2,8 +2,9 @@
 
 Pools of different GPU types (or models, parallelism) serve one query stream. Behind a router
 that balances load, each pool is statistically many copies of a few of its own nodes, so the
-projection runs pool by pool (:func:`~simulator.projection.project.project` on a one-pool
-scenario each) at the share of each hour's queries the split gives it, then adds the pools up:
+projection (:func:`simulator.projection.project.project_pools`) runs pool by pool (a one-pool
+projection each) at the share of each hour's queries the split gives it, then adds the pools
+up; this module holds its pure parts (sizing, the split, the one-pool scenarios, the sum):
 
 1. **capacity**: every pool's per-node capacity at the SLO (the projection's search, on the
    pool's sampled nodes, its own stream);
@@ -28,15 +29,16 @@ Wh per query by class).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from simulator.errors import ScenarioError
-from simulator.projection.day import (HOURS, J_PER_GWH, SECONDS_PER_HOUR, daily_curve,
-                                      fleet_rate)
+from simulator.projection.day import HOURS, J_PER_GWH, SECONDS_PER_HOUR, DayPlan
+from simulator.projection.stats import pct as _pct
+from simulator.projection.stats import per_token as _per_token
+from simulator.projection.stats import weighted_quantiles as _weighted_quantiles
 from simulator.scenario.schema import PoolSpec, Scenario
 from simulator.strict import replace
 
@@ -51,30 +53,6 @@ def pool_scenario(sc: Scenario, pool: PoolSpec, nodes: int | str, queries_per_da
                    queries_per_day=float(queries_per_day),
                    hourly_multipliers=[float(x) for x in curve], curve_trace=None)
     return sc.derive(pools=[replace(pool, deployment=dep)], projection=proj)
-
-
-def pool_capacity(sub: Scenario, workers: int,
-                  progress: Callable[[int], None] | None) -> tuple[float, list]:
-    """Per-node capacity of a one-pool scenario at its SLO target, and the search's trials
-    (the same search, request counts and random stream as a one-pool projection's)."""
-    from simulator.projection.project import _Runner, _seed, search_capacity
-    from simulator.projection.sample import LevelJob, auto_warmup_s, level_requests
-
-    p = sub.projection
-    assert p is not None
-    k = p.sample.nodes
-    warmup_s = p.sample.warmup_s if p.sample.warmup_s is not None else auto_warmup_s(sub)
-    search: list = []
-    with _Runner(workers, progress) as runner:
-        def ok(rate: float, short: bool = False) -> bool:
-            n = level_requests(sub, rate * k)
-            job = LevelJob(sub, rate, k, max(50, n // 4) if short else n, warmup_s,
-                           _seed(p.sample.seed, 10**6), keep_requests=False)
-            r = runner.map([job])[0]
-            search.append((rate, r))
-            return r.min_attainment() >= p.fleet.slo_target
-        cap = search_capacity(ok, 1.0, p.fleet.capacity_tolerance, p.fleet.slo_target, sub.file)
-    return cap, search
 
 
 def size_pools(nodes: dict[str, int | str], caps: dict[str, float], q_peak: float,
@@ -115,46 +93,12 @@ def split_hours(q: np.ndarray, order: list[str], sizes: dict[str, int], caps: di
     return out
 
 
-def project_pools(sc: Scenario, workers: int = 1,
-                  progress: Callable[[int], None] | None = None,
-                  on_total: Callable[[int], None] | None = None):
-    """Project a fleet of several pools (see the module docstring)."""
-    from simulator.projection.project import Projection, project
-
-    p = sc.projection
-    assert p is not None
-    pools = {pool.name: pool for pool in sc.pool_specs()}
-    order = list(pools)
-    m, curve_source = daily_curve(sc)
-    q = fleet_rate(p.queries_per_day, m)
-    q_peak = float(q.max())
-    given = {n: p.fleet.pool_nodes(n) for n in order}
-    subs = {n: pool_scenario(sc, pools[n], given[n], p.queries_per_day, m) for n in order}
-    caps_search = {n: pool_capacity(subs[n], workers, progress) for n in order}
-    caps = {n: c for n, (c, _) in caps_search.items()}
-    sizes = size_pools(given, caps, q_peak, p.fleet.headroom, sc.file)
-    rates = split_hours(q, order, sizes, caps, p.fleet.split, p.fleet.headroom)
-    projs: dict[str, Any] = {}
-    for n in order:
-        if sizes[n] == 0:
-            continue
-        r = rates[n]
-        if not r.max() > 0:
-            raise ScenarioError(f"pool {n!r} receives no queries in any hour under the fill order"
-                                f" {p.fleet.split}: put it earlier or remove it",
-                                file=sc.file, field="projection.fleet.split")
-        sub = pool_scenario(sc, pools[n], sizes[n], float(r.sum() * SECONDS_PER_HOUR), r)
-        projs[n] = project(sub, workers, progress, None, known_capacity=caps_search[n])
-    return _combine(sc, projs, sizes, caps, rates, q, m, curve_source)
-
-
-def _combine(sc: Scenario, projs: dict[str, Any], sizes: dict[str, int],
-             caps: dict[str, float], rates: dict[str, np.ndarray], q: np.ndarray, m: np.ndarray,
-             curve_source: str):
-    """The fleet's Projection: the pools' hours and draws added up, its summary."""
-    from simulator.projection.day import DayPlan
-    from simulator.projection.project import (SCHEMA_VERSION, Projection, _pct, _per_token,
-                                              _weighted_quantiles)
+def combine(sc: Scenario, projs: dict[str, Any], sizes: dict[str, int],
+            caps: dict[str, float], rates: dict[str, np.ndarray], q: np.ndarray, m: np.ndarray,
+            curve_source: str, schema_version: int) -> dict[str, Any]:
+    """The fleet's day from its pools' projections (``projs``: name -> Projection): hours and
+    draws added up, the levels side by side, the summary; as the pieces of a Projection
+    (``plan``, ``hourly``, ``levels``, ``draws``, ``summary``, ``hourly_draws``)."""
 
     p = sc.projection
     assert p is not None
@@ -239,7 +183,7 @@ def _combine(sc: Scenario, projs: dict[str, Any], sizes: dict[str, int],
     fleet_nodes = sum(sizes[n] for n in names)
     s0 = first.summary
     summary: dict[str, Any] = {
-        "projection_schema_version": SCHEMA_VERSION,
+        "projection_schema_version": schema_version,
         "scenario": sc.name,
         "model": ", ".join(sorted({projs[n].summary["model"] for n in names})),
         "calibration_version": ", ".join(f"{n}: {projs[n].summary['calibration_version']}" for n in names),
@@ -318,9 +262,8 @@ def _combine(sc: Scenario, projs: dict[str, Any], sizes: dict[str, int],
                                               list(draws["gwh_per_day_facility"]))
     plan = DayPlan(m, q, fleet_nodes, nodes_on.astype(int), q / nodes_on,
                    np.full(HOURS, -1), [], np.roll(hourly["nodes_warming"].to_numpy(), 1))
-    proj = Projection(sc, plan, hourly, levels, draws, summary, None, [], hd,
-                      pools=[projs[n] for n in names])
-    return proj
+    return {"plan": plan, "hourly": hourly, "levels": levels, "draws": draws, "summary": summary,
+            "hourly_draws": hd}
 
 
 def _pool_summary(pr, nodes: int, cap: float, share: float) -> dict[str, Any]:

@@ -35,6 +35,9 @@ from simulator.projection.sample import (LevelJob, LevelResult, Perturbation, au
                                          level_requests, run_level, trace_rate_per_s)
 from simulator.projection.uncertainty import (draw_inputs, perturbation, residual_median,
                                               sensitivity)
+from simulator.projection.stats import pct as _pct
+from simulator.projection.stats import per_token as _per_token
+from simulator.projection.stats import weighted_quantiles as _weighted_quantiles
 from simulator.scenario.schema import Scenario
 
 SCHEMA_VERSION = 1
@@ -157,15 +160,13 @@ def project(sc: Scenario, workers: int = 1,
     of simulations once the plan is known (after the capacity search and the nominal day).
     ``known_capacity``: a per-node capacity already searched (and its trials), used instead of
     searching again. A fleet of several pools is projected pool by pool
-    (:mod:`simulator.projection.mixed`)."""
+    (:func:`project_pools`)."""
     p = sc.projection
     if p is None:
         raise ScenarioError("missing: `fleetsim project` needs a projection section (at least"
                             " projection.queries_per_day)", file=sc.file, field="projection")
     if len(sc.pool_specs()) > 1:
-        from simulator.projection.mixed import project_pools
-
-        return project_pools(sc, workers, progress, on_total)
+        return project_pools(sc, workers, progress)
     cal = level_calibration(sc)
     gpn = sc.pool_specs()[0].gpus_per_node
     host0 = sc.pool_specs()[0].host(sc.facility, cal.power.idle_w)
@@ -362,47 +363,6 @@ def _day_attainment(plan: DayPlan, levels: list[LevelResult], classes: list[str]
     return out
 
 
-def _weighted_quantiles(values: list[np.ndarray], weights: list[float],
-                        qs: list[float]) -> list[float]:
-    """Quantiles of the pooled values where each array's values share its weight equally."""
-    v = [a for a in values if a.size]
-    w = [wt / a.size for a, wt in zip(values, weights) if a.size]
-    if not v:
-        return [math.nan] * len(qs)
-    x = np.concatenate(v)
-    ww = np.concatenate([np.full(a.size, wi) for a, wi in zip(v, w)])
-    order = np.argsort(x, kind="stable")
-    x, ww = x[order], ww[order]
-    cw = np.cumsum(ww) / ww.sum()
-    return [float(x[min(np.searchsorted(cw, q, side="left"), x.size - 1)]) for q in qs]
-
-
-def output_tokens_per_day(sc: Scenario, queries_per_day: float) -> float:
-    """Output tokens a day of ``queries_per_day`` queries carries: the class shares times each
-    class's mean output length (its sampler's, or its trace rows')."""
-    from simulator.projection.sample import class_shares, mean_output_tokens
-
-    means, shares = mean_output_tokens(sc), class_shares(sc)
-    return queries_per_day * sum(sh * means[c] for c, sh in shares.items()
-                                 if sh > 0 and not math.isnan(means[c]))
-
-
-def _per_token(sc: Scenario, tot: dict[str, float], queries: float) -> dict[str, float]:
-    """The day's energy per output token, J: GPUs (busy and idle, as GPU-metered benchmarks
-    count a whole server) and facility (GPUs + hosts, x PUE)."""
-    n = output_tokens_per_day(sc, queries)
-    if not n > 0:
-        return {"output_tokens_per_day": n, "j_per_output_token_gpu": math.nan,
-                "j_per_output_token_facility": math.nan}
-    return {"output_tokens_per_day": n, "j_per_output_token_gpu": tot["energy_gpu_j"] / n,
-            "j_per_output_token_facility": tot["energy_facility_j"] / n}
-
-
-def _pct(x: pd.Series, q: float) -> float:
-    x = x.dropna()
-    return float(np.percentile(x, q)) if len(x) else math.nan
-
-
 def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: list[LevelResult],
              cap: float | None, curve_source: str, warmup_s: float, n_sims: int,
              search: list[tuple[float, LevelResult]], cal: Any) -> dict[str, Any]:
@@ -511,3 +471,60 @@ def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: lis
         s.update({"tco2_per_day_p5": c5, "tco2_per_day_p50": c50, "tco2_per_day_p95": c95,
                   "tco2_per_day_nominal": tot["co2_t"]})
     return s
+
+
+# ------------------------------------------------------------------ fleets of several pools
+def pool_capacity(sub: Scenario, workers: int,
+                  progress: Callable[[int], None] | None) -> tuple[float, list[tuple[float, LevelResult]]]:
+    """Per-node capacity of a one-pool scenario at its SLO target, and the search's trials
+    (the same search, request counts and random stream as a one-pool projection's)."""
+    p = sub.projection
+    assert p is not None
+    k = p.sample.nodes
+    warmup_s = p.sample.warmup_s if p.sample.warmup_s is not None else auto_warmup_s(sub)
+    search: list[tuple[float, LevelResult]] = []
+    with _Runner(workers, progress) as runner:
+        def ok(rate: float, short: bool = False) -> bool:
+            n = level_requests(sub, rate * k)
+            job = LevelJob(sub, rate, k, max(50, n // 4) if short else n, warmup_s,
+                           _seed(p.sample.seed, 10**6), keep_requests=False)
+            r = runner.map([job])[0]
+            search.append((rate, r))
+            return r.min_attainment() >= p.fleet.slo_target
+        cap = search_capacity(ok, 1.0, p.fleet.capacity_tolerance, p.fleet.slo_target, sub.file)
+    return cap, search
+
+
+def project_pools(sc: Scenario, workers: int = 1,
+                  progress: Callable[[int], None] | None = None) -> Projection:
+    """Project a fleet of several pools (:mod:`simulator.projection.mixed`): each pool's
+    capacity, the pools' sizes and each hour's split, every pool's day as a one-pool
+    projection, and the fleet's day as their sum."""
+    from simulator.projection import mixed
+
+    p = sc.projection
+    assert p is not None
+    pools = {pool.name: pool for pool in sc.pool_specs()}
+    order = list(pools)
+    m, curve_source = daily_curve(sc)
+    q = fleet_rate(p.queries_per_day, m)
+    given = {n: p.fleet.pool_nodes(n) for n in order}
+    caps_search = {n: pool_capacity(mixed.pool_scenario(sc, pools[n], given[n], p.queries_per_day, m),
+                                    workers, progress) for n in order}
+    caps = {n: c for n, (c, _) in caps_search.items()}
+    sizes = mixed.size_pools(given, caps, float(q.max()), p.fleet.headroom, sc.file)
+    rates = mixed.split_hours(q, order, sizes, caps, p.fleet.split, p.fleet.headroom)
+    projs: dict[str, Projection] = {}
+    for n in order:
+        if sizes[n] == 0:
+            continue
+        r = rates[n]
+        if not r.max() > 0:
+            raise ScenarioError(f"pool {n!r} receives no queries in any hour under the fill order"
+                                f" {p.fleet.split}: put it earlier or remove it",
+                                file=sc.file, field="projection.fleet.split")
+        sub = mixed.pool_scenario(sc, pools[n], sizes[n], float(r.sum() * 3600.0), r)
+        projs[n] = project(sub, workers, progress, None, known_capacity=caps_search[n])
+    c = mixed.combine(sc, projs, sizes, caps, rates, q, m, curve_source, SCHEMA_VERSION)
+    return Projection(sc, c["plan"], c["hourly"], c["levels"], c["draws"], c["summary"], None,
+                      [], c["hourly_draws"], pools=list(projs.values()))

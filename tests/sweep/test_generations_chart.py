@@ -16,7 +16,7 @@ def sweep_dir(tmp_path_factory):
     from simulator.sweep.spec import parse_sweep_section
 
     out = tmp_path_factory.mktemp("gen")
-    spec = parse_sweep_section({"command": "project", "grid": {"hardware.gpu": ["H100", "B200"]}},
+    spec = parse_sweep_section({"command": "project", "grid": {"hardware.gpu": ["H100", "H200", "B200"]}},
                                str(TINY))
     sw = build_sweep(str(TINY), ["projection.uncertainty.draws=2", "projection.fleet.nodes=auto"], spec)
     run_sweep(sw, out, workers=1, progress=False)
@@ -30,11 +30,13 @@ def test_generations_chart_is_drawn_from_a_gpu_sweep(sweep_dir, tmp_path):
     made, skipped = plot_all(r, tmp_path, formats=("png",))
     assert "generations" in {c.name for c in made}, skipped
     df = generations_frame(r)
-    assert list(df["gpu"]) == ["H100", "B200"]
+    assert list(df["gpu"]) == ["H100", "H200", "B200"]
     assert (df["nodes"] > 0).all() and (df["gwh_p5"] <= df["gwh"]).all() and (df["gwh"] <= df["gwh_p95"]).all()
     # the same load: the B200 fleet needs fewer nodes, and less GPU energy per output token
-    h, b = df.set_index("gpu").loc["H100"], df.set_index("gpu").loc["B200"]
+    g = df.set_index("gpu")
+    h, h2, b = g.loc["H100"], g.loc["H200"], g.loc["B200"]
     assert b["nodes"] < h["nodes"] and b["j_per_token"] < h["j_per_token"]
+    assert h2["nodes"] <= h["nodes"]  # the H100's die with more bandwidth and memory
 
 
 def test_generations_chart_skips_other_sweeps(sweep_dir, tmp_path):
