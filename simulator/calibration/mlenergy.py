@@ -256,21 +256,9 @@ AR_PRIOR_S, AR_PRIOR_SD_S = 8.4e-6, 4e-6
 SATURATED_GEMM_MAX_W = 700.0
 
 
-def scale_hbm_efficiency(base: TimingParams, factor: float) -> TimingParams:
-    """``base`` with the HBM efficiency of every GEMM and element-wise op multiplied by
-    ``factor`` (capped at 1): the per-op fits of one GPU carried to another whose memory system
-    reaches a different fraction of its datasheet bandwidth."""
-    def op(o):
-        return o.model_copy(update={"eta_memory": min(1.0, o.eta_memory * factor)})
-    return base.model_copy(update={"gemm": {k: op(v) for k, v in base.gemm.items()},
-                                   "elementwise": {k: op(v) for k, v in base.elementwise.items()}})
-
-
 def _timing_with(base: TimingParams, x: np.ndarray) -> TimingParams:
     from simulator.physics.params import CustomAllReduce, RooflineOp
 
-    if len(x) > 6:  # the transferred per-op HBM efficiencies, scaled
-        base = scale_hbm_efficiency(base, float(x[6]))
     return base.model_copy(update={
         "iteration_fixed_s": float(x[0]),
         "per_seq_s": float(x[1]),
@@ -281,18 +269,15 @@ def _timing_with(base: TimingParams, x: np.ndarray) -> TimingParams:
 
 
 def fit_timing(runs: pd.DataFrame, cond: dict, base: TimingParams, max_nfev: int = 300,
-               input_scale: float = 1.0, robust: float | None = None,
-               fit_hbm_efficiency: bool = False) -> TimingParams:
+               input_scale: float = 1.0, robust: float | None = None) -> TimingParams:
     """Fit the serving stack's constants to the runs' median ITL (steady-state model).
 
     Free: per-iteration CPU cost, per-sequence cost (sampling, scheduling), per-layer attention
     kernel overhead (launch gaps of the small per-layer kernels: KV-cache write, QK norm), the
     decode attention's HBM efficiency, the prefill attention's compute efficiency, and the
     custom all-reduce's latency (constrained by the TP > 1 runs and a prior, AR_PRIOR_S). Each
-    run weighs the same; each model's runs together weigh the same. ``fit_hbm_efficiency``
-    (a GPU without per-op tables of its own, whose per-op fits are the H100's) also fits one
-    factor on the HBM efficiency of every GEMM and element-wise op (:func:`scale_hbm_efficiency`).
-    ``robust``: see :func:`_loss`.
+    run weighs the same; each model's runs together weigh the same. ``robust``: see
+    :func:`_loss`.
     """
     meas = runs["itl_s"].to_numpy()
     per_model = runs.groupby("model")["model"].transform("size").to_numpy()
@@ -301,9 +286,6 @@ def fit_timing(runs: pd.DataFrame, cond: dict, base: TimingParams, max_nfev: int
     lb = np.array([0.0, 0.0, 0.0, 0.05, 0.05, 0.0])
     ub = np.array([0.05, 1e-3, 5e-4, 1.0, 1.0, 1e-4])
     sc = np.array([5e-4, 1e-5, 1e-5, 0.1, 0.1, 4e-6])
-    if fit_hbm_efficiency:
-        cap = 1.0 / max(o.eta_memory for o in [*base.gemm.values(), *base.elementwise.values()])
-        x0, lb, ub, sc = np.r_[x0, 1.0], np.r_[lb, 0.5], np.r_[ub, cap], np.r_[sc, 0.05]
     rows = list(runs.itertuples(index=False))
 
     def resid(x):
