@@ -138,3 +138,17 @@ def test_a_mapping_of_nodes_needs_pools():
 
     with pytest.raises(ScenarioError, match="projection.fleet.nodes: a mapping"):
         tiny("projection.fleet.nodes={default: 3}")
+
+
+def test_autoscaled_fill_order_switches_the_overflow_pool_down_first():
+    from simulator.projection.project import project
+
+    pr = project(mixed("projection.idle.policy=autoscale", "projection.fleet.split=[b200, h100]"))
+    s = pr.summary
+    on_h, on_b = pr.hourly["nodes_on.h100"].to_numpy(), pr.hourly["nodes_on.b200"].to_numpy()
+    assert (on_h >= 1).all() and (on_b >= 1).all()  # idle.min_nodes in each pool
+    assert (on_h <= 2).all() and (on_b <= s["pools"]["b200"]["nodes_fleet"]).all()
+    np.testing.assert_array_equal(on_h + on_b, s["hourly"]["nodes_on"])
+    # at night the B200 pool carries the load and the H100 pool idles at its minimum
+    night = pr.hourly["queries_per_s"].to_numpy() == pr.hourly["queries_per_s"].min()
+    assert (pr.hourly["queries_per_s.h100"].to_numpy()[night] == 0).all() and (on_h[night] == 1).all()
