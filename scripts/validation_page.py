@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simulator.calibration.checks import KV_TOLERANCE, memory_checks  # noqa: E402
+from simulator.calibration.generation_checks import section as generations_section  # noqa: E402
 
 PAGE = ROOT / "docs" / "validation.md"
 
@@ -149,6 +150,7 @@ def render() -> str:
              ""]
     lines += memory_section()
     lines += serving_section()
+    lines += generations_section(ROOT)  # GPU generations (issue 13): KV capacity, MLPerf
     lines += comparisons_section()
     return "\n".join(lines)
 

@@ -10,25 +10,55 @@ import click
 
 
 @click.command("calibrate")
+@click.option("--gpu", "gpu", default="H100", show_default=True,
+              help="GPU type to calibrate: H100 (per-op, NCCL, Splitwise and ML.ENERGY data) or"
+              " B200 (ML.ENERGY runs; per-op fits transferred from the H100)")
 @click.option("--data", "data", default="calibration/data", show_default=True,
               type=click.Path(file_okay=False), help="folder with sources/, profiles/ and"
               " mlenergy_conditions.yaml")
-@click.option("--out", "out", default="simulator/devices/h100/calibration.yaml", show_default=True,
-              type=click.Path(dir_okay=False), help="fitted calibration file to write (a"
-              " '-splitwise2023' sibling is written next to it)")
-@click.option("--report", "report", default="calibration/report", show_default=True,
-              type=click.Path(file_okay=False), help="folder for the markdown report and charts")
+@click.option("--out", "out", default=None, type=click.Path(dir_okay=False),
+              help="fitted calibration file to write [default: the GPU profile's"
+              " simulator/devices/<gpu>/calibration.yaml] (for the H100 a '-splitwise2023'"
+              " sibling is written next to it)")
+@click.option("--report", "report", default=None, type=click.Path(file_okay=False),
+              help="folder for the markdown report and charts [default: calibration/report,"
+              " calibration/report/<gpu> for other GPUs]")
 @click.option("--fast", is_flag=True, hidden=True,
               help="subsampled fit without leave-one-model-out refits (tests only)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def calibrate_cmd(data: str, out: str, report: str, fast: bool, quiet: bool) -> None:
+def calibrate_cmd(gpu: str, data: str, out: str | None, report: str | None, fast: bool,
+                  quiet: bool) -> None:
     """Re-fit the timing and power models from measured data, deterministically.
 
-    Writes the calibration file, its Splitwise-2023 sibling and the report (markdown and
+    Writes the calibration file, its Splitwise-2023 sibling (H100) and the report (markdown and
     PNG charts of predicted against measured for every op and end-to-end point).
     """
-    from simulator.calibration.pipeline import Options, run
+    from simulator.devices import load_profile, names
+    from simulator.errors import ScenarioError
 
+    if gpu not in names():
+        raise ScenarioError(f"unknown GPU {gpu!r}; device profiles: {', '.join(names())}",
+                            field="--gpu")
+    dev = load_profile(gpu)
+    if dev.key != "h100":
+        from simulator.calibration.transfer import IDLE_ANCHORS_W, run as run_transfer
+
+        if dev.name not in IDLE_ANCHORS_W:
+            raise ScenarioError(f"{dev.name} is not calibrated on measurements (its coefficients"
+                                " are derived: python -m simulator.calibration.derive); calibrate"
+                                " H100 or B200", field="--gpu")
+        report = report or f"calibration/report/{dev.key}"
+        res = run_transfer(gpu, data, out, report, fast=fast, progress=not quiet)
+        ml = res.errors["mlenergy"]
+        click.echo(f"wrote {out or 'the ' + dev.name + ' profile calibration.yaml'}; report in {report}/")
+        click.echo(f"{res.errors['method']} MAPE ({dev.name}): ML.ENERGY ITL"
+                   f" {100 * ml['itl_mape']:.1f} %, power {100 * ml['gpu_power_mape']:.1f} %,"
+                   f" J/token {100 * ml['j_per_token_mape']:.1f} %")
+        return
+    from simulator.calibration.pipeline import SHIPPED, Options, run
+
+    out = out or SHIPPED
+    report = report or "calibration/report"
     res = run(data, out, report, Options(fast=fast), progress=not quiet)
     e = res.errors
     ml = e["mlenergy"]

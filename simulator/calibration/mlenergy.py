@@ -31,8 +31,9 @@ import pandas as pd
 import yaml
 from scipy.optimize import least_squares
 
-from simulator.calibration.anchors import h100, h100_gpu
+from simulator.calibration.anchors import h100
 from simulator.calibration.extra_shapes import EXTRA_SHAPES, shape
+from simulator.devices import DeviceProfile, load_profile
 from simulator.errors import DataError
 from simulator.physics.memory import plan_memory
 from simulator.physics.params import Calibration, PowerParams, TimingParams
@@ -40,7 +41,12 @@ from simulator.physics.power import iteration_cost
 from simulator.physics.shapes import IterationShape
 from simulator.physics.timing import TimingModel
 
-CAP_W = 700.0
+CAP_W = 700.0  # the H100's board limit (each run is modelled at its own GPU's: run_device)
+
+
+def run_device(run) -> DeviceProfile:
+    """The device profile of the GPU a run was measured on (its ``gpu`` column: H100, B200)."""
+    return load_profile(str(getattr(run, "gpu", "H100")))
 
 
 def load_conditions(path: str | Path) -> dict[str, Any]:
@@ -78,24 +84,28 @@ def _precision(run) -> str:
 
 
 def timing_model(run, timing: TimingParams) -> TimingModel:
-    """The timing model of one run's replica (its model, TP, checkpoint precision, experts)."""
-    return TimingModel(shape(run.model), int(run.tp), _precision(run), timing, "bf16", h100_gpu(),
-                       bool(getattr(run, "expert_parallel", False)))
+    """The timing model of one run's replica (its device, model, TP, checkpoint precision,
+    experts)."""
+    return TimingModel(shape(run.model), int(run.tp), _precision(run), timing, "bf16",
+                       run_device(run).gpu, bool(getattr(run, "expert_parallel", False)))
 
 
-def run_memory(model: str, tp: int, cond: dict, max_num_seqs: int, precision: str = "bf16"):
-    """The memory plan of one run's replica on the H100 profile (vLLM's budget)."""
+def run_memory(model: str, tp: int, cond: dict, max_num_seqs: int, precision: str = "bf16",
+               dev: DeviceProfile | None = None):
+    """The memory plan of one run's replica on its device profile (default the H100's; vLLM's
+    budget)."""
+    dev = dev or h100()
     s = cond["server"]
-    stack = h100().stack(s["stack"])
+    stack = dev.stack(s["stack"])
     return plan_memory(shape(model), tp, precision, "bf16", float(s["gpu_memory_fraction"]),
                        int(s["max_batched_tokens"]), int(max_num_seqs), int(s["block_size_tokens"]),
-                       stack.non_torch_gib(tp), stack.sampler_bytes_per_logit, h100_gpu())
+                       stack.non_torch_gib(tp), stack.sampler_bytes_per_logit, dev.gpu)
 
 
 def kv_batch_limit(model: str, tp: int, cond: dict, ctx_tokens: float, max_num_seqs: int,
-                   precision: str = "bf16") -> int:
+                   precision: str = "bf16", dev: DeviceProfile | None = None) -> int:
     """Sequences whose KV cache fits (vLLM admits no more; it preempts beyond)."""
-    plan = run_memory(model, tp, cond, max_num_seqs, precision)
+    plan = run_memory(model, tp, cond, max_num_seqs, precision, dev)
     return max(1, int(plan.kv_tokens / max(ctx_tokens, 1.0)))
 
 
@@ -112,7 +122,8 @@ def steady_state(run: pd.Series | Any, cond: dict, input_scale: float = 1.0) -> 
     e1, e2 = length_moments(run.lengths)
     ctx = I + e2 / (2.0 * e1)  # mean context of a live sequence (length-biased)
     B = min(int(run.max_num_seqs), kv_batch_limit(run.model, int(run.tp), cond, ctx * 1.1,
-                                                   int(run.max_num_seqs), _precision(run)))
+                                                   int(run.max_num_seqs), _precision(run),
+                                                   run_device(run)))
     rate = B / O  # completions (= new prefills) per iteration
     q = min(1.0, rate)
     chunk = min(I * max(1.0, rate), float(cond["server"]["max_batched_tokens"]) - B)
@@ -134,8 +145,8 @@ def steady_metrics(run, cond: dict, timing: TimingParams, power: PowerParams | N
     if power is None:
         td, tmix, ed, em = wd.time_s, wm.time_s, 0.0, 0.0
     else:
-        d = h100().dvfs()
-        cd, cm = iteration_cost(power, wd, CAP_W, d), iteration_cost(power, wm, CAP_W, d)
+        d, cap = dev.dvfs(), dev.gpu.tdp_w
+        cd, cm = iteration_cost(power, wd, cap, d), iteration_cost(power, wm, cap, d)
         td, tmix, ed, em = cd.time_s, cm.time_s, cd.energy_j, cm.energy_j
     q = ss.q_mixed
     # median of the two-point mixture of iteration times, smoothed around q = 0.5
@@ -204,11 +215,13 @@ def scenario_dict(run, cond: dict, input_scale: float = 1.0) -> dict[str, Any]:
     I = max(1, int(round(input_mean(cond, run.task) * input_scale)))
     # the longest sequence: the configured one, or what the KV cache of this replica holds
     # (ML.ENERGY lowered max-model-len where a model barely fits, e.g. Gemma-3-27B on 1 GPU)
-    plan = run_memory(m, int(run.tp), cond, B, _precision(run))
+    dev = run_device(run)
+    plan = run_memory(m, int(run.tp), cond, B, _precision(run), dev)
     max_len = int(min(int(s["max_model_len"]), plan.kv_tokens)) // 1024 * 1024
     return {
         "name": f"mlenergy-{m}-{run.task}-tp{int(run.tp)}-b{B}",
         "model": model,
+        "hardware": {"gpu": dev.name},
         "deployment": {"nodes": 1, "tp": int(run.tp), "replicas_per_node": 1,
                        "precision": _precision(run),
                        "expert_parallel": bool(getattr(run, "expert_parallel", False))},
@@ -273,14 +286,15 @@ def _timing_with(base: TimingParams, x: np.ndarray) -> TimingParams:
 
 
 def fit_timing(runs: pd.DataFrame, cond: dict, base: TimingParams, max_nfev: int = 300,
-               input_scale: float = 1.0) -> TimingParams:
+               input_scale: float = 1.0, robust: float | None = None) -> TimingParams:
     """Fit the serving stack's constants to the runs' median ITL (steady-state model).
 
     Free: per-iteration CPU cost, per-sequence cost (sampling, scheduling), per-layer attention
     kernel overhead (launch gaps of the small per-layer kernels: KV-cache write, QK norm), the
     decode attention's HBM efficiency, the prefill attention's compute efficiency, and the
     custom all-reduce's latency (constrained by the TP > 1 runs and a prior, AR_PRIOR_S). Each
-    run weighs the same; each model's runs together weigh the same.
+    run weighs the same; each model's runs together weigh the same. ``robust``: see
+    :func:`_loss`.
     """
     meas = runs["itl_s"].to_numpy()
     per_model = runs.groupby("model")["model"].transform("size").to_numpy()
@@ -299,7 +313,7 @@ def fit_timing(runs: pd.DataFrame, cond: dict, base: TimingParams, max_nfev: int
         return np.r_[(pred / meas - 1.0) * sw, 0.05 * prior, 0.05 * prior_attn]
 
     r = least_squares(resid, x0, bounds=(lb, ub), x_scale=sc, method="trf", xtol=1e-10,
-                      ftol=1e-10, max_nfev=max_nfev)
+                      ftol=1e-10, max_nfev=max_nfev, **_loss(robust))
     return _timing_with(base, r.x)
 
 
@@ -347,21 +361,28 @@ def fit_moe_timing(runs: pd.DataFrame, cond: dict, base: TimingParams, max_nfev:
     return _moe_timing_with(base, r.x, precisions)
 
 
-def saturated_gemm(gpu=None) -> tuple[float, float]:
+def _loss(robust: float | None) -> dict[str, Any]:
+    """Least-squares loss: plain squares, or (``robust``: the relative residual at which it
+    bends) soft-L1, which grows linearly beyond it so a few runs far off every model's trend
+    (host-bound gaps on the B200, calibration/README.md) do not pull the fit."""
+    return {} if robust is None else {"loss": "soft_l1", "f_scale": float(robust)}
+
+
+def saturated_gemm(dev: DeviceProfile | None = None) -> tuple[float, float]:
     """(FLOP/s, byte/s) of one GPU running a large square BF16 GEMM at the DVFS model's
     sustained rate (8192 x 8192 x 8192: arithmetic intensity ~2,700 FLOP/byte)."""
-    gpu = gpu or h100_gpu()
+    dev = dev or h100()
     n = 8192.0
     flops = 2 * n ** 3
     nbytes = 3 * n * n * 2.0
-    rate = h100().dvfs().sustained_flops_per_s
+    rate = dev.dvfs().sustained_flops_per_s
     return rate, nbytes * rate / flops
 
 
-def saturated_gemm_power_w(power: PowerParams) -> float:
+def saturated_gemm_power_w(power: PowerParams, dev: DeviceProfile | None = None) -> float:
     """Power the fitted model demands for a saturated dense BF16 GEMM, W (reported; bounded by
-    SATURATED_GEMM_MAX_W in the fit)."""
-    f, b = saturated_gemm()
+    the board limit in the fit)."""
+    f, b = saturated_gemm(dev)
     act = -math.expm1(-f / power.activity_flops_per_s - b / power.activity_bytes_per_s)
     return power.p_busy_w + power.p_active_w * act + power.e_byte_j * b
 
@@ -372,45 +393,51 @@ ACTIVITY_BYTES_RANGE = (1e11, 1e14)
 
 
 def fit_power(runs: pd.DataFrame, cond: dict, timing: TimingParams, idle_w: float,
-              input_scale: float = 1.0) -> PowerParams:
+              input_scale: float = 1.0, robust: float | None = None) -> PowerParams:
     """Fit ``p_busy_w, p_active_w, activity_flops_per_s, activity_bytes_per_s, e_byte_j`` to the
     runs' per-GPU power (steady-state model, :mod:`simulator.physics.power`).
 
-    Modelled power is clamped at the 700 W limit (the capped runs of small models at large
-    batch read 685-690 W). Idle power is the datasheet anchor (no idle rows in the data) and
-    bounds ``p_busy_w`` from below. Physics bound: a saturated BF16 GEMM may demand at most
-    SATURATED_GEMM_MAX_W (``p_active_w`` is parameterised as a fraction of what that leaves).
-    Each run weighs the same; each model's runs together weigh the same.
+    Modelled power is clamped at the runs' GPU's board limit (H100: 700 W; the capped runs of
+    small models at large batch read 685-690 W). Idle power is the datasheet anchor (no idle
+    rows in the data) and bounds ``p_busy_w`` from below. Physics bound: a saturated BF16 GEMM
+    may demand at most the board limit (``SATURATED_GEMM_MAX_W`` on an H100; ``p_active_w`` is
+    parameterised as a fraction of what that leaves). Each run weighs the same; each model's
+    runs together weigh the same. Every run must be of one GPU type.
     """
+    gpus = sorted({str(g) for g in runs["gpu"]}) if "gpu" in runs else ["H100"]
+    if len(gpus) != 1:
+        raise ValueError(f"fit_power needs runs of one GPU type, got {gpus}")
+    dev = load_profile(gpus[0])
+    cap_w = dev.gpu.tdp_w
     meas = runs["gpu_power_w"].to_numpy()
     bases = [power_basis(r, cond, timing, input_scale) for r in runs.itertuples(index=False)]
     T = np.array([b.time_s for b in bases])
     byte_rate = np.array([b.hbm_bytes for b in bases]) / T
     per_model = runs.groupby("model")["model"].transform("size").to_numpy()
     sw = np.sqrt(1.0 / per_model)
-    f_sat, b_sat = saturated_gemm()
+    f_sat, b_sat = saturated_gemm(dev)
 
     def coeffs(x):  # x = (p_busy W, e_byte in 1e-10 J, u in [0, 1], log F0, log B0)
         p_busy, e_byte, f0, b0 = x[0], x[1] * 1e-10, float(np.exp(x[3])), float(np.exp(x[4]))
-        room = max(SATURATED_GEMM_MAX_W - p_busy - e_byte * b_sat, 0.0)
+        room = max(cap_w - p_busy - e_byte * b_sat, 0.0)
         return p_busy, x[2] * room / -math.expm1(-f_sat / f0 - b_sat / b0), f0, b0, e_byte
 
     def model(x):  # smooth min(p, cap): the run average of iterations clamped at the cap
         p_busy, p_active, f0, b0, e_byte = coeffs(x)
         act = np.array([b.activity_fraction(f0, b0) for b in bases])
         p = p_busy + p_active * act + e_byte * byte_rate
-        return CAP_W - 15.0 * np.logaddexp(0.0, (CAP_W - p) / 15.0)
+        return cap_w - 15.0 * np.logaddexp(0.0, (cap_w - p) / 15.0)
 
     def resid(x):
         return (model(x) / meas - 1.0) * sw
 
     lb = [idle_w, 0.0, 0.0, np.log(ACTIVITY_FLOPS_RANGE[0]), np.log(ACTIVITY_BYTES_RANGE[0])]
-    ub = [CAP_W, 50.0, 1.0, np.log(ACTIVITY_FLOPS_RANGE[1]), np.log(ACTIVITY_BYTES_RANGE[1])]
+    ub = [cap_w, 50.0, 1.0, np.log(ACTIVITY_FLOPS_RANGE[1]), np.log(ACTIVITY_BYTES_RANGE[1])]
     best = None
     for f0_start, b0_start in ((1e14, 3e12), (3e14, 1e13), (1e15, 3e13)):  # not convex: starts
         x0 = np.array([150.0, 0.5, 0.8, np.log(f0_start), np.log(b0_start)])
         r = least_squares(resid, x0, bounds=(lb, ub), x_scale=np.array([50.0, 1.0, 0.1, 0.3, 0.3]),
-                          method="trf", xtol=1e-12, ftol=1e-12)
+                          method="trf", xtol=1e-12, ftol=1e-12, **_loss(robust))
         if best is None or r.cost < best.cost:
             best = r
     p_busy, p_active, f0, b0, e_byte = coeffs(best.x)

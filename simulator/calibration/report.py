@@ -32,8 +32,11 @@ def _ok(x, target) -> str:
     return "" if x is None or not np.isfinite(x) else ("yes" if x <= target else "**no**")
 
 
-def summary_table(e: dict) -> str:
-    """The headline error table (markdown)."""
+def summary_table(e: dict, other: dict | None = None) -> str:
+    """The headline error table (markdown) of the H100 calibration ``e``; with ``other`` (the
+    errors of a GPU calibrated by transfer, e.g. the B200's) the two side by side."""
+    if other is not None:
+        return combined_table(e, other)
     po, sw, ml = e["per_op"], e["splitwise"], e["mlenergy"]
     ll, bl = sw["llama2_70b"], sw["bloom_176b_held_out"]
     rows = [
@@ -83,6 +86,121 @@ def _group_table(label: str, ml: dict, method: str) -> list[str]:
             out.append(f"| {name} | {g['runs']} | {_pct(g['itl'])} | {_pct(g['gpu_power'])} |"
                        f" {_pct(g['j_per_token'])} | {_ok(worst, gt)} |")
     return out
+
+
+def _gpu_short(e: dict, default: str) -> str:
+    return str(e.get("gpu", default)).split("-")[0]
+
+
+def combined_table(h: dict, b: dict) -> str:
+    """The H100 calibration's errors beside those of a GPU calibrated by transfer (``b``: per-op
+    and NCCL fits transferred from the H100, its own ML.ENERGY runs held out model by model)."""
+    g2 = _gpu_short(b, "B200")
+    po, sw, ml, ml2 = h["per_op"], h["splitwise"], h["mlenergy"], b["mlenergy"]
+    ll, bl = sw["llama2_70b"], sw["bloom_176b_held_out"]
+    tr = "transferred from H100"
+    rows = [
+        ("Per-op time, GEMMs (qkv, o, up, down), 6 Vidur models x TP 1-8", po["gemm_mape"], tr, 0.05),
+        ("Per-op time, all 9 ops", po["all_ops_mape"], tr, 0.05),
+        ("Per-layer time (sum of ops)", po["layer_sum_mape"], tr, 0.05),
+        *((f"NCCL all-reduce time, {g} GPUs (in-sample: one fit per group size)", v["mape"],
+           "H100's, x NVLink ratio", 0.05)
+          for g, v in sorted(h.get("all_reduce", {}).items(), key=lambda kv: int(kv[0]))),
+        ("Splitwise llama2-70b prefill time (TP 2/4/8)", ll["prefill_time_mape"], "no data", 0.10),
+        ("Splitwise llama2-70b decode time per token", ll["decode_time_mape"], "no data", 0.10),
+        ("Splitwise bloom-176b prefill time (model held out)", bl["prefill_time_mape"], "no data", 0.10),
+        ("Splitwise bloom-176b decode time per token (held out)", bl["decode_time_mape"], "no data", 0.10),
+        (f"ML.ENERGY median ITL (H100 {ml['runs']} runs, {g2} {ml2['runs']})", ml["itl_mape"],
+         ml2["itl_mape"], 0.10),
+        ("ML.ENERGY per-GPU power", ml["gpu_power_mape"], ml2["gpu_power_mape"], 0.10),
+        ("ML.ENERGY J per output token (simulated)", ml["j_per_token_mape"], ml2["j_per_token_mape"], 0.10),
+    ]
+    for e_name, key in (("MoE median ITL", "itl_mape"), ("MoE per-GPU power", "gpu_power_mape"),
+                        ("MoE J per output token (simulated)", "j_per_token_mape")):
+        moe, moe2 = h.get("mlenergy_moe"), b.get("mlenergy_moe")
+        if moe:
+            runs = f" (H100 {moe['runs']} runs)" if key == "itl_mape" else ""
+            rows.append((f"ML.ENERGY {e_name}{runs}", moe[key],
+                         moe2[key] if moe2 else "not fitted", 0.10))
+    out = [f"Method: H100 {h['method']}; {g2} {b['method']} (per-op and NCCL fits transferred from"
+           " the H100, serving constants and power fitted on its own ML.ENERGY runs).", "",
+           f"| quantity | H100 MAPE | {g2} MAPE | target | met (H100 / {g2}) |",
+           "|---|---:|---:|---:|:---:|"]
+    for name, v, v2, t in rows:
+        if isinstance(v2, str):
+            out.append(f"| {name} | {_pct(v)} | {v2} | {_pct(t)} | {_ok(v, t)} |")
+        else:
+            out.append(f"| {name} | {_pct(v)} | {_pct(v2)} | {_pct(t)} | {_ok(v, t)} / {_ok(v2, t)} |")
+    gt = ml.get("group_target_mape", 0.15)
+    out += ["", f"ML.ENERGY by GPU, model and TP (leave-one-model-out; target {_pct(gt)} each):", "",
+            "| GPU | model | runs | ITL | power | J/token | met |", "|---|---|---:|---:|---:|---:|:---:|"]
+    for gpu, e in (("H100", h), ("H100 MoE", {"mlenergy": h.get("mlenergy_moe") or {}}), (g2, b)):
+        for name, g in (e["mlenergy"].get("by_group") or {}).items():
+            worst = max(g["itl"], g["gpu_power"], g["j_per_token"])
+            out.append(f"| {gpu} | {name} | {g['runs']} | {_pct(g['itl'])} | {_pct(g['gpu_power'])} |"
+                       f" {_pct(g['j_per_token'])} | {_ok(worst, gt)} |")
+    ex = ml2.get("excluded") or {}
+    if ex:
+        out += ["", f"{g2} runs left out of the fit (reason: calibration/README.md), simulated with"
+                " the shipped calibration:", "",
+                "| GPU | runs | ITL | power | J/token |", "|---|---:|---:|---:|---:|"]
+        for name, g in ex.items():
+            out.append(f"| {g2} {name} | {g['runs']} | {_pct(g['itl'])} | {_pct(g['gpu_power'])} |"
+                       f" {_pct(g['j_per_token'])} |")
+    checks = []
+    for gpu, e, bound in (("H100", h, SATURATED_GEMM_MAX_W), (g2, b, None)):
+        w = e["mlenergy"].get("saturated_gemm_w")
+        if w is not None:
+            lim = bound if bound is not None else b.get("cap_w")
+            checks.append(f"{gpu} {w:.0f} W" + (f" (bound {lim:.0f} W)" if lim else ""))
+    if checks:
+        out += ["", "Physics check: a saturated dense BF16 GEMM (0.8 x peak) demands, in the fitted"
+                " power models, " + "; ".join(checks) + " (the bound is each GPU's board limit)."]
+    return "\n".join(out)
+
+
+def device_table(e: dict) -> str:
+    """The error table of one GPU calibrated by transfer (its own report)."""
+    ml = e["mlenergy"]
+    gt = ml.get("group_target_mape", 0.15)
+    out = [f"Method: {e['method']}.", "", "| quantity | MAPE | target | met |", "|---|---:|---:|:---:|"]
+    for name, v in ((f"ML.ENERGY median ITL ({ml['runs']} runs)", ml["itl_mape"]),
+                    ("ML.ENERGY per-GPU power", ml["gpu_power_mape"]),
+                    ("ML.ENERGY J per output token (simulated)", ml["j_per_token_mape"])):
+        out.append(f"| {name} | {_pct(v)} | {_pct(0.10)} | {_ok(v, 0.10)} |")
+    out += ["", f"By model and TP (target {_pct(gt)} each):", "",
+            "| model | runs | ITL | power | J/token | met |", "|---|---:|---:|---:|---:|:---:|"]
+    for name, g in (ml.get("by_group") or {}).items():
+        worst = max(g["itl"], g["gpu_power"], g["j_per_token"])
+        out.append(f"| {name} | {g['runs']} | {_pct(g['itl'])} | {_pct(g['gpu_power'])} |"
+                   f" {_pct(g['j_per_token'])} | {_ok(worst, gt)} |")
+    for name, g in (ml.get("excluded") or {}).items():
+        out.append(f"| {name} (left out of the fit) | {g['runs']} | {_pct(g['itl'])} |"
+                   f" {_pct(g['gpu_power'])} | {_pct(g['j_per_token'])} | |")
+    return "\n".join(out)
+
+
+def shipped_table() -> str:
+    """The README error table from the shipped files: the H100's, and the B200's beside it
+    when its profile has been calibrated."""
+    from simulator.devices import load_calibration, profile_dir
+
+    h = load_calibration(profile_dir("H100") / "calibration.yaml").errors
+    b_path = profile_dir("B200") / "calibration.yaml"
+    b = load_calibration(b_path).errors if b_path.exists() else None
+    if b is not None:
+        b = {**b, "cap_w": (load_calibration(b_path).provenance.get("anchors") or {}).get("cap_w")}
+    return summary_table(h, b)
+
+
+def sync_shipped_readmes(root: Path) -> list[Path]:
+    """Rewrite the error tables of the project README and calibration/README.md from the
+    shipped calibration files (after either GPU was recalibrated)."""
+    done = []
+    for readme in (root / "README.md", root / "calibration" / "README.md"):
+        if _sync(readme, shipped_table()):
+            done.append(readme)
+    return done
 
 
 # ------------------------------------------------------------------ charts
@@ -198,8 +316,9 @@ def _charts(res, d: Path) -> list[str]:
 
 
 # ------------------------------------------------------------------ markdown
-def _params_table(cal) -> str:
+def _params_table(cal, dev=None) -> str:
     t, p = cal.timing, cal.power
+    bound = dev.gpu.tdp_w if dev is not None else SATURATED_GEMM_MAX_W
     out = ["| op | eta_compute_max | m_half_tokens | eta_memory | overhead (us) |", "|---|---:|---:|---:|---:|"]
     for k, v in {**{f"gemm {k}": v for k, v in t.gemm.items()},
                  **{f"elementwise {k}": v for k, v in t.elementwise.items()},
@@ -218,8 +337,8 @@ def _params_table(cal) -> str:
             f"| activity_flops_per_s | {p.activity_flops_per_s / 1e12:.0f} TFLOP/s |",
             f"| activity_bytes_per_s | {p.activity_bytes_per_s / 1e12:.2f} TB/s |",
             f"| e_byte_j | {p.e_byte_j * 1e12:.2f} pJ/byte |",
-            f"| saturated BF16 GEMM (derived, bound {SATURATED_GEMM_MAX_W:.0f} W) |"
-            f" {saturated_gemm_power_w(p):.0f} W |"]
+            f"| saturated BF16 GEMM (derived, bound {bound:.0f} W) |"
+            f" {saturated_gemm_power_w(p, dev):.0f} W |"]
     return "\n".join(out)
 
 
@@ -322,13 +441,17 @@ def write_report(res, d: Path, out_yaml: Path, readmes: list[Path] = ()) -> Path
         md += ["", "## Notes", ""] + [f"* {n}" for n in res.notes]
     path = d / "README.md"
     path.write_text("\n".join(md) + "\n")
-    for readme in readmes:
-        sync_readme(readme, e)
+    for readme in readmes:  # the shipped READMEs: H100 (and B200, when calibrated) side by side
+        _sync(readme, shipped_table())
     return path
 
 
 def sync_readme(readme: Path, errors: dict) -> bool:
     """Rewrite the error table between the markers of ``readme`` (if it has them)."""
+    return _sync(readme, summary_table(errors))
+
+
+def _sync(readme: Path, table: str) -> bool:
     if not readme.exists():
         return False
     text = readme.read_text()
@@ -336,5 +459,5 @@ def sync_readme(readme: Path, errors: dict) -> bool:
         return False
     a, rest = text.split(BEGIN, 1)
     _, b = rest.split(END, 1)
-    readme.write_text(a + BEGIN + "\n" + summary_table(errors) + "\n" + END + b)
+    readme.write_text(a + BEGIN + "\n" + table + "\n" + END + b)
     return True

@@ -501,7 +501,55 @@ def _cost_chart(r: Results, out: Path, formats: tuple[str, ...], **_) -> Chart:
     return c
 
 
+GPU = "hardware.gpu"
+
+
+def _mix_label(v) -> str:
+    """A swept ``workload.mix`` value as a short label ("chat 90 %, reasoning 10 %")."""
+    try:
+        d = json.loads(v) if isinstance(v, str) else v
+    except ValueError:
+        return str(v)
+    if not isinstance(d, dict):
+        return str(v)
+    return ", ".join(f"{k} {100 * float(x):.0f} %" for k, x in d.items()
+                     if not isinstance(x, str) and float(x) > 0)
+
+
+def generations_frame(r: Results) -> pd.DataFrame:
+    """One row per point of a projection sweep over ``hardware.gpu``: the GPU (with the pool
+    of a multi-pool point named), the group (the other swept inputs), and the five figures the
+    generations chart draws."""
+    t = r.table
+    others = [c for c in r.varying() if c != GPU]
+    group = [", ".join(_mix_label(row[c]) if c == "workload.mix" else _label(row, [c])
+                       for c in others) or "all" for _, row in t.iterrows()]
+    df = pd.DataFrame({"gpu": t[GPU].astype(str), "group": group,
+                       "nodes": t["nodes_fleet"], "peak_w": t["facility_power_w_peak"],
+                       "gwh": t["gwh_per_day_facility_p50"], "gwh_p5": t["gwh_per_day_facility_p5"],
+                       "gwh_p95": t["gwh_per_day_facility_p95"],
+                       "j_per_token": t.get("j_per_output_token_gpu", np.nan)})
+    for c in t.columns:
+        if c.startswith("wh_per_query_p50."):
+            df["wh_per_query." + c[len("wh_per_query_p50."):]] = t[c]
+    return df
+
+
+def _generation_chart(r: Results, out: Path, formats: tuple[str, ...], **_) -> Chart:
+    if r.kind != "sweep-project" or GPU not in r.varying():
+        raise _Skip(f"needs a projection sweep over {GPU}")
+    _need(r, "nodes_fleet", "facility_power_w_peak", "gwh_per_day_facility_p50")
+    df = generations_frame(r)
+    c = Chart("generations", "The same load and SLO on each GPU generation")
+    fig = plots.generations(df, r.scenario, "projected fleet-days sized for the peak hour at"
+                            " the SLO; energy per day P50 with the P5-P95 range over Monte Carlo"
+                            " draws")
+    c.paths = plots.save(fig, out / c.name, formats)
+    return c
+
+
 BUILDERS = {
+    "generations": _generation_chart,
     "gwh_vs_mix": _mix_chart,
     "energy_per_day_vs_input": _energy_vs_input_chart,
     "energy_per_query_by_class": _energy_class_chart,

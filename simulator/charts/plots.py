@@ -421,3 +421,72 @@ def waterfall(r: dict) -> Figure:
            f"{Path(r['a']).stem} -> {Path(r['b']).stem}",
            f"{r['method']} bridge; steps sum to B - A = {r['difference']:+.4g}")
     return fig
+
+
+def generations(df: pd.DataFrame, scenario: str = "", detail: str = "") -> Figure:
+    """The same load and SLO on different GPU types: one bar per GPU in each group (a group is
+    one other configuration, e.g. a query mix), five panels: nodes, peak facility power, facility
+    energy per day (P50 with its P5-P95 range), GPU energy per output token over the day, and
+    facility energy per query (P50) of each class.
+
+    ``df``: ``gpu``, ``group``, ``nodes``, ``peak_w``, ``gwh``, ``gwh_p5``, ``gwh_p95``,
+    ``j_per_token``, and ``wh_per_query.<class>`` columns (NaN where a class is not served).
+    """
+    fig = Figure(figsize=(13.0, 7.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = [fig.add_subplot(2, 3, i + 1) for i in range(6)]
+    gpus = list(dict.fromkeys(df["gpu"]))
+    groups = list(dict.fromkeys(df["group"]))
+    width = 0.8 / max(1, len(gpus))
+    x0 = np.arange(len(groups))
+    classes = [c[len("wh_per_query."):] for c in df.columns if c.startswith("wh_per_query.")]
+
+    def bars(ax, col, label, unit, lo=None, hi=None, si=1.0):
+        vals = df[col].astype(float) * si  # si: to the unit's SI base (GWh -> Wh)
+        factor, u = axis_scale(vals.to_numpy(), unit) if unit else (1.0, "")
+        factor *= si
+        for i, g in enumerate(gpus):
+            d = df[df["gpu"] == g].set_index("group").reindex(groups)
+            y = d[col].to_numpy(float) * factor
+            err = None
+            if lo is not None:
+                err = np.vstack([y - d[lo].to_numpy(float) * factor, d[hi].to_numpy(float) * factor - y])
+            ax.bar(x0 + (i - (len(gpus) - 1) / 2) * width, y, width, color=colour(i), label=g,
+                   yerr=err, capsize=3, hatch=["", "//", "..", "xx"][i % 4], edgecolor="white")
+        ax.set_xticks(x0, groups, fontsize="small")
+        ax.set_ylabel(f"{label} ({u})" if u else label)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, axis="y", alpha=0.3)
+
+    bars(axes[0], "nodes", "nodes (fleet, peak hour)", None)
+    axes[0].set_title("nodes", fontsize="medium")
+    bars(axes[1], "peak_w", "peak facility power", "W")
+    axes[1].set_title("peak facility power (hourly mean)", fontsize="medium")
+    bars(axes[2], "gwh", "facility energy per day", "Wh", "gwh_p5", "gwh_p95", si=WH_PER_GWH)
+    axes[2].set_title("energy per day (P50, P5-P95 range)", fontsize="medium")
+    bars(axes[3], "j_per_token", "GPU J per output token", None)
+    axes[3].set_title("GPU energy per output token (day)", fontsize="medium")
+    ax = axes[4]
+    w2 = 0.8 / max(1, len(gpus) * len(classes))
+    k = 0
+    for ci, cls in enumerate(classes):
+        for i, g in enumerate(gpus):
+            d = df[df["gpu"] == g].set_index("group").reindex(groups)
+            y = d[f"wh_per_query.{cls}"].to_numpy(float)
+            ax.bar(x0 + (k - (len(gpus) * len(classes) - 1) / 2) * w2, y, w2, color=colour(i),
+                   hatch=["", "//", "..", "xx"][ci % 4], edgecolor="white",
+                   label=f"{g} {cls}")
+            k += 1
+    ax.set_xticks(x0, groups, fontsize="small")
+    ax.set_ylabel("facility Wh per query (P50)")
+    ax.set_yscale("log")
+    ax.set_title("energy per query by class (hatch: class)", fontsize="medium")
+    ax.grid(True, axis="y", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    axes[5].axis("off")
+    axes[5].legend(handles, labels, loc="center", fontsize="small", ncol=max(1, len(classes)),
+                   title="GPU and class (energy per query)")
+    axes[0].legend(fontsize="small")
+    _title(fig, "what does the same load at the same SLO need on each GPU generation?", scenario,
+           detail)
+    return fig

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 
 GIB = 1024**3
 
-#: bytes per weight or cache element; MXFP4 packs 4-bit values with one 8-bit scale per 32
-BYTES_PER_ELEMENT = {"bf16": 2.0, "fp8": 1.0, "mxfp4": 0.53125}
+#: bytes per weight (or KV) element by precision. MXFP4 packs 4-bit values with one 8-bit scale
+#: per block of 32 (0.5 + 1 / 32 bytes); FP4 is NVFP4 (Blackwell): 4-bit E2M1 values with one FP8
+#: (E4M3) scale per block of 16, so 0.5 + 1 / 16 bytes per element.
+BYTES_PER_ELEMENT = {"bf16": 2.0, "fp8": 1.0, "mxfp4": 0.5 + 1.0 / 32.0, "fp4": 0.5 + 1.0 / 16.0}
 #: weight-only formats: a GPU without tensor cores for them dequantizes the weights and runs the
 #: GEMM in the named precision (vLLM's Marlin / Triton MXFP4 kernels on Hopper: BF16)
 WEIGHT_ONLY = {"mxfp4": "bf16"}

@@ -10,10 +10,12 @@ One source for the timing model (bytes read, FLOPs) and the memory plan (bytes h
 * a mixture of experts' experts are split over the GPUs either whole (expert parallelism: each
   GPU holds ``experts / tp`` of them) or each one sliced like a dense MLP (tensor parallelism,
   vLLM's default): either way a GPU holds ``1 / tp`` of the expert weights;
-* a quantized deployment (``fp8``, ``mxfp4``) runs each GEMM in that precision unless the
-  checkpoint keeps it in BF16 (``ModelShape.fp8_bf16_gemms``, and the first and last
-  ``fp8_bf16_edge_layers`` layers whole). vLLM pads an MXFP4 expert's intermediate size to a
-  multiple of 256 for its MoE kernels (gpt-oss: 2,880 -> 3,072), in memory and in time.
+* a quantized deployment (``fp8``, ``mxfp4``, ``fp4``) runs each GEMM in that precision unless
+  the checkpoint keeps it in BF16 (``ModelShape.fp8_bf16_gemms``, and the first and last
+  ``fp8_bf16_edge_layers`` layers whole); an FP4 (NVFP4) deployment keeps the same GEMMs and
+  layers in BF16 as FP8 (an assumption: the catalog records what FP8 checkpoints keep, not FP4
+  ones). vLLM pads an MXFP4 expert's intermediate size to a multiple of 256 for its MoE kernels
+  (gpt-oss: 2,880 -> 3,072), in memory and in time.
 """
 
 from __future__ import annotations

@@ -36,6 +36,9 @@ from simulator.projection.sample import (LevelJob, LevelResult, Perturbation, au
                                          trace_rate_per_s)
 from simulator.projection.uncertainty import (draw_inputs, perturbation, residual_median,
                                               sensitivity)
+from simulator.projection.stats import pct as _pct
+from simulator.projection.stats import per_token as _per_token
+from simulator.projection.stats import weighted_quantiles as _weighted_quantiles
 from simulator.scenario.limits import MAX_SIMULATED_S
 from simulator.scenario.schema import Scenario
 from simulator.workers import process_pool
@@ -91,6 +94,9 @@ class Projection:
     draws: pd.DataFrame  # one row per Monte Carlo draw: inputs and results
     summary: dict[str, Any] = field(default_factory=dict)
     sensitivity: pd.DataFrame | None = None
+    nominal_levels: list[LevelResult] = field(default_factory=list)  # plan.levels' results
+    hourly_draws: np.ndarray | None = None  # facility power W, one row per draw, one column per hour
+    pools: list["Projection"] = field(default_factory=list)  # a multi-pool fleet's pools
 
 
 class _Runner:
@@ -184,16 +190,23 @@ def search_capacity(ok: Callable[..., bool], start: float, tolerance: float,
 
 def project(sc: Scenario, workers: int = 1,
             progress: Callable[[int], None] | None = None,
-            on_total: Callable[[int], None] | None = None, force: bool = False) -> Projection:
+            on_total: Callable[[int], None] | None = None, force: bool = False,
+            known_capacity: tuple[float, list[tuple[float, LevelResult]]] | None = None
+            ) -> Projection:
     """Project a whole day for a validated scenario with a ``projection`` section.
 
     ``progress`` is called with 1 after each simulation; ``on_total`` with the total number
     of simulations once the plan is known (after the capacity search and the nominal day).
-    ``force`` lifts the warm-up limit (MAX_WARMUP_FACTOR warm-up requests per measured one)."""
+    ``force`` lifts the warm-up limit (MAX_WARMUP_FACTOR warm-up requests per measured one).
+    ``known_capacity``: a per-node capacity already searched (and its trials), used instead of
+    searching again. A fleet of several pools is projected pool by pool
+    (:func:`project_pools`)."""
     p = sc.projection
     if p is None:
         raise ScenarioError("missing: `fleetsim project` needs a projection section (at least"
                             " projection.queries_per_day)", file=sc.file, field="projection")
+    if len(sc.pool_specs()) > 1:
+        return project_pools(sc, workers, progress, force)
     cal = level_calibration(sc)
     gpn = sc.pool_specs()[0].gpus_per_node
     host0 = sc.pool_specs()[0].host(sc.facility, cal.power.idle_w)
@@ -263,6 +276,9 @@ def project(sc: Scenario, workers: int = 1,
                 searched.append(capacity())
             return searched[0]
 
+        if known_capacity is not None:
+            searched.append(known_capacity[0])
+            search.extend(known_capacity[1])
         cap = capacity_once() if not fixed_fleet else None
 
         def too_few(nodes: int, why: str) -> ScenarioError:
@@ -384,7 +400,8 @@ def project(sc: Scenario, workers: int = 1,
         "gpu_idle_w": lv.gpu_idle_w,
         **{f"slo_attainment.{c}": lv.attainment(c) for c in classes}}
         for i, lv in enumerate(nominal)])
-    proj = Projection(sc, plan, hourly0, levels_df, draws)
+    proj = Projection(sc, plan, hourly0, levels_df, draws, nominal_levels=nominal,
+                      hourly_draws=np.vstack(hourly_draws) if hourly_draws else None)
     ranges = {"compute_time_factor": _minmax(draws, "compute_time_factor"),
               "memory_time_factor": _minmax(draws, "memory_time_factor"),
               "gpu_power_factor": _minmax(draws, "gpu_power_factor"),
@@ -445,26 +462,6 @@ def _day_attainment(plan: DayPlan, levels: list[LevelResult], classes: list[str]
         vals = [v for v in out.values() if not math.isnan(v)]
         return min(vals) if vals else math.nan
     return out
-
-
-def _weighted_quantiles(values: list[np.ndarray], weights: list[float],
-                        qs: list[float]) -> list[float]:
-    """Quantiles of the pooled values where each array's values share its weight equally."""
-    v = [a for a in values if a.size]
-    w = [wt / a.size for a, wt in zip(values, weights) if a.size]
-    if not v:
-        return [math.nan] * len(qs)
-    x = np.concatenate(v)
-    ww = np.concatenate([np.full(a.size, wi) for a, wi in zip(v, w)])
-    order = np.argsort(x, kind="stable")
-    x, ww = x[order], ww[order]
-    cw = np.cumsum(ww) / ww.sum()
-    return [float(x[min(np.searchsorted(cw, q, side="left"), x.size - 1)]) for q in qs]
-
-
-def _pct(x: pd.Series, q: float) -> float:
-    x = x.dropna()
-    return float(np.percentile(x, q)) if len(x) else math.nan
 
 
 def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: list[LevelResult],
@@ -531,6 +528,7 @@ def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: lis
         "wh_per_query_iqr": wq["iqr"],
         "wh_per_query_mean": wq["mean"],
         "wh_per_query_all_in": tot["energy_facility_j"] / 3600.0 / queries,
+        **_per_token(sc, tot, queries),
         "nodes_fleet": plan.nodes_fleet,
         "nodes_peak": int(plan.nodes_on.max()),
         "nodes_mean": float(plan.nodes_on.mean()),
@@ -574,3 +572,65 @@ def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: lis
         s.update({"tco2_per_day_p5": c5, "tco2_per_day_p50": c50, "tco2_per_day_p95": c95,
                   "tco2_per_day_nominal": tot["co2_t"]})
     return s
+
+
+# ------------------------------------------------------------------ fleets of several pools
+def pool_capacity(sub: Scenario, workers: int,
+                  progress: Callable[[int], None] | None) -> tuple[float, list[tuple[float, LevelResult]]]:
+    """Per-node capacity of a one-pool scenario at its SLO target, and the search's trials
+    (the same search, request counts and random stream as a one-pool projection's)."""
+    p = sub.projection
+    assert p is not None
+    k = p.sample.nodes
+    warmup_s = p.sample.warmup_s if p.sample.warmup_s is not None else auto_warmup_s(sub)
+    search: list[tuple[float, LevelResult]] = []
+    bound = throughput_bound_per_node(sub, level_calibration(sub))
+    with _Runner(workers, progress) as runner:
+        def ok(rate: float, short: bool = False) -> bool:
+            if rate > bound:  # no node serves this much: not simulated
+                return False
+            n = level_requests(sub, rate * k)
+            job = LevelJob(sub, rate, k, max(50, n // 4) if short else n, warmup_s,
+                           _seed(p.sample.seed, 10**6), keep_requests=False)
+            r = runner.map([job])[0]
+            search.append((rate, r))
+            return r.min_attainment() >= p.fleet.slo_target
+        cap = search_capacity(ok, min(1.0, bound / 2.0), p.fleet.capacity_tolerance,
+                              p.fleet.slo_target, sub.file, bound)
+    return cap, search
+
+
+def project_pools(sc: Scenario, workers: int = 1,
+                  progress: Callable[[int], None] | None = None, force: bool = False) -> Projection:
+    """Project a fleet of several pools (:mod:`simulator.projection.mixed`): each pool's
+    capacity, the pools' sizes and each hour's split, every pool's day as a one-pool
+    projection, and the fleet's day as their sum."""
+    from simulator.projection import mixed
+
+    p = sc.projection
+    assert p is not None
+    pools = {pool.name: pool for pool in sc.pool_specs()}
+    order = list(pools)
+    m, curve_source = daily_curve(sc)
+    q = fleet_rate(p.queries_per_day, m)
+    given = {n: p.fleet.pool_nodes(n) for n in order}
+    caps_search = {n: pool_capacity(mixed.pool_scenario(sc, pools[n], given[n], p.queries_per_day, m),
+                                    workers, progress) for n in order}
+    caps = {n: c for n, (c, _) in caps_search.items()}
+    sizes = mixed.size_pools(given, caps, float(q.max()), p.fleet.headroom, sc.file)
+    rates = mixed.split_hours(q, order, sizes, caps, p.fleet.split, p.fleet.headroom)
+    projs: dict[str, Projection] = {}
+    for n in order:
+        if sizes[n] == 0:
+            continue
+        r = rates[n]
+        if not r.max() > 0:
+            raise ScenarioError(f"pool {n!r} receives no queries in any hour under the fill order"
+                                f" {p.fleet.split}: put it earlier or remove it",
+                                file=sc.file, field="projection.fleet.split")
+        sub = mixed.pool_scenario(sc, pools[n], sizes[n], float(r.sum() * 3600.0), r)
+        projs[n] = project(sub, workers, progress, None, force=force,
+                            known_capacity=caps_search[n])
+    c = mixed.combine(sc, projs, sizes, caps, rates, q, m, curve_source, SCHEMA_VERSION)
+    return Projection(sc, c["plan"], c["hourly"], c["levels"], c["draws"], c["summary"], None,
+                      [], c["hourly_draws"], pools=list(projs.values()))

@@ -25,7 +25,8 @@ class PowerSpec(Strict):
     """GPU power caps and row power budgets (POLCA-style oversubscription) with a controller."""
 
     node_caps_w: dict[LaxInt, float] | list[float] | None = Field(
-        None, description="static GPU cap per node, W (within the GPU's range, H100: 200-700):"
+        None, description="static GPU cap per node, W (within its pool's GPU range, H100 and"
+        " H200: 200-700, B200: 200-1,000):"
         " a list (one per node) or {node index: cap}; nodes not listed use their pool's"
         " deployment.gpu_cap_w")
     replica_caps_w: dict[LaxInt, float] | None = Field(
@@ -43,7 +44,7 @@ class PowerSpec(Strict):
         " covers at nameplate)")
     nameplate_node_w: float | None = Field(
         None, gt=0, description="nameplate (rated) power of every node, W; default each node's"
-        " device profile (DGX H100: 10,200)")
+        " device profile (DGX H100 and H200: 10,200; DGX B200: 14,300)")
     telemetry_interval_s: float = Field(1.0, gt=0, le=3600, description="controller sampling"
                                         " period, s")
     actuation_delay_s: float = Field(0.1, ge=0, le=3600, description="delay from a decision to"

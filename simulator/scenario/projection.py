@@ -48,14 +48,26 @@ class CurveTrace(Strict):
                         " hold at least one request")
 
 
+PoolNodes = Annotated[int, Field(ge=1)] | Literal["auto"]
+
+
 class FleetPolicy(Strict):
     """How many nodes the fleet has, and how its size is chosen."""
 
-    nodes: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+    nodes: Annotated[int, Field(ge=1)] | Literal["auto"] | dict[str, PoolNodes] = Field(
         "auto", description="nodes in the fleet, or 'auto': the smallest fleet whose nodes each"
         " serve the peak hour's share within every class's SLO (per-node capacity found by a"
         " search over the rate on the sampled nodes) times headroom. An explicit fleet too small"
-        " for the peak hour is an error that names the size that would meet it")
+        " for the peak hour is an error that names the size that would meet it. A fleet of"
+        " several pools (`pools:`) gives each pool its nodes: {pool: nodes or 'auto'}, at most"
+        " one 'auto' (e.g. {h100: 1000, b200: auto}: keep 1,000 H100 nodes, add the B200 nodes"
+        " that serve the rest of the peak at the SLO with headroom)")
+    split: Literal["capacity"] | list[str] = Field(
+        "capacity", description="several pools: how each hour's queries are shared. 'capacity':"
+        " in proportion to each pool's nodes x per-node capacity at the SLO (a router that"
+        " balances load by capacity: every pool equally loaded); or a fill order [pool, ...]:"
+        " each pool in turn takes up to its nodes x capacity / headroom, the last one the rest"
+        " (e.g. [b200, h100]: the efficient pool first, the old one as overflow)")
     headroom: float = Field(
         1.2, ge=1.0, le=10.0, description="spare-capacity factor, dimensionless: nodes ="
         " ceil(headroom x peak rate / per-node capacity at the SLO); the autoscaler keeps the"
@@ -68,6 +80,11 @@ class FleetPolicy(Strict):
     capacity_tolerance: float = Field(
         0.02, gt=0.0, le=0.5, description="relative precision of the per-node capacity search,"
         " dimensionless (the search stops when its bracket is narrower than this)")
+
+    def pool_nodes(self, pool: str) -> int | str:
+        """The nodes given for one pool of a multi-pool fleet (``nodes`` is a mapping)."""
+        assert isinstance(self.nodes, dict)
+        return self.nodes[pool]
 
 
 class IdlePolicy(Strict):
@@ -251,8 +268,12 @@ def check_projection(sc: Any) -> None:
     if p is None:
         return
     if sc.pools is not None and len(sc.pools) > 1:
-        raise ValueError("pools: a projection sizes one pool (a fleet of identical nodes);"
-                         " mixed pools are run with `fleetsim run`")
+        check_pool_fleet(p.fleet, [pool.name for pool in sc.pools], sc.workload.arrival)
+    elif isinstance(p.fleet.nodes, dict):
+        raise ValueError("projection.fleet.nodes: a mapping {pool: nodes} is for a fleet of"
+                         " several pools (`pools:`); give a number or 'auto'")
+    elif p.fleet.split != "capacity":
+        raise ValueError("projection.fleet.split: a fill order is for a fleet of several pools")
     if sc.workload.arrival == "closed_loop":
         raise ValueError("workload.arrival: a projection needs open-loop arrivals (poisson,"
                          " gamma or replay); closed_loop sets its own rate")
@@ -266,3 +287,32 @@ def check_projection(sc: Any) -> None:
             and p.idle.min_nodes > p.fleet.nodes):
         raise ValueError(f"projection.idle.min_nodes ({p.idle.min_nodes}) exceeds"
                          f" projection.fleet.nodes ({p.fleet.nodes})")
+
+
+def check_pool_fleet(fleet: FleetPolicy, pools: list[str], arrival: str) -> None:
+    """Rules of a multi-pool projection fleet (ValueError naming the field)."""
+    if not isinstance(fleet.nodes, dict):
+        raise ValueError(f"projection.fleet.nodes: a fleet of several pools needs each pool's"
+                         f" nodes, {{pool: nodes or 'auto'}} (e.g. {{{pools[0]}: 1000,"
+                         f" {pools[-1]}: auto}}), not {fleet.nodes!r}")
+    names = set(pools)
+    for k in fleet.nodes:
+        if k not in names:
+            raise ValueError(f"projection.fleet.nodes: no pool named {k!r} (pools:"
+                             f" {', '.join(pools)})")
+    missing = [n for n in pools if n not in fleet.nodes]
+    if missing:
+        raise ValueError(f"projection.fleet.nodes: pool {missing[0]!r} has no entry (give its"
+                         " nodes or 'auto')")
+    autos = [k for k, v in fleet.nodes.items() if v == "auto"]
+    if len(autos) > 1:
+        raise ValueError(f"projection.fleet.nodes: at most one pool may be 'auto' (got"
+                         f" {', '.join(autos)}); give the others' nodes")
+    if isinstance(fleet.split, list):
+        if sorted(fleet.split) != sorted(pools):
+            raise ValueError(f"projection.fleet.split: a fill order names every pool once"
+                             f" (pools: {', '.join(pools)}; got {', '.join(fleet.split)})")
+    if arrival not in ("poisson", "gamma"):
+        raise ValueError(f"workload.arrival: a projection of several pools needs poisson or"
+                         f" gamma arrivals (got {arrival!r}); project a replayed trace on one"
+                         " pool")

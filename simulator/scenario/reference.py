@@ -90,14 +90,22 @@ def _device_profiles() -> list[str]:
     out = ["## Device profiles (`hardware.gpu`)", "",
            "Shipped in `simulator/devices/<key>/` (`profile.yaml` plus fitted files);"
            " `docs/extending.md` says how to add one.", "",
-           "| name (aliases) | memory | HBM bandwidth | dense peaks | power limit (cap range) |"
-           " node |", "|---|---|---|---|---|---|"]
+           "| name (aliases) | memory (as the driver reports it: the KV budget's base) | HBM bandwidth"
+           " | dense peaks | power limit (cap range) | node |", "|---|---|---|---|---|---|"]
     for p in profiles():
         g, n = p.gpu, p.node
         peaks = ", ".join(f"{k} {v / 1e12:g} TFLOP/s" for k, v in g.peak_flops_per_s.items())
         names = p.name + (f" ({', '.join(p.aliases)})" if p.aliases else "")
-        out.append(f"| `{names}` | {g.hbm_bytes / 1e9:g} GB | {g.hbm_bw_bytes_per_s / 1e12:g} TB/s |"
+        out.append(f"| `{names}` | {g.hbm_bytes / 2**30:.0f} GiB ({g.memory_bytes / 2**30:.2f} GiB) |"
+                   f" {g.hbm_bw_bytes_per_s / 1e12:g} TB/s |"
                    f" {peaks} | {g.tdp_w:g} W ({g.min_cap_w:g}-{g.tdp_w:g} W) |"
                    f" {n.gpus_per_node} GPUs, {n.rated_power_w / 1e3:g} kW rated |")
-    out += ["", *(f"* `{p.name}`: {p.description}" for p in profiles()), ""]
+    out += ["", *(f"* `{p.name}`: {p.description}" for p in profiles()), "",
+            "What is measured and what is not: the H100's coefficients are fitted on H100"
+            " measurements (Vidur per-op and NCCL tables, Splitwise, ML.ENERGY); the B200's"
+            " serving constants and power are fitted on ML.ENERGY B200 runs with the H100's"
+            " per-op efficiencies transferred as fractions of the B200's peaks, and its power-cap"
+            " (DVFS) model is the H100's shape; the H200 is DERIVED from the H100 (same compute"
+            " die, H200 datasheet memory and bandwidth), not measured. Errors side by side:"
+            " README (Calibration); checks against MLPerf Inference: docs/validation.md.", ""]
     return out

@@ -157,9 +157,12 @@ class DeploymentSpec(Strict):
     tp: Literal[1, 2, 4, 8] = Field(8, description="tensor-parallel degree (GPUs per replica)")
     replicas_per_node: int | None = Field(
         None, gt=0, description="replicas per node; default gpus_per_node / tp (all GPUs used)")
-    precision: Literal["bf16", "fp8", "mxfp4"] = Field(
-        "bf16", description="checkpoint weight/GEMM precision (mxfp4: gpt-oss's 4-bit experts,"
-        " run weight-only where the GPU has no FP4 tensor cores)")
+    precision: Literal["bf16", "fp8", "mxfp4", "fp4"] = Field(
+        "bf16", description="checkpoint weight/GEMM precision; the GPU must have a tensor-core"
+        " peak for it (H100, H200: bf16, fp8; B200: bf16, fp8, fp4). mxfp4: gpt-oss's 4-bit"
+        " experts (0.53 bytes per weight), run weight-only where the GPU has no FP4 tensor cores."
+        " fp4 is NVFP4 (0.5625 bytes per weight with its block scales); an FP4 checkpoint keeps in"
+        " BF16 what the model's FP8 checkpoint keeps (an assumption)")
     expert_parallel: bool = Field(
         False, description="a mixture of experts' experts are spread whole over the replica's"
         " GPUs (vLLM --enable-expert-parallel: experts / tp per GPU) instead of each sliced"
@@ -167,7 +170,8 @@ class DeploymentSpec(Strict):
     kv_precision: Literal["bf16", "fp8"] = Field("bf16", description="KV-cache element type")
     gpu_cap_w: float | None = Field(
         None, gt=0, description="power cap of every GPU, W; default the GPU's board power"
-        " limit (H100: 700); must lie in the profile's range (H100: 200-700)")
+        " limit (H100, H200: 700; B200: 1,000); must lie in the profile's range (H100, H200:"
+        " 200-700; B200: 200-1,000)")
 
     @field_validator("tp", mode="before")
     @classmethod
@@ -356,12 +360,14 @@ class FacilitySpec(Strict):
     pue: float = Field(1.2, ge=1.0, le=3.0, description="power usage effectiveness (facility/IT)")
     host_idle_w: float | None = Field(
         None, ge=0, le=1e5, description="host power of a node whose GPUs idle, W (CPUs, DRAM, NICs,"
-        " switches, fans, conversion losses); default the device profile's node (DGX H100: 1,000,"
+        " switches, fans, conversion losses); default the device profile's node (DGX H100,"
+        " H200 and B200: 1,000,"
         " an estimate from component figures)")
     host_load_factor: float | None = Field(
         None, ge=0, le=2, description="extra host power per watt of GPU power above the GPUs'"
         " idle power, W/W (fans, conversion losses and CPUs follow GPU load); default the"
-        " profile's (DGX H100: 0.35, from the ~8.4 kW measured node peak); a node never exceeds"
+        " profile's (DGX H100 and H200: 0.35, from the ~8.4 kW measured node peak; DGX B200: 0.39,"
+        " the same fraction of its 14.3 kW rating at full GPU load, assumed); a node never exceeds"
         " its rating")
 
     @model_validator(mode="before")

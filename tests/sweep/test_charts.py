@@ -78,8 +78,9 @@ def check_files(paths):
 def test_every_chart_renders_from_real_results(sweep_dir, day_dir, tmp_path):
     made, skipped = plot_all(sweep_dir, tmp_path / "sweep")
     # a sweep of runs without a cost section: every chart but the projection ones and cost
+    # (the generations chart, a projection sweep over hardware.gpu: tests/sweep/test_generations_chart.py)
     assert {c.name for c in made} == set(BUILDERS) - {
-        "facility_power_24h", "energy_per_day_vs_input", "cost_per_query"}, skipped
+        "facility_power_24h", "energy_per_day_vs_input", "cost_per_query", "generations"}, skipped
     day_made, day_skipped = plot_all(day_dir, tmp_path / "day")
     assert {c.name for c in day_made} == {"facility_power_24h", "energy_per_query_by_class"}
     for c in [*made, *day_made]:
