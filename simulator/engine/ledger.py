@@ -225,7 +225,7 @@ class Ledger:
             pool_busy_gpu_s = 0.0
             for r in pl.replicas:
                 rec = r.rec
-                if not rec.t0_s:
+                if not len(rec):
                     idle_j += pl.idle_w * r.tp * win
                     continue
                 t0, t1 = rec.array("t0_s"), rec.array("t1_s")

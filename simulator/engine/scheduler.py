@@ -55,27 +55,36 @@ def fcfs(lim: BatchLimits, kv: KVCache, waiting: Sequence[Request], prefilling: 
     n_running = n_decode + len(prefilling)
     slack = kv.slack_tokens
     admit_limit = kv.admit_limit_tokens
-    used = kv.held_tokens(kv_used_tokens, n_running)
+    used = kv_used_tokens + n_running * slack  # kv.held_tokens(kv_used_tokens, n_running)
+    chunks = plan.chunks
     if lim.chunked_prefill:
-        budget = min(lim.max_batched_tokens - n_decode, lim.chunk_tokens)
+        budget = lim.max_batched_tokens - n_decode
+        if lim.chunk_tokens < budget:
+            budget = lim.chunk_tokens
         for r in prefilling:
             if budget <= 0:
                 break
-            c = min(r.prompt_tokens - r.prefilled_tokens, budget)
-            plan.chunks.append((r, c))
+            c = r.prompt_tokens - r.prefilled_tokens
+            if budget < c:
+                c = budget
+            chunks.append((r, c))
             budget -= c
-        for r in waiting:
-            if budget <= 0 or n_running >= lim.max_batch_size:
-                break
-            need = r.prompt_tokens + 1 + slack
-            if used + need > admit_limit:
-                break
-            c = min(r.prompt_tokens, budget)
-            plan.admitted.append(r)
-            plan.chunks.append((r, c))
-            budget -= c
-            used += need
-            n_running += 1
+        if waiting and budget > 0:
+            max_batch = lim.max_batch_size
+            admitted = plan.admitted
+            for r in waiting:
+                if budget <= 0 or n_running >= max_batch:
+                    break
+                prompt = r.prompt_tokens
+                need = prompt + 1 + slack
+                if used + need > admit_limit:
+                    break
+                c = prompt if prompt < budget else budget
+                admitted.append(r)
+                chunks.append((r, c))
+                budget -= c
+                used += need
+                n_running += 1
         return plan
     # whole-prompt prefill iterations (no chunking): prefill if anyone can be admitted
     budget = lim.max_batched_tokens

@@ -29,7 +29,6 @@ Definitions (all exclude warm-up requests; windowed quantities use the steady-st
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -52,31 +51,30 @@ SECONDS_PER_DAY = 86400.0
 
 
 def request_table(run: EngineRun) -> pd.DataFrame:
-    """One row per request (struct of arrays built once from the Request objects)."""
-    reqs = run.requests
+    """One row per request, from the engine's columnar record (:class:`RequestLog`)."""
     sc = run.scenario
     pue = sc.facility.pue
     replica_node = np.array([r.node for r in run.fleet.replicas], dtype=np.int64)
-    n = len(reqs)
-    g = lambda name, dt=float: np.fromiter(map(attrgetter(name), reqs), dtype=dt, count=n)  # noqa: E731
-    arrival = g("arrival_s")
-    first = g("first_token_s")
-    finish = g("finish_s")
-    out = g("output_tokens", np.int64)
-    replica = g("replica", np.int64)
-    state_code = STATE_CODES[g("state", np.int64)] if n else np.zeros(0, np.int64)
+    col = run.requests.columns()
+    n = col["request_id"].size
+    arrival = col["arrival_s"]
+    first = col["first_token_s"]
+    finish = col["finish_s"]
+    out = col["output_tokens"]
+    replica = col["replica"]
+    state_code = STATE_CODES[col["state"]] if n else np.zeros(0, np.int64)
     ttft = first - arrival
     e2e = finish - arrival
     with np.errstate(invalid="ignore", divide="ignore"):
         tpot = np.where(out > 1, (finish - first) / np.maximum(out - 1, 1), 0.0)
-    rid = np.arange(n)
+    rid = col["request_id"]
     warm = (arrival < sc.simulation.warmup_s) | (rid < sc.simulation.warmup_requests)
     wl = run.workload
     classes = np.array(wl.class_names, dtype=object)
-    cls = g("cls", np.int64)
+    cls = col["cls"]
     slo_ttft = np.array([s.ttft_s for s in wl.slos])[cls] if n else np.zeros(0)
     slo_tpot = np.array([s.tpot_s for s in wl.slos])[cls] if n else np.zeros(0)
-    energy = g("energy_j")
+    energy = col["energy_j"]
     done = state_code == 0
     return pd.DataFrame({
         "request_id": rid,
@@ -87,14 +85,14 @@ def request_table(run: EngineRun) -> pd.DataFrame:
         "node": np.where(replica >= 0, replica_node[np.clip(replica, 0, None)], -1)
         if n else np.zeros(0, np.int64),
         "arrival_s": arrival,
-        "input_tokens": g("input_tokens", np.int64),
+        "input_tokens": col["input_tokens"],
         "output_tokens": out,
-        "queue_s": g("first_sched_s") - arrival,
+        "queue_s": col["first_sched_s"] - arrival,
         "ttft_s": ttft,
         "tpot_s": np.where(done, tpot, np.nan),
         "e2e_s": np.where(done, e2e, np.nan),
         "finish_s": finish,
-        "preemptions": g("preemptions", np.int64),
+        "preemptions": col["preemptions"],
         "energy_j": energy,
         "energy_facility_wh": energy * pue / J_PER_WH,
         "slo_met": done & (ttft <= slo_ttft) & (np.where(out > 1, tpot, 0.0) <= slo_tpot),

@@ -142,6 +142,8 @@ class DecodeSpan:
         """Largest k <= k_max whose iterations all end within ``elapsed_s``."""
         if k_max <= 0 or elapsed_s <= 0:
             return 0
+        if self.free:
+            return self._iterations_within_free(c0, elapsed_s, k_max)
         first = self.first_s(c0)
         # iteration times grow with j, so elapsed / first bounds k from above
         hi = min(k_max, int(elapsed_s / first) + 1)
@@ -166,3 +168,52 @@ class DecodeSpan:
             else:
                 hi = mid
         return lo
+
+    def _iterations_within_free(self, c0: float, elapsed_s: float, k_max: int) -> int:
+        """:meth:`iterations_within` where the cap binds nowhere: the same steps and the same
+        floating-point expressions as :meth:`duration_s`, written out (the engine's cut of a
+        jump)."""
+        a = self.t0_s + self.t1_s * c0  # first_s(c0), and duration_s's per-iteration term
+        b = self.t1_s * self.n_seqs
+
+        def dur(k: int) -> float:
+            if k <= 0:
+                return 0.0
+            return a if k == 1 else k * a + b * (k * (k - 1) / 2.0)
+
+        hi = min(k_max, int(elapsed_s / a) + 1)
+        if dur(hi) <= elapsed_s:
+            return hi
+        lo = 0
+        if b > 0:  # quadratic estimate, then correct
+            h = a - b / 2
+            est = int((-h + math.sqrt(h * h + 2 * b * elapsed_s)) / b)
+            est = max(0, min(hi - 1, est))
+            if dur(est) <= elapsed_s:
+                lo = est
+                if dur(est + 1) > elapsed_s:
+                    return est
+            else:
+                hi = est
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if dur(mid) <= elapsed_s:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def totals(self, c0: float, k: int, duration_s: float) -> tuple[float, float, float, float]:
+        """``(energy_j, peak_w, itl_a_s, itl_b_s)`` of iterations 0..k-1 that took
+        ``duration_s`` in all: :meth:`energy_j`, :meth:`peak_power_w` and (k > 1)
+        :meth:`itl_line`, in one call (the engine's end of a jump); a single iteration's ITL
+        line is ``(duration_s, 0)``."""
+        if k == 1:
+            if self.free:
+                e = self.e0_j + self.e1_j * c0
+            else:
+                e = self.one(c0).energy_j
+            return e, (e / duration_s if duration_s > 0 else 0.0), duration_s, 0.0
+        e = self.energy_j(c0, k)
+        return (e, self.peak_power_w(c0, k, e, duration_s), self.t0_s + self.t1_s * c0,
+                self.t1_s * self.n_seqs)
