@@ -59,11 +59,9 @@ class Replica:
         "admitted_order", "stall_s", "n_stalled", "outstanding", "outstanding_tokens",
         "preemptions", "busy", "_in_jump", "_phase", "_timer_eid", "_wake_cb", "_spans",
         "_moved", "_kv_capacity", "_kv_slack", "_busy_buf", "_itl_buf",
-        # the running jump: start, span, context at its first iteration, iterations, batch
-        "_j_t0", "_j_span", "_j_c0", "_j_k", "_j_n",
-        # the running mixed iteration: plan, time, per-GPU energy, start, decodes, prefill
-        # tokens, prompts it completes
-        "_m_plan", "_m_time", "_m_energy", "_m_t0", "_m_n", "_m_ptok", "_m_done",
+        # the running jump (start, span, context at its first iteration, iterations, batch)
+        # or mixed iteration (plan, time, per-GPU energy, start, decodes)
+        "_jump", "_mixed",
     )
 
     def __init__(self, env: EngineClock, index: int, node: int, pool: int, tp: int,
@@ -107,10 +105,8 @@ class Replica:
         self._timer_eid = -1
         self._wake_cb = self._wake  # one bound method, not one per event
         self._spans: dict[int, DecodeSpan] = {}
-        self._j_t0, self._j_span, self._j_c0, self._j_k, self._j_n = 0.0, None, 0, 0, 0
-        self._m_plan: Plan | None = None
-        self._m_time = self._m_energy = self._m_t0 = 0.0
-        self._m_n = self._m_ptok = self._m_done = 0
+        self._jump: tuple[float, DecodeSpan, int, int, int] | None = None
+        self._mixed: tuple[Plan, float, float, float, int] | None = None
 
     def watch_load(self, moved: Callable[[int, int, int], None]) -> None:
         """Call ``moved(index, outstanding, outstanding_tokens)`` whenever they change."""
@@ -149,10 +145,11 @@ class Replica:
         if not self.busy:
             return self.idle_w
         if self._phase == JUMP:
-            span, c0, k = self._j_span, self._j_c0, self._j_k
-            kd = span.iterations_within(c0, self.env.now - self._j_t0, k) if k > 1 else 0
-            return span.one(c0 + self._j_n * min(kd, k - 1)).power_w * self.tp
-        return self._m_energy / self._m_time * self.tp
+            t_start, span, c0, k, n = self._jump
+            kd = span.iterations_within(c0, self.env.now - t_start, k) if k > 1 else 0
+            return span.one(c0 + n * min(kd, k - 1)).power_w * self.tp
+        _, time_s, energy_j, _, _ = self._mixed
+        return energy_j / time_s * self.tp
 
     def live_requests(self) -> Iterator[Request]:
         """Requests waiting, in prefill or decoding here (a decoding one may repeat)."""
@@ -173,17 +170,17 @@ class Replica:
             return
         now = self.env.now
         if self._phase == JUMP:
-            t_start, span, c0, k, n = self._j_t0, self._j_span, self._j_c0, self._j_k, self._j_n
+            t_start, span, c0, k, n = self._jump
             elapsed = now - t_start
             kd = span.iterations_within(c0, elapsed, k)
             part = elapsed - span.duration_s(c0, kd)
             e_gpu = span.energy_j(c0, kd) + (span.one(c0 + n * kd).power_w * part if kd < k else 0.0)
             peak, batch = span.one(c0).power_w, n
         else:
-            t_start = self._m_t0
-            power = self._m_energy / self._m_time
+            plan, time_s, energy_j, t_start, n = self._mixed
+            power = energy_j / time_s
             e_gpu = power * (now - t_start)
-            peak, batch = power, self._m_n + len(self._m_plan.chunks)
+            peak, batch = power, n + len(plan.chunks)
         if now > t_start:
             self.rec.busy(t_start, now, e_gpu * self.tp, peak, batch, 0, 0.0,
                           self.kv_reserved + self.ctx_sum)
@@ -229,16 +226,26 @@ class Replica:
         self.on_finish(r)
 
     def _pop_finished(self, now: float) -> None:
+        """End every decoding sequence whose last token came at this boundary."""
         heap = self._heap
         it = self.it
         while heap and heap[0][0] <= it:
             _, _, ver, r = _heappop(heap)
             if r.state != DECODE or ver != r.heap_ver:
                 continue
-            self.ctx_sum -= r.input_tokens + r.output_tokens  # context after its last step
+            tokens = r.input_tokens + r.output_tokens
+            self.ctx_sum -= tokens  # context after its last step
             self.n_dec -= 1
             r.energy_j += self.slot_j - r.slot_mark_j
-            self._finish(r, now)
+            # _finish, written out
+            r.state = DONE
+            r.finish_s = now
+            r.generated_tokens = r.output_tokens
+            self.outstanding -= 1
+            self.outstanding_tokens -= tokens
+            if self._moved is not None:
+                self._moved(self.index, self.outstanding, self.outstanding_tokens)
+            self.on_finish(r)
 
     # ------------------------------------------------------------ the replica's clock
     # Each iteration (or coalesced jump) ends at a boundary on the engine clock whose wake-up
@@ -250,7 +257,7 @@ class Replica:
 
     def _start(self) -> None:
         """Start working now (an arrival at an idle replica)."""
-        t_end = self._next()
+        t_end = self._next(self.env._now)
         if t_end >= 0.0:
             self._timer_eid = self.env.boundary_at(t_end, self._wake_cb)
 
@@ -259,33 +266,31 @@ class Replica:
             return
         env = self.env
         feed = env.feed
+        now = env._now
         while True:
             if self._phase == JUMP:
-                self._end_decode()
+                self._end_decode(now)
             else:
-                self._end_mixed()
-            t_end = self._next()
+                self._end_mixed(now)
+            t_end = self._next(now)
             if t_end < 0.0:  # idle
                 self._timer_eid = -1
                 return
             q = env._queue
             if t_end < feed.t_s and (not q or t_end < q[0][0]):
-                env._now = t_end  # nothing else can happen before it: end it here
+                env._now = now = t_end  # nothing else can happen before it: end it here
                 continue
             self._timer_eid = env.boundary_at(t_end, self._wake_cb)
             return
 
     def _cut_jump(self) -> None:
         """An arrival during a coalesced jump: end the jump at the next iteration boundary."""
-        span, c0, k, t0 = self._j_span, self._j_c0, self._j_k, self._j_t0
+        t0, span, c0, k, n = self._jump
         now = self.env._now
-        elapsed = now - t0
-        kd = span.iterations_within(c0, elapsed, k)
-        if kd == 0 or span.duration_s(c0, kd) < elapsed:
-            kd += 1  # the iteration in progress completes first
+        kd = span.boundary_at_or_after(c0, now - t0, k)
         if kd >= k:
             return
-        self._j_k = kd
+        self._jump = (t0, span, c0, kd, n)
         delay = t0 + span.duration_s(c0, kd) - now
         self._timer_eid = self.env.boundary(delay if delay > 0.0 else 0.0, self._wake_cb)
 
@@ -293,7 +298,7 @@ class Replica:
         span = self._spans[n] = self.model.decode_span(n, self.cap_w)
         return span
 
-    def _next(self) -> float:
+    def _next(self, t_start: float) -> float:
         """At an iteration boundary: choose and start the next iteration and return the time
         it ends (not scheduled: :meth:`_wake` and :meth:`_start` do that), or go idle and
         return -1."""
@@ -316,7 +321,6 @@ class Replica:
                 return -1.0
             break
         self.busy = True
-        t_start = self.env._now
         if waiting or prefilling:
             plan = self.schedule(self.limits, self.kv, waiting, prefilling, n_dec,
                                  self.kv_reserved + self.ctx_sum)
@@ -346,7 +350,7 @@ class Replica:
                     k = kv_steps
                 if k > 1 and not span.free and not span.uncapped(c0, k):
                     k = 1  # the cap binds somewhere in the span: step one iteration at a time
-            self._j_t0, self._j_span, self._j_c0, self._j_k, self._j_n = t_start, span, c0, k, n_dec
+            self._jump = (t_start, span, c0, k, n_dec)
             self._in_jump = k > 1
             self._phase = JUMP
             if k == 1 and span.free:  # DecodeSpan.duration_s(c0, 1), written out
@@ -361,16 +365,9 @@ class Replica:
             self.kv_reserved += r.prompt_tokens + 1
             self.admitted_order.append(r)
         n = n_dec if plan.decode else 0
-        p_tok = prefix = done = 0
-        pairs = 0.0
-        for r, c in chunks:
-            p_tok += c
-            pre = r.prefilled_tokens
-            pairs += c * pre + c * (c + 1) / 2.0
-            prefix += pre
-            if pre + c == r.prompt_tokens:
-                done += 1
-        time_s, energy_j = self.model.mixed_base(p_tok, pairs, prefix, len(chunks), n + done, n)
+        p_tok, done = plan.tokens, plan.finishing
+        time_s, energy_j = self.model.mixed_base(p_tok, plan.pairs, plan.prefix, len(chunks),
+                                                 n + done, n)
         ctx = 0
         if n:
             ctx = self.ctx_sum
@@ -380,19 +377,17 @@ class Replica:
             time_s += span.t1_s * ctx
             energy_j += span.e1_j * ctx
         if energy_j / time_s > self.cap_w:  # the cap binds: the DVFS model, on the full shape
-            cost = self.model.cost(IterationShape(p_tok, pairs, prefix, len(chunks), n + done,
-                                                  n, ctx), self.cap_w)
+            cost = self.model.cost(IterationShape(p_tok, plan.pairs, plan.prefix, len(chunks),
+                                                  n + done, n, ctx), self.cap_w)
             time_s, energy_j = cost.time_s, cost.energy_j
-        self._m_plan, self._m_time, self._m_energy, self._m_t0 = plan, time_s, energy_j, t_start
-        self._m_n, self._m_ptok, self._m_done = n, p_tok, done
+        self._mixed = (plan, time_s, energy_j, t_start, n)
         self._in_jump = False
         self._phase = MIXED
         return t_start + time_s
 
-    def _end_decode(self) -> None:
+    def _end_decode(self, now: float) -> None:
         self._in_jump = False
-        now = self.env._now
-        span, c0, k, n, t_start = self._j_span, self._j_c0, self._j_k, self._j_n, self._j_t0
+        t_start, span, c0, k, n = self._jump
         rec = self.rec
         dur = now - t_start
         energy_gpu, peak, a, b = span.totals(c0, k, dur)
@@ -412,12 +407,11 @@ class Replica:
         if heap and heap[0][0] <= it:
             self._pop_finished(now)
 
-    def _end_mixed(self) -> None:
-        plan, t_start, n, p_tok, done = self._m_plan, self._m_t0, self._m_n, self._m_ptok, self._m_done
+    def _end_mixed(self, now: float) -> None:
+        plan, dur, energy_j, t_start, n = self._mixed
+        p_tok, done = plan.tokens, plan.finishing
         rec, tp = self.rec, self.tp
-        now = self.env._now
-        dur = self._m_time
-        e_gpu = self._m_energy * tp
+        e_gpu = energy_j * tp
         e_total = e_gpu + self.host_load_factor * (e_gpu - self.idle_w * dur)
         share = e_total / (p_tok + n)
         if n:
@@ -456,7 +450,7 @@ class Replica:
                     r.heap_ver += 1
                     _heappush(self._heap, (self.it + r.output_tokens - r.generated_tokens,
                                            r.rid, r.heap_ver, r))
-        self._busy_buf.extend((t_start, now, e_gpu, self._m_energy / self._m_time,
+        self._busy_buf.extend((t_start, now, e_gpu, energy_j / dur,
                               n + len(plan.chunks), n + done, e_gpu * p_tok / (p_tok + n),
                               self.kv_reserved + self.ctx_sum))
         heap = self._heap

@@ -59,6 +59,7 @@ class Simulation:
         ss = lambda k: np.random.SeedSequence(root.entropy, spawn_key=(k,))  # noqa: E731
         self.workload = Workload(sc.workload, ss(STREAM_WORKLOAD), sc.base_dir)
         self.log = RequestLog()
+        self._log_buf = self.log.rows.buf  # RequestLog.add, written out in _on_finish
         self.n_requests = 0  # requests created (arrived) so far; the next one's id
         self.fleet = build_fleet(self.env, sc, self._on_finish, calibration)
         self.ledger = Ledger(self.fleet)
@@ -214,8 +215,17 @@ class Simulation:
             rep.rec.flush()
 
     def _on_finish(self, r: Request) -> None:
-        self.log.add(r)
-        self._count_done()
+        """A request completed (RequestLog.add and _count_done, written out)."""
+        self._log_buf.extend((r.rid, r.cls, r.arrival_s, r.input_tokens, r.output_tokens,
+                              r.replica, r.state, r.first_token_s, r.finish_s,
+                              r.first_sched_s, r.energy_j, r.preemptions))
+        n = self.n_done = self.n_done + 1
+        if n % FLUSH_EVERY == 0:
+            self._flush()
+        if self.progress is not None and n % 1000 == 0:
+            self.progress(1000)
+        if n == self.n_requests and self._arrivals_ended():
+            self._check_done_soon()
         if r.client >= 0:
             self._client_next(r.client)
 
