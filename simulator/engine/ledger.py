@@ -17,11 +17,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from simulator.engine.fleet import Fleet, Pool
 from simulator.engine.replica import Replica
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class Ledger:
     def __init__(self, fleet: Fleet):
         self.fleet = fleet
         self.end_s: float | None = None
-        self._timelines: dict[int, pd.DataFrame] = {}
+        self._host: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}
         self._groups: dict[tuple[int, ...], list[tuple[Pool, float, list[Replica]]]] = {}
 
     # ------------------------------------------------------------ in the run
@@ -130,7 +134,7 @@ class Ledger:
     def close(self, end_s: float) -> None:
         """The run ended at ``end_s``: the ledger is final."""
         self.end_s = end_s
-        self._timelines.clear()
+        self._host.clear()
 
     def _end(self) -> float:
         if self.end_s is None:
@@ -140,13 +144,14 @@ class Ledger:
     def node_timeline(self, node: int) -> pd.DataFrame:
         """Piecewise-constant power of one node: GPUs (busy at their interval mean, idle at idle
         power, unused GPUs idle) plus host. Columns ``t_start_s, t_end_s, gpu_power_w,
-        host_power_w, node_power_w, node_power_w_peak, busy_gpus``; computed once per node."""
-        hit = self._timelines.get(node)
-        if hit is None:
-            hit = self._timelines[node] = self._node_timeline(node)
-        return hit
+        host_power_w, node_power_w, node_power_w_peak, busy_gpus``."""
+        import pandas as pd
 
-    def _node_timeline(self, node: int) -> pd.DataFrame:
+        return pd.DataFrame(self.node_arrays(node))
+
+    def node_arrays(self, node: int) -> dict[str, np.ndarray]:
+        """:meth:`node_timeline`'s columns as arrays (computed anew: a long run's timelines
+        are written node by node, never all held)."""
         end = self._end()
         pool = self.fleet.pool_of_node(node)
         idle_w, gpn, tp = pool.idle_w, pool.gpus_per_node, pool.tp
@@ -175,37 +180,49 @@ class Ledger:
             busy_gpus += np.where(inside, tp, 0)
         host_w = pool.host.node_w(gpu_w)
         peak_w = np.maximum(peak_w, gpu_w)
-        return pd.DataFrame({"t_start_s": edges[:-1], "t_end_s": edges[1:], "gpu_power_w": gpu_w,
-                             "host_power_w": host_w, "node_power_w": gpu_w + host_w,
-                             "node_power_w_peak": peak_w + pool.host.node_w(peak_w),
-                             "busy_gpus": busy_gpus})
+        return {"t_start_s": edges[:-1], "t_end_s": edges[1:], "gpu_power_w": gpu_w,
+                "host_power_w": host_w, "node_power_w": gpu_w + host_w,
+                "node_power_w_peak": peak_w + pool.host.node_w(peak_w),
+                "busy_gpus": busy_gpus}
+
+    def _node_host(self, node: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """``(t_start_s, t_end_s, host_j, peak_w)`` of a node's timeline: what the run's
+        integrals need of it (host energy per interval, the highest node power), kept once
+        per node instead of the whole timeline."""
+        hit = self._host.get(node)
+        if hit is None:
+            a = self.node_arrays(node)
+            t0, t1 = a["t_start_s"], a["t_end_s"]
+            peak = float(a["node_power_w_peak"].max()) if t0.size else 0.0
+            hit = self._host[node] = (t0, t1, a["host_power_w"] * (t1 - t0), peak)
+        return hit
 
     def row_timeline(self, nodes: Sequence[int]) -> pd.DataFrame:
         """Piecewise-constant IT power of a group of nodes (sum of their timelines):
         ``t_start_s, t_end_s, power_w``."""
-        tls = [self.node_timeline(n) for n in nodes]
+        import pandas as pd
+
+        tls = [self.node_arrays(n) for n in nodes]
         edges = np.unique(np.concatenate(
-            [np.r_[t["t_start_s"].to_numpy(), t["t_end_s"].to_numpy()[-1:]] for t in tls]))
+            [np.r_[t["t_start_s"], t["t_end_s"][-1:]] for t in tls]))
         if edges.size < 2:
             return pd.DataFrame({"t_start_s": [], "t_end_s": [], "power_w": []})
         mids = 0.5 * (edges[:-1] + edges[1:])
         p = np.zeros(mids.size)
         for t in tls:
-            idx = np.clip(np.searchsorted(t["t_start_s"].to_numpy(), mids, side="right") - 1, 0, None)
-            p += t["node_power_w"].to_numpy()[idx]
+            idx = np.clip(np.searchsorted(t["t_start_s"], mids, side="right") - 1, 0, None)
+            p += t["node_power_w"][idx]
         return pd.DataFrame({"t_start_s": edges[:-1], "t_end_s": edges[1:], "power_w": p})
 
     def _host_j(self, node: int, w0: float, w1: float) -> float:
         """Host energy of one node inside [w0, w1], J (its timeline, prorated)."""
-        tl = self.node_timeline(node)
-        t0, t1 = tl["t_start_s"].to_numpy(), tl["t_end_s"].to_numpy()
-        return float((tl["host_power_w"].to_numpy() * (t1 - t0) * _overlap(t0, t1, w0, w1)).sum())
+        t0, t1, host_j, _ = self._node_host(node)
+        return float((host_j * _overlap(t0, t1, w0, w1)).sum())
 
     def peak_node_power_w(self, pool: Pool | None = None) -> float:
         """Highest instantaneous node power (iteration peaks), W."""
         nodes = pool.node_range if pool is not None else range(self.fleet.nodes)
-        return max((float(self.node_timeline(i)["node_power_w_peak"].max()) for i in nodes),
-                   default=0.0)
+        return max((self._node_host(i)[3] for i in nodes), default=0.0)
 
     def window(self, w0: float | None = None, w1: float | None = None,
                pool: Pool | None = None) -> Window:

@@ -23,14 +23,16 @@ _WHERE = {**{n: (0, i, len(BUSY)) for i, n in enumerate(BUSY)},
 
 class Rows:
     """A growing table of float rows of a fixed width: appended to ``buf`` (a list, one
-    ``buf.extend(row)`` per row), kept in ``flat`` (``array('d')``) after :meth:`flush`."""
+    ``buf.extend(row)`` per row), kept in ``flat`` (``array('d')``) after :meth:`flush`.
+    :meth:`column` reads a column without copying (a strided view of ``flat``)."""
 
-    __slots__ = ("width", "buf", "flat")
+    __slots__ = ("width", "buf", "flat", "_view")
 
     def __init__(self, width: int):
         self.width = width
         self.buf: list[float] = []
         self.flat = array("d")
+        self._view: np.ndarray | None = None
 
     def __len__(self) -> int:
         return (len(self.flat) + len(self.buf)) // self.width
@@ -38,15 +40,28 @@ class Rows:
     def flush(self) -> None:
         """Move the buffered rows into the typed array."""
         if self.buf:
-            self.flat.extend(array("d", self.buf))
+            self._view = None
+            more = array("d", self.buf)
+            try:
+                self.flat.extend(more)
+            except BufferError:  # someone still holds a view of the old rows: they keep them
+                self.flat = array("d", self.flat)
+                self.flat.extend(more)
             self.buf.clear()  # in place: writers may hold the list
 
-    def column(self, i: int) -> np.ndarray:
-        """Column ``i`` as a new float64 array."""
+    def table(self) -> np.ndarray:
+        """Every row, as an (n, width) float64 array viewing the typed array."""
         self.flush()
-        if not self.flat:
-            return np.zeros(0)
-        return np.frombuffer(self.flat, dtype=np.float64)[i::self.width].copy()
+        if self._view is None:
+            flat = np.frombuffer(self.flat, dtype=np.float64) if self.flat else np.zeros(0)
+            self._view = flat.reshape(-1, self.width)
+        return self._view
+
+    def column(self, i: int) -> np.ndarray:
+        """Column ``i`` (a read-only view)."""
+        col = self.table()[:, i]
+        col.flags.writeable = False
+        return col
 
     def nbytes(self) -> int:
         return len(self.flat) * 8 + len(self.buf) * 32

@@ -32,78 +32,24 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from simulator.engine.control import Controller
 from simulator.engine.fleet import Pool
 from simulator.engine.ledger import Window
-from simulator.engine.request import DECODE, DONE, DROPPED, PREFILL, QUEUED
 from simulator.engine.run import EngineRun
+from simulator.metrics.requests import (COMPLETED, DROPPED_CODE, IN_FLIGHT, J_PER_WH,
+                                        STATE_CATEGORIES, RequestTable, request_table)
 from simulator.result import RunResult
 
-STATE_NAMES = {DONE: "completed", DROPPED: "dropped", QUEUED: "in_flight", PREFILL: "in_flight",
-               DECODE: "in_flight"}
-STATE_CATEGORIES = ["completed", "dropped", "in_flight"]
-# engine state -> index in STATE_CATEGORIES
-STATE_CODES = np.array([STATE_CATEGORIES.index(STATE_NAMES[k]) for k in sorted(STATE_NAMES)])
-J_PER_WH = 3600.0
+__all__ = ["collect", "summarise", "request_table", "measurement_window", "STATE_CATEGORIES"]
 SECONDS_PER_DAY = 86400.0
 
 
-def request_table(run: EngineRun) -> pd.DataFrame:
-    """One row per request, from the engine's columnar record (:class:`RequestLog`)."""
-    sc = run.scenario
-    pue = sc.facility.pue
-    replica_node = np.array([r.node for r in run.fleet.replicas], dtype=np.int64)
-    col = run.requests.columns()
-    n = col["request_id"].size
-    arrival = col["arrival_s"]
-    first = col["first_token_s"]
-    finish = col["finish_s"]
-    out = col["output_tokens"]
-    replica = col["replica"]
-    state_code = STATE_CODES[col["state"]] if n else np.zeros(0, np.int64)
-    ttft = first - arrival
-    e2e = finish - arrival
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tpot = np.where(out > 1, (finish - first) / np.maximum(out - 1, 1), 0.0)
-    rid = col["request_id"]
-    warm = (arrival < sc.simulation.warmup_s) | (rid < sc.simulation.warmup_requests)
-    wl = run.workload
-    classes = np.array(wl.class_names, dtype=object)
-    cls = col["cls"]
-    slo_ttft = np.array([s.ttft_s for s in wl.slos])[cls] if n else np.zeros(0)
-    slo_tpot = np.array([s.tpot_s for s in wl.slos])[cls] if n else np.zeros(0)
-    energy = col["energy_j"]
-    done = state_code == 0
-    return pd.DataFrame({
-        "request_id": rid,
-        "class": pd.Categorical.from_codes(cls, categories=list(classes)),
-        "state": pd.Categorical.from_codes(state_code, categories=STATE_CATEGORIES),
-        "warmup": warm,
-        "replica": replica,
-        "node": np.where(replica >= 0, replica_node[np.clip(replica, 0, None)], -1)
-        if n else np.zeros(0, np.int64),
-        "arrival_s": arrival,
-        "input_tokens": col["input_tokens"],
-        "output_tokens": out,
-        "queue_s": col["first_sched_s"] - arrival,
-        "ttft_s": ttft,
-        "tpot_s": np.where(done, tpot, np.nan),
-        "e2e_s": np.where(done, e2e, np.nan),
-        "finish_s": finish,
-        "preemptions": col["preemptions"],
-        "energy_j": energy,
-        "energy_facility_wh": energy * pue / J_PER_WH,
-        "slo_met": done & (ttft <= slo_ttft) & (np.where(out > 1, tpot, 0.0) <= slo_tpot),
-    })
-
-
-def measurement_window(run: EngineRun, table: pd.DataFrame) -> tuple[float, float]:
+def measurement_window(run: EngineRun, table: RequestTable) -> tuple[float, float]:
     """Steady-state window: from the end of warm-up to the last arrival (or the duration)."""
     spec = run.scenario.simulation
-    measured = table[~table["warmup"]]
-    w0 = float(measured["arrival_s"].min()) if len(measured) else 0.0
+    measured = table["arrival_s"][~table["warmup"]]
+    w0 = float(measured.min()) if measured.size else 0.0
     w0 = max(w0, spec.warmup_s)
     w1 = run.last_arrival_s if spec.drain else float(spec.duration_s or run.end_s)
     if w1 <= w0:
@@ -210,13 +156,13 @@ def _pct(x: np.ndarray, q: float) -> float:
     return float(np.percentile(x, q)) if x.size else float("nan")
 
 
-def completion_rate_per_s(done: pd.DataFrame, w0: float) -> float:
+def completion_rate_per_s(finish_s: np.ndarray, w0: float) -> float:
     """Measured completions per second: completed measured requests / (last completion - w0)
-    (0 when none completed)."""
-    if not len(done):
+    (0 when none completed); ``finish_s``: their completion times."""
+    if not finish_s.size:
         return 0.0
-    span = float(done["finish_s"].max()) - w0
-    return len(done) / span if span > 0 else float("nan")
+    span = float(finish_s.max()) - w0
+    return finish_s.size / span if span > 0 else float("nan")
 
 
 def _power_figures(w: Window, peak_w: float) -> dict[str, float]:
@@ -250,17 +196,17 @@ def _pool_summary(res: RunResult, pool: Pool, w0: float, w1: float, pue: float) 
     w = led.window(w0, w1, pool)
     total = led.window(pool=pool)
     win = max(w1 - w0, 1e-12)
-    df = res.requests
-    mine = df[np.isin(df["replica"].to_numpy(), np.array([r.index for r in pool.replicas]))]
-    completed = mine["state"] == "completed"
-    done = mine[completed & ~mine["warmup"]]
+    t = res.table
+    mine = np.isin(t["replica"], np.array([r.index for r in pool.replicas]))
+    completed = mine & (t["state"] == COMPLETED)
+    done = completed & ~t["warmup"]
     return {
         "model": pool.spec.model_shape().name, "gpu": pool.profile.name,
         "nodes": pool.nodes, "gpus": pool.gpus, "tp": pool.tp, "replicas": len(pool.replicas),
         "kv_capacity_tokens_per_replica": pool.kv.capacity_tokens,
         "memory": pool.memory.as_gib(),
         "requests_completed": int(completed.sum()),
-        "throughput_requests_per_s": completion_rate_per_s(done, w0),
+        "throughput_requests_per_s": completion_rate_per_s(t["finish_s"][done], w0),
         "throughput_output_tokens_per_s": w.tokens_out / win,
         **_power_figures(w, led.peak_node_power_w(pool)),
         **_energy_figures(total, pue),
@@ -268,18 +214,20 @@ def _pool_summary(res: RunResult, pool: Pool, w0: float, w1: float, pue: float) 
     }
 
 
-def _warnings(sc: Any, df: pd.DataFrame, measured: pd.DataFrame, done: pd.DataFrame) -> list[str]:
-    """Why figures of the summary are null (they are never null silently)."""
-    if len(df) == 0:
+def _warnings(sc: Any, t: RequestTable, measured: np.ndarray, done: np.ndarray) -> list[str]:
+    """Why figures of the summary are null (they are never null silently); ``measured`` and
+    ``done`` are masks of the table's rows."""
+    if len(t) == 0:
         return ["no request arrived: latency, throughput and energy-per-query figures are null"]
-    if len(measured) == 0:
+    n_measured = int(measured.sum())
+    if n_measured == 0:
         sim = sc.simulation
-        return [f"every one of the {len(df)} requests arrived during the warm-up"
+        return [f"every one of the {len(t)} requests arrived during the warm-up"
                 f" (simulation.warmup_s = {sim.warmup_s:g} s, warmup_requests ="
                 f" {sim.warmup_requests}): latency and energy-per-query figures are null"]
-    if len(done) == 0:
-        dropped = int((measured["state"] == "dropped").sum())
-        if dropped == len(measured):
+    if not done.any():
+        dropped = int((measured & (t["state"] == DROPPED_CODE)).sum())
+        if dropped == n_measured:
             limit = min(p.serving.max_model_len for p in sc.pool_specs())
             return [f"every measured request was dropped (prompt + output longer than"
                     f" serving.max_model_len = {limit} tokens): latency and energy-per-query"
@@ -290,21 +238,24 @@ def _warnings(sc: Any, df: pd.DataFrame, measured: pd.DataFrame, done: pd.DataFr
 
 
 def summarise(res: RunResult) -> dict[str, Any]:
-    sc, fleet, df, led = res.scenario, res.fleet, res.requests, res.ledger
+    sc, fleet, t, led = res.scenario, res.fleet, res.table, res.ledger
     w0, w1 = res.window_s
     win = max(w1 - w0, 1e-12)
     pue = sc.facility.pue
     pools = fleet.pools
     w = led.window(w0, w1)
     total = led.window()
-    # ---- requests
-    m = df[~df["warmup"]]
-    done = m[m["state"] == "completed"]
+    # ---- requests (masks over the table's rows, in request order)
+    state = t["state"]
+    m = ~t["warmup"]
+    done = m & (state == COMPLETED)
     itl = weighted_itl_quantiles([r.rec for r in fleet.replicas], w0, [0.5, 0.9, 0.99])
-    wh = done["energy_facility_wh"].to_numpy()
+    wh = t["energy_facility_wh"][done]
+    ttft, tpot, e2e, queue = (t[k][done] for k in ("ttft_s", "tpot_s", "e2e_s", "queue_s"))
     one = len(pools) == 1
     models = list(dict.fromkeys(p.spec.model_shape().name for p in pools))
     cal_versions = list(dict.fromkeys(p.calibration.version for p in pools))
+    n_measured = int(m.sum())
     s: dict[str, Any] = {
         "schema_version": 1,
         "scenario": sc.name,
@@ -314,25 +265,25 @@ def summarise(res: RunResult) -> dict[str, Any]:
         "calibration_version": " + ".join(cal_versions),
         "simulated_time_s": res.end_s,
         "window_start_s": w0, "window_end_s": w1,
-        "requests_arrived": int(len(df)),
-        "requests_completed": int((df["state"] == "completed").sum()),
-        "requests_dropped": int((df["state"] == "dropped").sum()),
-        "requests_in_flight": int((df["state"] == "in_flight").sum()),
-        "requests_measured": int(len(m)),
+        "requests_arrived": len(t),
+        "requests_completed": int((state == COMPLETED).sum()),
+        "requests_dropped": int((state == DROPPED_CODE).sum()),
+        "requests_in_flight": int((state == IN_FLIGHT).sum()),
+        "requests_measured": n_measured,
         "preemptions": int(sum(r.preemptions for r in fleet.replicas)),
-        "offered_requests_per_s": len(m) / win,
-        "throughput_requests_per_s": completion_rate_per_s(done, w0),
+        "offered_requests_per_s": n_measured / win,
+        "throughput_requests_per_s": completion_rate_per_s(t["finish_s"][done], w0),
         "throughput_output_tokens_per_s": w.tokens_out / win,
-        "ttft_s_p50": _pct(done["ttft_s"].to_numpy(), 50),
-        "ttft_s_p90": _pct(done["ttft_s"].to_numpy(), 90),
-        "ttft_s_p99": _pct(done["ttft_s"].to_numpy(), 99),
-        "tpot_s_p50": _pct(done["tpot_s"].to_numpy(), 50),
-        "tpot_s_p99": _pct(done["tpot_s"].to_numpy(), 99),
+        "ttft_s_p50": _pct(ttft, 50),
+        "ttft_s_p90": _pct(ttft, 90),
+        "ttft_s_p99": _pct(ttft, 99),
+        "tpot_s_p50": _pct(tpot, 50),
+        "tpot_s_p99": _pct(tpot, 99),
         "itl_s_p50": itl[0], "itl_s_p90": itl[1], "itl_s_p99": itl[2],
-        "e2e_s_p50": _pct(done["e2e_s"].to_numpy(), 50),
-        "e2e_s_p99": _pct(done["e2e_s"].to_numpy(), 99),
-        "queue_s_p50": _pct(done["queue_s"].to_numpy(), 50),
-        "queue_s_p99": _pct(done["queue_s"].to_numpy(), 99),
+        "e2e_s_p50": _pct(e2e, 50),
+        "e2e_s_p99": _pct(e2e, 99),
+        "queue_s_p50": _pct(queue, 50),
+        "queue_s_p99": _pct(queue, 99),
         "kv_capacity_tokens_per_replica": pools[0].kv.capacity_tokens if one else None,
         "memory": pools[0].memory.as_gib() if one else None,
         **_power_figures(w, led.peak_node_power_w()),
@@ -349,25 +300,28 @@ def summarise(res: RunResult) -> dict[str, Any]:
         "classes": {},
         "pools": {p.name: _pool_summary(res, p, w0, w1, pue) for p in pools},
     }
-    warnings = _warnings(sc, df, m, done)
+    warnings = _warnings(sc, t, m, done)
     if warnings:
         s["warnings"] = warnings
-    for name in res.class_names:
-        c = m[m["class"] == name]
-        cd = c[c["state"] == "completed"]
-        considered = c[c["state"] != "in_flight"]
-        cwh = cd["energy_facility_wh"].to_numpy()
-        att = float(considered["slo_met"].mean()) if len(considered) else float("nan")
+    cls = t["class"]
+    slo_met = t["slo_met"]
+    for i, name in enumerate(res.class_names):
+        c = m & (cls == i)
+        cd = c & (state == COMPLETED)
+        considered = c & (state != IN_FLIGHT)
+        cwh = t["energy_facility_wh"][cd]
+        n_considered = int(considered.sum())
+        att = float(slo_met[considered].mean()) if n_considered else float("nan")
         s["slo_attainment"][name] = att
         s["classes"][name] = {
-            "requests_completed": int(len(cd)),
-            "requests_dropped": int((c["state"] == "dropped").sum()),
+            "requests_completed": int(cd.sum()),
+            "requests_dropped": int((c & (state == DROPPED_CODE)).sum()),
             "slo_attainment": att,
-            "ttft_s_p50": _pct(cd["ttft_s"].to_numpy(), 50),
-            "ttft_s_p99": _pct(cd["ttft_s"].to_numpy(), 99),
-            "tpot_s_p50": _pct(cd["tpot_s"].to_numpy(), 50),
-            "tpot_s_p99": _pct(cd["tpot_s"].to_numpy(), 99),
-            "e2e_s_p50": _pct(cd["e2e_s"].to_numpy(), 50),
+            "ttft_s_p50": _pct(t["ttft_s"][cd], 50),
+            "ttft_s_p99": _pct(t["ttft_s"][cd], 99),
+            "tpot_s_p50": _pct(t["tpot_s"][cd], 50),
+            "tpot_s_p99": _pct(t["tpot_s"][cd], 99),
+            "e2e_s_p50": _pct(t["e2e_s"][cd], 50),
             "energy_per_query_wh_mean": float(cwh.mean()) if cwh.size else float("nan"),
             "energy_per_query_wh_p25": _pct(cwh, 25),
             "energy_per_query_wh_p50": _pct(cwh, 50),

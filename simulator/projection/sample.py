@@ -296,30 +296,32 @@ def measure(res: Any, rate_per_node: float, keep_requests: bool = True) -> Level
     w0, w1 = res.window_s
     win = max(w1 - w0, 1e-12)
     led = res.ledger.window(w0, w1)
+    from simulator.metrics.requests import COMPLETED, IN_FLIGHT
+
     nodes = res.fleet.nodes
     pool = res.fleet.pools[0]
-    df = res.requests
-    m = df[~df["warmup"].to_numpy()]
-    done = m[m["state"] == "completed"]
-    in_win = done[(done["finish_s"] >= w0) & (done["finish_s"] <= w1)]
+    t = res.table
+    m = ~t["warmup"]
+    state = t["state"]
+    finish = t["finish_s"]
+    in_win = m & (state == COMPLETED) & (finish >= w0) & (finish <= w1)
     out = LevelResult(
         rate_per_node=rate_per_node, window_s=win,
         gpu_prefill_w=led.prefill_gpu_j / win / nodes,
         gpu_decode_w=led.decode_gpu_j / win / nodes,
         busy_gpu_fraction=led.busy_gpu_s / (win * led.gpus),
         gpus_per_node=pool.gpus_per_node, idle_w_per_gpu=pool.idle_w,
-        throughput_per_node=len(in_win) / win / nodes)
-    cls = m["class"].astype(str).to_numpy()
-    state = m["state"].astype(str).to_numpy()
-    met = m["slo_met"].to_numpy()
-    energy = m["energy_j"].to_numpy()
-    for name in res.class_names:
-        sel = cls == name
-        considered = sel & (state != "in_flight")
+        throughput_per_node=int(in_win.sum()) / win / nodes)
+    cls = t["class"]
+    met = t["slo_met"]
+    energy = t["energy_j"]
+    for i, name in enumerate(res.class_names):
+        sel = m & (cls == i)
+        considered = sel & (state != IN_FLIGHT)
         out.considered[name] = int(considered.sum())
         out.slo_met[name] = int((considered & met).sum())
         if keep_requests:
-            out.request_energy_j[name] = energy[sel & (state == "completed")].astype(np.float64)
+            out.request_energy_j[name] = energy[sel & (state == COMPLETED)].astype(np.float64)
     return out
 
 
