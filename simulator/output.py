@@ -458,16 +458,20 @@ def write_node_timelines(res: RunResult, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from simulator.metrics.requests import arrow_array
+
     writer = None
     try:
         for node in range(res.fleet.nodes):
             cols = res.ledger.node_arrays(node)
             n = cols["t_start_s"].size
-            table = pa.table({"node": pa.array(np.full(n, node, dtype=np.int64)),
-                              **{k: pa.array(v) for k, v in cols.items()}})
+            cols = {"node": np.full(n, node, dtype=np.int64), **cols}
+            schema = pa.schema([pa.field(k, pa.from_numpy_dtype(v.dtype)) for k, v in cols.items()])
+            batch = pa.RecordBatch.from_arrays([arrow_array(v) for v in cols.values()],
+                                               schema=schema)
             if writer is None:
-                writer = pq.ParquetWriter(str(path), table.schema)
-            writer.write_table(table)
+                writer = pq.ParquetWriter(str(path), schema)
+            writer.write_batch(batch)
     finally:
         if writer is not None:
             writer.close()

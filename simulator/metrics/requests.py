@@ -77,24 +77,23 @@ class RequestTable:
         n = len(self)
         fields = []
         for name in COLUMNS:
-            x = self.cols[name]
             if name in ("class", "state"):
                 fields.append(pa.field(name, pa.dictionary(pa.int8(), pa.string())))
             else:
-                fields.append(pa.field(name, pa.from_numpy_dtype(x.dtype)))
+                fields.append(pa.field(name, pa.from_numpy_dtype(self.cols[name].dtype)))
         schema = pa.schema(fields)
+        dicts = {"class": arrow_strings(self.classes), "state": arrow_strings(STATE_CATEGORIES)}
         for lo in range(0, max(n, 1), ROW_GROUP):
             hi = min(n, lo + ROW_GROUP)
             arrays = []
             for name in COLUMNS:
                 x = self.cols[name][lo:hi]
-                if name in ("class", "state"):
-                    cats = self.classes if name == "class" else STATE_CATEGORIES
+                if name in dicts:
                     arrays.append(pa.DictionaryArray.from_arrays(
-                        pa.array(x.astype(np.int8)), pa.array(list(cats), pa.string())))
+                        arrow_array(x.astype(np.int8)), dicts[name]))
                 else:
-                    arrays.append(pa.array(x))
-            yield schema, pa.record_batch(arrays, schema=schema)
+                    arrays.append(arrow_array(x))
+            yield schema, pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     def to_parquet(self, path: str | Path) -> None:
         """Write ``requests.parquet`` in row groups of :data:`ROW_GROUP` requests."""
@@ -112,6 +111,37 @@ class RequestTable:
 
     def to_csv(self, path: str | Path) -> None:
         self.frame().to_csv(path, index=False)
+
+
+def arrow_array(x: np.ndarray):
+    """A numpy column as an Arrow array, built from its buffers (``pyarrow.array`` would
+    import pandas): NaN floats become nulls, as pandas writes them."""
+    import pyarrow as pa
+
+    n = x.size
+    if x.dtype == np.bool_:
+        return pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(
+            np.packbits(x, bitorder="little"))])
+    x = np.ascontiguousarray(x)
+    validity, nulls = None, 0
+    if x.dtype.kind == "f":
+        bad = np.isnan(x)
+        nulls = int(bad.sum())
+        if nulls:
+            validity = pa.py_buffer(np.packbits(~bad, bitorder="little"))
+    return pa.Array.from_buffers(pa.from_numpy_dtype(x.dtype), n, [validity, pa.py_buffer(x)],
+                                 null_count=nulls)
+
+
+def arrow_strings(values: list[str]):
+    """Python strings as an Arrow string array (from buffers, as :func:`arrow_array`)."""
+    import pyarrow as pa
+
+    enc = [v.encode() for v in values]
+    offsets = np.zeros(len(enc) + 1, np.int32)
+    offsets[1:] = np.cumsum([len(e) for e in enc])
+    return pa.Array.from_buffers(pa.string(), len(enc),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(enc))])
 
 
 def request_table(run: "EngineRun") -> RequestTable:
