@@ -225,8 +225,10 @@ class Ledger:
         return max((self._node_host(i)[3] for i in nodes), default=0.0)
 
     def window(self, w0: float | None = None, w1: float | None = None,
-               pool: Pool | None = None) -> Window:
-        """Exact integrals over ``[w0, w1]`` (default the whole run) of one pool or the fleet."""
+               pool: Pool | None = None, host: bool = True) -> Window:
+        """Exact integrals over ``[w0, w1]`` (default the whole run) of one pool or the fleet
+        (``host=False``: without the host energy, which needs every node's timeline; its
+        ``host_j`` is then NaN)."""
         end = self._end()
         whole = w0 is None and w1 is None
         w0 = 0.0 if w0 is None else w0
@@ -268,7 +270,10 @@ class Ledger:
                 tok += float((rec.array("tokens_out") * f).sum())
             idle_j += pl.idle_w * pl.unused_gpus_per_node * pl.nodes * win
             busy_gpu_s += pool_busy_gpu_s
-            for node in pl.node_range:
-                host_j += self._host_j(node, w0, w1)
+            if host:
+                for node in pl.node_range:
+                    host_j += self._host_j(node, w0, w1)
+            else:
+                host_j = float("nan")
         return Window(w0, w1, nodes, gpus, busy_j, prefill_j, idle_j, host_j, busy_gpu_s,
                       busy_s, batch_s, kv_s, tok)

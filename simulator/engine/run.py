@@ -15,7 +15,7 @@ from simpy.events import Timeout
 
 from simulator.engine.clock import EngineClock
 from simulator.engine.control import Controller, FleetView
-from simulator.engine.fleet import Fleet, build_fleet
+from simulator.engine.fleet import Fleet, ModelCache, build_fleet
 from simulator.engine.ledger import Ledger
 from simulator.engine.request import DROPPED, Request, RequestLog
 from simulator.engine.router import ROUTERS
@@ -47,12 +47,14 @@ class Simulation:
     """One scenario's SimPy world. No global state: many can live in one process.
 
     ``calibration`` overrides the pools' fitted coefficients (one for every pool, or one per
-    pool name); ``progress`` is called with the number of newly ended requests.
+    pool name); ``progress`` is called with the number of newly ended requests; ``models``
+    keeps iteration models across simulations (:class:`~simulator.engine.fleet.ModelCache`).
     """
 
     def __init__(self, sc: Scenario,
                  calibration: Calibration | Mapping[str, Calibration] | None = None,
-                 progress: Callable[[int], None] | None = None):
+                 progress: Callable[[int], None] | None = None,
+                 models: ModelCache | None = None):
         self.sc = sc
         self.env = EngineClock()
         root = np.random.SeedSequence(sc.simulation.seed)
@@ -61,7 +63,7 @@ class Simulation:
         self.log = RequestLog()
         self._log_buf = self.log.rows.buf  # RequestLog.add, written out in _on_finish
         self.n_requests = 0  # requests created (arrived) so far; the next one's id
-        self.fleet = build_fleet(self.env, sc, self._on_finish, calibration)
+        self.fleet = build_fleet(self.env, sc, self._on_finish, calibration, models)
         self.ledger = Ledger(self.fleet)
         reps = self.fleet.replicas
         self.route = ROUTERS[sc.router.policy](len(reps), np.random.default_rng(ss(STREAM_ROUTER)))

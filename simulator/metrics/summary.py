@@ -57,13 +57,17 @@ def measurement_window(run: EngineRun, table: RequestTable) -> tuple[float, floa
     return w0, max(w1, w0)
 
 
-def collect(run: EngineRun, controllers: Sequence[Controller] = ()) -> RunResult:
+def collect(run: EngineRun, controllers: Sequence[Controller] = (),
+            summary: bool = True) -> RunResult:
     """The run's result: request table, window, ``summary.json`` (with each controller's
-    part under its name)."""
+    part under its name; ``summary=False`` leaves it empty, for callers that measure the
+    run themselves, as a projection's levels do)."""
     table = request_table(run)
     res = RunResult(run.scenario, run.fleet, run.ledger, table, run.end_s,
                     measurement_window(run, table), list(run.workload.class_names),
                     controllers={c.name: c for c in controllers})
+    if not summary:
+        return res
     res.summary = summarise(res)
     if run.scenario.cost is not None:
         from simulator.metrics.cost import run_cost

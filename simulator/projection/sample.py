@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.engine.fleet import pool_calibration
+from simulator.engine.fleet import ModelCache, pool_calibration
 from simulator.physics.host import HostPower
 from simulator.physics.params import Calibration, RooflineOp
 from simulator.scenario.schema import Scenario
@@ -295,7 +295,7 @@ def measure(res: Any, rate_per_node: float, keep_requests: bool = True) -> Level
     """Reduce a sampled run to its steady-state per-node figures."""
     w0, w1 = res.window_s
     win = max(w1 - w0, 1e-12)
-    led = res.ledger.window(w0, w1)
+    led = res.ledger.window(w0, w1, host=False)  # host power is applied per draw, later
     from simulator.metrics.requests import COMPLETED, IN_FLIGHT
 
     nodes = res.fleet.nodes
@@ -341,6 +341,11 @@ class LevelJob:
     fleet_rate: float | None = None  # replay: the fleet's queries/s (see level_scenario)
 
 
+#: iteration models kept across the levels a process simulates (a memo of pure models: the
+#: levels of one draw, and the nominal day's and the capacity search's, share their physics)
+_MODELS = ModelCache()
+
+
 def run_level(job: LevelJob) -> LevelResult:
     """Simulate one level (top-level function: process pools pickle it by reference)."""
     from simulator.api import simulate
@@ -349,4 +354,5 @@ def run_level(job: LevelJob) -> LevelResult:
     cal = perturb_calibration(level_calibration(sc), job.pert)
     lsc = level_scenario(sc, job.rate_per_node, job.nodes, job.requests, job.warmup_s,
                          job.seed, job.pert, job.trace_rate, job.fleet_rate)
-    return measure(simulate(lsc, cal), job.rate_per_node, job.keep_requests)
+    return measure(simulate(lsc, cal, summary=False, models=_MODELS), job.rate_per_node,
+                   job.keep_requests)

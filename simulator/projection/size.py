@@ -83,7 +83,8 @@ def min_attainment(sc: Scenario, rate_per_unit: float, units: int, requests: int
 
     from simulator.metrics.requests import IN_FLIGHT
 
-    res = simulate(unit_scenario(sc, rate_per_unit, units, requests, warmup_s, seed))
+    res = simulate(unit_scenario(sc, rate_per_unit, units, requests, warmup_s, seed),
+                   summary=False)
     t = res.table
     keep = ~t["warmup"] & (t["state"] != IN_FLIGHT)
     cls, met = t["class"][keep], t["slo_met"][keep]
