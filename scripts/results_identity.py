@@ -10,8 +10,9 @@ Two numbers agree when ``|a - b| <= rtol * max(|a|, |b|) + atol`` (``--rtol``, d
 ``--atol`` 1e-12); strings, booleans and integers must be equal, NaN equals NaN. The digest of
 a run's request table is the sum, minimum and maximum of every numeric column and the count
 of each state, so a reordering or a changed request shows even where the summary's
-quantiles do not. Its output is a list of every field that differs, then one line:
-``identical: N cases`` or ``DIFFERENT: K of N cases``.
+quantiles do not. Its output is a list of every field that differs (a key the new code adds
+is listed as added, not as a difference), then one line: ``identical: N cases`` or
+``DIFFERENT: K of N cases``.
 """
 
 from __future__ import annotations
@@ -162,12 +163,17 @@ def run_cases(projections: bool) -> dict:
     return json.loads(json.dumps(cases, default=float, allow_nan=True))
 
 
+ADDED: list[str] = []  # keys the new code adds (new figures: reported, not differences)
+
+
 def differences(a, b, path: str, rtol: float, atol: float) -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b)):
-            if k not in a or k not in b:
-                out.append(f"{path}.{k}: only in {'after' if k not in a else 'before'}")
+            if k not in b:
+                out.append(f"{path}.{k}: missing after the change")
+            elif k not in a:
+                ADDED.append(f"{path}.{k}")
             else:
                 out += differences(a[k], b[k], f"{path}.{k}", rtol, atol)
         return out
@@ -225,6 +231,8 @@ def main() -> int:
                 print(line)
             if len(diffs) > 20:
                 print(f"{case}: ... {len(diffs) - 20} more")
+    for key in ADDED:
+        print(f"added (new, not compared): {key}")
     print(f"identical: {n} cases (rtol {a.rtol:g})" if not bad
           else f"DIFFERENT: {bad} of {n} cases (rtol {a.rtol:g})")
     return 1 if bad else 0

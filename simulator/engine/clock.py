@@ -23,8 +23,8 @@ from types import MethodType
 from typing import Any, Callable
 
 import simpy
-from simpy.core import EmptySchedule
-from simpy.events import NORMAL
+from simpy.core import EmptySchedule, StopSimulation
+from simpy.events import NORMAL, URGENT, Event
 
 _METHOD = MethodType
 INF = float("inf")
@@ -98,10 +98,60 @@ class EngineClock(simpy.Environment):
             return
         _process(self, event)
 
+    def run(self, until: Any = None) -> Any:
+        """:meth:`simpy.Environment.run`, with :meth:`step` written out in its loop."""
+        if until is not None:
+            if not isinstance(until, Event):
+                at = until if isinstance(until, int) else float(until)
+                if at <= self.now:
+                    raise ValueError(
+                        f"until ({at}) must be greater than the current simulation time")
+                until = Event(self)
+                until._ok = True
+                until._value = None
+                self.schedule(until, URGENT, at - self.now)
+            elif until.callbacks is None:
+                return until.value
+            until.callbacks.append(StopSimulation.callback)
+        try:
+            self._loop()
+        except StopSimulation as exc:
+            return exc.args[0]
+        except EmptySchedule:
+            if until is not None:
+                assert not until.triggered
+                raise RuntimeError(f'No scheduled events left but "until" event was not'
+                                   f" triggered: {until}") from None
+        return None
+
+    def _loop(self) -> None:
+        """Process events until one stops the run (:meth:`step`, repeated, in one frame)."""
+        q = self._queue
+        feed = self.feed
+        while True:
+            ft = feed.t_s
+            if ft != INF:
+                if not q:
+                    self._now = ft
+                    feed.fire()
+                    continue
+                top = q[0]
+                t0 = top[0]
+                if ft < t0 or (ft == t0 and (NORMAL, feed.eid) < (top[1], top[2])):
+                    self._now = ft
+                    feed.fire()
+                    continue
+            if not q:
+                raise EmptySchedule
+            self._now, _, eid, event = heappop(q)
+            if event.__class__ is _METHOD:  # a replica boundary
+                event(eid)
+            else:
+                _process(self, event)
+
 
 def _process(env: simpy.Environment, event: Any) -> None:
     """What :meth:`simpy.Environment.step` does with a popped SimPy event."""
-    from simpy.core import StopSimulation
     from simpy.events import EventPriority
 
     callbacks, event.callbacks = event.callbacks, None

@@ -94,12 +94,16 @@ class Projection:
 
 
 class _Runner:
-    """Runs level jobs in order, serially or on a process pool; counts simulations."""
+    """Runs level jobs in order, serially, on a process pool or on a Dask cluster (the sweep
+    machinery's two back ends); counts simulations."""
 
-    def __init__(self, workers: int, progress: Callable[[int], None] | None):
+    def __init__(self, workers: int, progress: Callable[[int], None] | None,
+                 cluster: Any = None):
         self.workers = max(1, workers)
         self.progress = progress
         self.pool: ProcessPoolExecutor | None = None
+        self.cluster = cluster
+        self.client: Any = None
         self.simulations = 0
 
     def __enter__(self) -> "_Runner":
@@ -108,12 +112,33 @@ class _Runner:
     def __exit__(self, *exc: Any) -> None:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
+        if self.client is not None and self.client is not self.cluster:
+            self.client.close()
+
+    def _dask(self, jobs: list[LevelJob]) -> Iterable[LevelResult]:
+        if self.client is None:
+            try:
+                from dask.distributed import Client
+            except ImportError:
+                raise ScenarioError("--cluster needs dask: pip install 'dask[distributed]'") \
+                    from None
+            try:
+                self.client = self.cluster if isinstance(self.cluster, Client) else \
+                    Client(self.cluster)
+            except (OSError, TimeoutError) as e:
+                raise ScenarioError(f"cannot connect to Dask cluster {self.cluster!r}: {e}") \
+                    from None
+        futures = self.client.map(run_level, jobs, pure=False)
+        for f in futures:  # in order: the result does not depend on who finishes first
+            yield f.result()
 
     def map(self, jobs: list[LevelJob]) -> list[LevelResult]:
         if not jobs:
             return []
-        if self.workers == 1 or len(jobs) == 1:
-            it: Iterable[LevelResult] = map(run_level, jobs)
+        if self.cluster is not None:
+            it: Iterable[LevelResult] = self._dask(jobs)
+        elif self.workers == 1 or len(jobs) == 1:
+            it = map(run_level, jobs)
         else:
             if self.pool is None:
                 self.pool = process_pool(self.workers)
@@ -184,12 +209,15 @@ def search_capacity(ok: Callable[..., bool], start: float, tolerance: float,
 
 def project(sc: Scenario, workers: int = 1,
             progress: Callable[[int], None] | None = None,
-            on_total: Callable[[int], None] | None = None, force: bool = False) -> Projection:
+            on_total: Callable[[int], None] | None = None, force: bool = False,
+            cluster: Any = None) -> Projection:
     """Project a whole day for a validated scenario with a ``projection`` section.
 
     ``progress`` is called with 1 after each simulation; ``on_total`` with the total number
     of simulations once the plan is known (after the capacity search and the nominal day).
-    ``force`` lifts the warm-up limit (MAX_WARMUP_FACTOR warm-up requests per measured one)."""
+    ``force`` lifts the warm-up limit (MAX_WARMUP_FACTOR warm-up requests per measured one).
+    ``cluster``: a Dask scheduler address or ``Client`` that simulates the levels instead of
+    ``workers`` local processes (the same results)."""
     p = sc.projection
     if p is None:
         raise ScenarioError("missing: `fleetsim project` needs a projection section (at least"
@@ -233,7 +261,7 @@ def project(sc: Scenario, workers: int = 1,
         return LevelJob(sc, rate, k, n, warmup_s, _seed(p.sample.seed, level_key), pert, keep,
                         trace_rate, q_peak_fleet)
 
-    with _Runner(workers, progress) as runner:
+    with _Runner(workers, progress, cluster) as runner:
         search: list[tuple[float, LevelResult]] = []
 
         def capacity() -> float:
@@ -324,15 +352,9 @@ def project(sc: Scenario, workers: int = 1,
                           f" {nominal[peak_level].attainment(worst):.1%} of requests <"
                           f" slo_target {target:.1%}")
         inputs = draw_inputs(p.uncertainty, cal, fac0)
-        if on_total is not None:
-            on_total(runner.simulations + len(inputs) * len(plan.levels))
-        jobs = []
-        perts = []
-        for _, row in inputs.iterrows():
-            pert, fac = perturbation(row)
-            perts.append((pert, fac))
-            jobs += [job(r, i, pert, keep=False) for i, r in enumerate(plan.levels)]
-        drawn = runner.map(jobs)
+        perts = [perturbation(row) for _, row in inputs.iterrows()]
+        drawn, reused = _draw_levels(plan.levels, [pt for pt, _ in perts], nominal, job, runner,
+                                     on_total)
         n_sims = runner.simulations
 
     carbon = p.carbon.hourly() if p.carbon is not None else None
@@ -396,6 +418,7 @@ def project(sc: Scenario, workers: int = 1,
     proj.summary = _summary(sc, proj, tot0, nominal, cap, curve_source, warmup_s, n_sims,
                             search, cal)
     proj.summary["sampling"]["capacity_cuts"] = capacity_cuts
+    proj.summary["sampling"]["draw_levels_reused"] = reused
     if sc.cost is not None:
         from simulator.metrics.cost import projection_cost
         from simulator.projection.sample import mean_output_tokens
@@ -404,6 +427,61 @@ def project(sc: Scenario, workers: int = 1,
             sc.cost, proj.summary, list(hourly0["energy_facility_j"]), gpn,
             mean_output_tokens(sc), list(draws["gwh_per_day_facility"]))
     return proj
+
+
+def _timing_and_lengths(pert: Perturbation) -> tuple[float, float, float, float]:
+    return (pert.compute_time_factor, pert.memory_time_factor, pert.input_scale,
+            pert.output_scale)
+
+
+def _draw_levels(levels: list[float], perts: list[Perturbation], nominal: list[LevelResult],
+                 job: Callable[..., LevelJob], runner: _Runner,
+                 on_total: Callable[[int], None] | None) -> tuple[list[LevelResult], int]:
+    """Every draw's level results, in draw-major order, and how many came from another
+    simulation instead of one of their own.
+
+    A draw's PUE and host power are applied afterwards (its day's integral), and its busy GPU
+    power factor scales the busy GPU power of a simulation without it exactly where no
+    iteration of that simulation comes near the cap (:meth:`LevelResult.with_power_factor`:
+    the timing is then the same). So draws whose timing and length factors are those of the
+    nominal day, or of another draw, share one simulation per level; a draw alone with its
+    factors is simulated whole, as it always was. Jobs run on the runner (local processes or
+    Dask) in a fixed order: the result does not depend on the workers."""
+    n = len(levels)
+    keys = [_timing_and_lengths(pt) for pt in perts]
+    nominal_key = (1.0, 1.0, 1.0, 1.0)
+    count: dict[tuple, int] = {}
+    for k in keys:
+        count[k] = count.get(k, 0) + 1
+    shared = [k for k in dict.fromkeys(keys) if k != nominal_key and count[k] > 1]
+    bases: dict[tuple, list[LevelResult]] = {nominal_key: nominal}
+    if on_total is not None:
+        own = sum(1 for k in keys if k != nominal_key and count[k] == 1)
+        on_total(runner.simulations + (len(shared) + own) * n)
+    # 1. one simulation per level for factors that several draws share (power factor 1)
+    base_jobs = [job(r, i, Perturbation(*k[:2], 1.0, *k[2:]), keep=False)
+                 for k in shared for i, r in enumerate(levels)]
+    done = runner.map(base_jobs)
+    for j, k in enumerate(shared):
+        bases[k] = done[j * n:(j + 1) * n]
+    # 2. each draw: a shared simulation scaled by its power factor, else its own
+    out: list[LevelResult | None] = []
+    todo: list[tuple[int, LevelJob]] = []
+    reused = 0
+    for d, (pert, k) in enumerate(zip(perts, keys)):
+        base = bases.get(k)
+        for i, r in enumerate(levels):
+            lv = base[i].with_power_factor(pert.gpu_power_factor) if base is not None else None
+            if lv is None:
+                todo.append((len(out), job(r, i, pert, keep=False)))
+            else:
+                reused += 1
+            out.append(lv)
+    if on_total is not None and todo:
+        on_total(runner.simulations + len(todo))
+    for (pos, _), lv in zip(todo, runner.map([jb for _, jb in todo])):
+        out[pos] = lv
+    return out, reused  # type: ignore[return-value]
 
 
 def capacity_interval(search: list[tuple[float, LevelResult]], target: float,

@@ -236,6 +236,25 @@ class LevelResult:
     slo_met: dict[str, int] = field(default_factory=dict)  # per class, measured requests
     considered: dict[str, int] = field(default_factory=dict)  # completed + dropped
     request_energy_j: dict[str, np.ndarray] = field(default_factory=dict)  # completed, measured
+    gpu_peak_w: float = 0.0  # highest per-GPU power of any iteration of the run
+    gpu_cap_w: float = math.inf  # the GPUs' cap in the run
+
+    def with_power_factor(self, factor: float) -> "LevelResult | None":
+        """This level as a run whose busy GPU power (floor, activity, energy per byte) is
+        ``factor`` times this run's would be, where no iteration of either comes within a
+        billionth of the cap (the iterations' times are then those of this run, and their
+        energies ``factor`` times theirs); None where one could (it must be simulated).
+        Requests' own energies are not carried over."""
+        if factor == 1.0:
+            return self
+        near = self.gpu_cap_w * (1.0 - 1e-9)
+        if not (self.gpu_peak_w < near and self.gpu_peak_w * factor < near):
+            return None
+        return LevelResult(self.rate_per_node, self.window_s, self.gpu_prefill_w * factor,
+                           self.gpu_decode_w * factor, self.busy_gpu_fraction,
+                           self.gpus_per_node, self.idle_w_per_gpu, self.throughput_per_node,
+                           self.slo_met, self.considered, {}, self.gpu_peak_w * factor,
+                           self.gpu_cap_w)
 
     @property
     def gpu_idle_w(self) -> float:
@@ -282,7 +301,7 @@ class LevelResult:
                            self.gpu_decode_w * r, min(1.0, self.busy_gpu_fraction * r),
                            self.gpus_per_node, self.idle_w_per_gpu,
                            self.throughput_per_node * r, self.slo_met, self.considered,
-                           self.request_energy_j)
+                           self.request_energy_j, self.gpu_peak_w, self.gpu_cap_w)
 
 
 def idle_level(gpus_per_node: int, idle_w: float, classes: list[str]) -> LevelResult:
@@ -311,7 +330,10 @@ def measure(res: Any, rate_per_node: float, keep_requests: bool = True) -> Level
         gpu_decode_w=led.decode_gpu_j / win / nodes,
         busy_gpu_fraction=led.busy_gpu_s / (win * led.gpus),
         gpus_per_node=pool.gpus_per_node, idle_w_per_gpu=pool.idle_w,
-        throughput_per_node=int(in_win.sum()) / win / nodes)
+        throughput_per_node=int(in_win.sum()) / win / nodes,
+        gpu_peak_w=max((float(r.rec.array("peak_w").max()) for r in res.fleet.replicas
+                        if len(r.rec)), default=0.0),
+        gpu_cap_w=pool.spec.gpu_cap_w)
     cls = t["class"]
     met = t["slo_met"]
     energy = t["energy_j"]
