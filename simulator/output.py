@@ -453,8 +453,8 @@ NODES_FILE = "nodes.parquet"
 
 def write_node_timelines(res: RunResult, path: Path) -> None:
     """Every node's piecewise-constant power timeline (``Ledger.node_timeline``) in one
-    Parquet file, a ``node`` column first, one row group per node (written node by node:
-    never more than one node's timeline in memory)."""
+    Parquet file, a ``node`` column first, in row groups of a node's consecutive intervals
+    (written piece by piece: a long run's timelines are never held whole)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -463,15 +463,16 @@ def write_node_timelines(res: RunResult, path: Path) -> None:
     writer = None
     try:
         for node in range(res.fleet.nodes):
-            cols = res.ledger.node_arrays(node)
-            n = cols["t_start_s"].size
-            cols = {"node": np.full(n, node, dtype=np.int64), **cols}
-            schema = pa.schema([pa.field(k, pa.from_numpy_dtype(v.dtype)) for k, v in cols.items()])
-            batch = pa.RecordBatch.from_arrays([arrow_array(v) for v in cols.values()],
-                                               schema=schema)
-            if writer is None:
-                writer = pq.ParquetWriter(str(path), schema)
-            writer.write_batch(batch)
+            for cols in res.ledger.node_chunks(node):
+                n = cols["t_start_s"].size
+                cols = {"node": np.full(n, node, dtype=np.int64), **cols}
+                schema = pa.schema([pa.field(k, pa.from_numpy_dtype(v.dtype))
+                                    for k, v in cols.items()])
+                batch = pa.RecordBatch.from_arrays([arrow_array(v) for v in cols.values()],
+                                                   schema=schema)
+                if writer is None:
+                    writer = pq.ParquetWriter(str(path), schema)
+                writer.write_batch(batch)
     finally:
         if writer is not None:
             writer.close()

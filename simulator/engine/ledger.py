@@ -150,8 +150,13 @@ class Ledger:
         return pd.DataFrame(self.node_arrays(node))
 
     def node_arrays(self, node: int) -> dict[str, np.ndarray]:
-        """:meth:`node_timeline`'s columns as arrays (computed anew: a long run's timelines
-        are written node by node, never all held)."""
+        """:meth:`node_timeline`'s columns as arrays (computed anew)."""
+        parts = list(self.node_chunks(node))
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def node_chunks(self, node: int, rows: int = 1 << 18):
+        """:meth:`node_arrays` in consecutive pieces of at most ``rows`` intervals: a long
+        run's timeline is integrated and written piece by piece, never held whole."""
         end = self._end()
         pool = self.fleet.pool_of_node(node)
         idle_w, gpn, tp = pool.idle_w, pool.gpus_per_node, pool.tp
@@ -160,30 +165,36 @@ class Ledger:
         for r in reps:
             bounds += [r.rec.array("t0_s"), r.rec.array("t1_s")]
         edges = np.unique(np.concatenate(bounds))
+        del bounds
         edges = edges[(edges >= 0) & (edges <= end)]
         if edges.size < 2:
             edges = np.array([0.0, max(end, 0.0)])
-        mids = 0.5 * (edges[:-1] + edges[1:])
-        gpu_w = np.full(mids.size, idle_w * (gpn - len(reps) * tp))
-        peak_w = gpu_w.copy()
-        busy_gpus = np.zeros(mids.size)
+        cols = []
         for r in reps:
             t0 = r.rec.array("t0_s")
             t1 = r.rec.array("t1_s")
             p = np.divide(r.rec.array("energy_j"), t1 - t0, out=np.zeros(t0.size), where=t1 > t0)
-            pk = r.rec.array("peak_w") * tp
-            idx = np.searchsorted(t0, mids, side="right") - 1
-            inside = (idx >= 0) & (mids < t1[np.clip(idx, 0, None)]) if t0.size else np.zeros(mids.size, bool)
-            gi = np.clip(idx, 0, None)
-            gpu_w += np.where(inside, p[gi] if t0.size else 0.0, idle_w * tp)
-            peak_w += np.where(inside, pk[gi] if t0.size else 0.0, idle_w * tp)
-            busy_gpus += np.where(inside, tp, 0)
-        host_w = pool.host.node_w(gpu_w)
-        peak_w = np.maximum(peak_w, gpu_w)
-        return {"t_start_s": edges[:-1], "t_end_s": edges[1:], "gpu_power_w": gpu_w,
-                "host_power_w": host_w, "node_power_w": gpu_w + host_w,
-                "node_power_w_peak": peak_w + pool.host.node_w(peak_w),
-                "busy_gpus": busy_gpus}
+            cols.append((t0, t1, p, r.rec.array("peak_w") * tp))
+        other_w = idle_w * (gpn - len(reps) * tp)
+        for lo in range(0, edges.size - 1, rows):
+            e = edges[lo:lo + rows + 1]
+            mids = 0.5 * (e[:-1] + e[1:])
+            gpu_w = np.full(mids.size, other_w)
+            peak_w = gpu_w.copy()
+            busy_gpus = np.zeros(mids.size)
+            for t0, t1, p, pk in cols:
+                idx = np.searchsorted(t0, mids, side="right") - 1
+                inside = (idx >= 0) & (mids < t1[np.clip(idx, 0, None)]) if t0.size else np.zeros(mids.size, bool)
+                gi = np.clip(idx, 0, None)
+                gpu_w += np.where(inside, p[gi] if t0.size else 0.0, idle_w * tp)
+                peak_w += np.where(inside, pk[gi] if t0.size else 0.0, idle_w * tp)
+                busy_gpus += np.where(inside, tp, 0)
+            host_w = pool.host.node_w(gpu_w)
+            peak_w = np.maximum(peak_w, gpu_w)
+            yield {"t_start_s": e[:-1], "t_end_s": e[1:], "gpu_power_w": gpu_w,
+                   "host_power_w": host_w, "node_power_w": gpu_w + host_w,
+                   "node_power_w_peak": peak_w + pool.host.node_w(peak_w),
+                   "busy_gpus": busy_gpus}
 
     def _node_host(self, node: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """``(t_start_s, t_end_s, host_j, peak_w)`` of a node's timeline: what the run's
@@ -191,10 +202,16 @@ class Ledger:
         per node instead of the whole timeline."""
         hit = self._host.get(node)
         if hit is None:
-            a = self.node_arrays(node)
-            t0, t1 = a["t_start_s"], a["t_end_s"]
-            peak = float(a["node_power_w_peak"].max()) if t0.size else 0.0
-            hit = self._host[node] = (t0, t1, a["host_power_w"] * (t1 - t0), peak)
+            t0s, t1s, host, peak = [], [], [], 0.0
+            for a in self.node_chunks(node):
+                t0, t1 = a["t_start_s"], a["t_end_s"]
+                t0s.append(t0)
+                t1s.append(t1)
+                host.append(a["host_power_w"] * (t1 - t0))
+                if t0.size:
+                    peak = max(peak, float(a["node_power_w_peak"].max()))
+            hit = self._host[node] = (np.concatenate(t0s), np.concatenate(t1s),
+                                      np.concatenate(host), peak)
         return hit
 
     def row_timeline(self, nodes: Sequence[int]) -> pd.DataFrame:

@@ -58,7 +58,7 @@ class Replica:
         "waiting", "prefilling", "_heap", "n_dec", "ctx_sum", "kv_reserved", "it", "slot_j",
         "admitted_order", "stall_s", "n_stalled", "outstanding", "outstanding_tokens",
         "preemptions", "busy", "_in_jump", "_phase", "_timer_eid", "_wake_cb", "_spans",
-        "_moved", "_kv_capacity", "_kv_slack", "_busy_buf", "_itl_buf",
+        "_moved", "_kv_capacity", "_kv_slack", "_busy_buf", "_itl_buf", "_prune_at",
         # the running jump (start, span, context at its first iteration, iterations, batch)
         # or mixed iteration (plan, time, per-GPU energy, start, decodes)
         "_jump", "_mixed",
@@ -90,6 +90,7 @@ class Replica:
         self.it = 0               # decode steps executed
         self.slot_j = 0.0         # cumulative energy per decode slot
         self.admitted_order: list[Request] = []  # for LIFO preemption (lazy cleanup)
+        self._prune_at = 64  # admitted_order drops its finished requests above this length
         self.stall_s = 0.0        # prefill-only time since the last decode step (no chunking)
         self.n_stalled = 0
         # router view
@@ -356,6 +357,7 @@ class Replica:
             if k == 1 and span.free:  # DecodeSpan.duration_s(c0, 1), written out
                 return t_start + (span.t0_s + span.t1_s * c0)
             return t_start + span.duration_s(c0, k)
+        order = self.admitted_order
         for r in plan.admitted:
             waiting.popleft()
             r.state = PREFILL
@@ -363,7 +365,12 @@ class Replica:
                 r.first_sched_s = t_start
             prefilling.append(r)
             self.kv_reserved += r.prompt_tokens + 1
-            self.admitted_order.append(r)
+            order.append(r)
+        if len(order) > self._prune_at:
+            # finished requests are skipped by preemption anyway: drop them (in order), so
+            # that the list holds what runs, not every request the replica ever served
+            order[:] = [r for r in order if r.state != DONE]
+            self._prune_at = 2 * len(order) + 64
         n = n_dec if plan.decode else 0
         p_tok, done = plan.tokens, plan.finishing
         time_s, energy_j = self.model.mixed_base(p_tok, plan.pairs, plan.prefix, len(chunks),

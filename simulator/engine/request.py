@@ -86,9 +86,10 @@ class RequestLog:
     def nbytes(self) -> int:
         return self.rows.nbytes()
 
-    def columns(self) -> dict[str, np.ndarray]:
+    def columns(self, release: bool = False) -> dict[str, np.ndarray]:
         """Every column as a numpy array in request-id order (float64; int64 for counts and
-        indices)."""
+        indices); ``release``: then let the log's own rows go (a large run's table is built
+        once, and need not sit beside them)."""
         rid = self.rows.column(0).astype(np.int64)
         order = np.argsort(rid, kind="stable")
         out = {}
@@ -96,4 +97,6 @@ class RequestLog:
             col = rid if i == 0 else self.rows.column(i)
             col = col[order]
             out[name] = col.astype(np.int64) if name in _INT_COLUMNS else col
+        if release:
+            self.rows = Rows(len(LOG_COLUMNS))
         return out

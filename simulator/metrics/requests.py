@@ -149,7 +149,7 @@ def request_table(run: "EngineRun") -> RequestTable:
     sc = run.scenario
     pue = sc.facility.pue
     replica_node = np.array([r.node for r in run.fleet.replicas], dtype=np.int64)
-    col = run.requests.columns()
+    col = run.requests.columns(release=True)
     n = col["request_id"].size
     arrival = col["arrival_s"]
     first = col["first_token_s"]

@@ -81,18 +81,17 @@ def collect(run: EngineRun, controllers: Sequence[Controller] = (),
     return res
 
 
-MATERIALISE_MAX_ITERATIONS = 20_000_000  # above this, bisection on counts instead of a sort
+#: up to this many iterations the ITL quantiles are found by sorting every iteration's latency;
+#: above, by the exact selection on closed-form counts (memory per piece, not per iteration)
+MATERIALISE_MAX_ITERATIONS = 2_000_000
 
 
-def weighted_itl_quantiles(rec_list, t_from_s: float, qs: list[float]) -> list[float]:
-    """Exact quantiles of inter-token latency from arithmetic-progression pieces.
-
-    The q-quantile is the smallest latency x such that the tokens with ITL <= x weigh at least
-    q of all. Up to ``MATERIALISE_MAX_ITERATIONS`` iterations, every iteration's latency is
-    materialised and sorted; beyond, a bisection on closed-form counts finds the same value."""
+def _itl_pieces(rec_list, t_from_s: float) -> tuple[np.ndarray, ...] | None:
+    """The ITL pieces ``(a, b, k, w)`` of the iterations that start at or after ``t_from_s``
+    (a piece's iteration j lasts ``a + b j`` and gives ``w`` tokens that latency)."""
     a = np.concatenate([r.array("itl_a") for r in rec_list]) if rec_list else np.zeros(0)
     if a.size == 0:
-        return [float("nan")] * len(qs)
+        return None
     b = np.concatenate([r.array("itl_b") for r in rec_list])
     k = np.concatenate([r.array("itl_k") for r in rec_list])
     w = np.concatenate([r.array("itl_w") for r in rec_list])
@@ -117,41 +116,94 @@ def weighted_itl_quantiles(rec_list, t_from_s: float, qs: list[float]) -> list[f
     a = a + b * j0
     keep = k > 0
     a, b, k, w = a[keep], b[keep], k[keep], w[keep]
-    if a.size == 0:
+    return (a, b, k, w) if a.size else None
+
+
+def weighted_itl_quantiles(rec_list, t_from_s: float, qs: list[float]) -> list[float]:
+    """Exact quantiles of inter-token latency from arithmetic-progression pieces.
+
+    The q-quantile is the smallest latency x such that the tokens with ITL <= x weigh at least
+    q of all. Up to ``MATERIALISE_MAX_ITERATIONS`` iterations, every iteration's latency is
+    materialised and sorted; beyond, :func:`_select_itl` finds the same value from
+    closed-form counts (a test checks that both agree)."""
+    pieces = _itl_pieces(rec_list, t_from_s)
+    if pieces is None:
         return [float("nan")] * len(qs)
+    a, b, k, w = pieces
+    if int(k.sum()) <= MATERIALISE_MAX_ITERATIONS:
+        return _sorted_itl(a, b, k, w, qs)
+    return _select_itl(a, b, k, w, qs)
+
+
+def _sorted_itl(a, b, k, w, qs: list[float]) -> list[float]:
+    """Every iteration's latency, sorted, with cumulative token weights (integers: exact)."""
     total = float((k * w).sum())
     n_iter = int(k.sum())
-    if n_iter <= MATERIALISE_MAX_ITERATIONS:
-        # every iteration's latency, sorted, with cumulative token weights (integers: exact)
-        kk = k.astype(np.int64)
-        piece = np.repeat(np.arange(a.size), kk)
-        j = np.arange(n_iter) - np.repeat(np.cumsum(kk) - kk, kk)
-        vals = a[piece] + b[piece] * j
-        order = np.argsort(vals, kind="stable")
-        cw = np.cumsum(w[piece][order])
-        pos = np.minimum(np.searchsorted(cw, np.asarray(qs) * total, side="left"), n_iter - 1)
-        return [float(v) for v in vals[order[pos]]]
-    lo0, hi0 = float(a.min()), float((a + b * (k - 1)).max())
-    safe_b = np.where(b > 0, b, 1.0)
+    kk = k.astype(np.int64)
+    piece = np.repeat(np.arange(a.size), kk)
+    j = np.arange(n_iter) - np.repeat(np.cumsum(kk) - kk, kk)
+    vals = a[piece] + b[piece] * j
+    order = np.argsort(vals, kind="stable")
+    cw = np.cumsum(w[piece][order])
+    pos = np.minimum(np.searchsorted(cw, np.asarray(qs) * total, side="left"), n_iter - 1)
+    return [float(v) for v in vals[order[pos]]]
 
-    def count_le(x: float) -> float:
-        # iterations j < k with a + b j <= x
-        cnt = np.where(b > 0, np.floor((x - a) / safe_b) + 1, np.where(a <= x, k, 0.0))
-        return float((np.clip(cnt, 0, k) * w).sum())
 
+def _select_itl(a, b, k, w, qs: list[float]) -> list[float]:
+    """:func:`_sorted_itl`'s values without materialising the iterations: the smallest latency
+    whose count of tokens at or below it reaches q of all, by bisection on counts that are
+    exact (each piece's iterations at or below x, rounding corrected on the values
+    ``a + b j`` themselves), then snapped to that latency itself."""
+    total = float((k * w).sum())
+    const = (b == 0) | (k == 1)  # a piece whose iterations all last a
+    ca = a[const]
+    corder = np.argsort(ca, kind="stable")
+    ca = ca[corder]
+    ccum = np.cumsum((k * w)[const][corder])
+    pa, pb, pk, pw = a[~const], b[~const], k[~const], w[~const]
+
+    def n_at_or_below(x: float) -> np.ndarray:
+        """Per progression piece, iterations j < k with a + b j <= x."""
+        j = np.floor((x - pa) / pb)
+        j = np.where(pa + pb * (j + 1) <= x, j + 1, j)  # floor rounded down a step
+        j = np.where(pa + pb * j > x, j - 1, j)         # ... or up
+        return np.clip(j + 1, 0, pk)
+
+    def count(x: float) -> float:
+        i = int(np.searchsorted(ca, x, side="right"))
+        c = float(ccum[i - 1]) if i else 0.0
+        if pa.size:
+            c += float((n_at_or_below(x) * pw).sum())
+        return c
+
+    def next_above(x: float) -> float:
+        """The smallest latency of any iteration above x (inf when none)."""
+        i = int(np.searchsorted(ca, x, side="right"))
+        best = float(ca[i]) if i < ca.size else np.inf
+        if pa.size:
+            j = n_at_or_below(x)  # the first iteration above x, per piece
+            ok = j < pk
+            if ok.any():
+                best = min(best, float((pa[ok] + pb[ok] * j[ok]).min()))
+        return best
+
+    lo0 = np.nextafter(float(a.min()), -np.inf)
     out = []
     for q in qs:
         target = q * total
-        lo, hi = lo0, hi0
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            if count_le(mid) >= target:
-                hi = mid
-            else:
-                lo = mid
-            if hi - lo <= 1e-12 * max(hi, 1e-9):
+        lo, hi = lo0, float((a + b * (k - 1)).max())  # count(lo) < target <= count(hi)
+        while True:
+            s = next_above(lo)
+            if count(s) >= target:
+                out.append(s)
                 break
-        out.append(hi)
+            lo = s  # s is below the quantile: so is everything up to it
+            mid = 0.5 * (lo + hi)
+            if lo < mid < hi:
+                if count(mid) >= target:
+                    hi = mid
+                else:
+                    lo = mid
     return out
 
 
