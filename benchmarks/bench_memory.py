@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
-sys.path.insert(0, sys.argv[1] + "/benchmarks")
+sys.path.insert(0, sys.argv[4])
 from bench_engine import scenario
 from simulator.api import simulate
 from simulator.scenario.load import scenario_from_dict
@@ -40,6 +40,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=1_000_000)
     ap.add_argument("--rate", type=float, default=None,
                     help="arrival rate, requests/s (default: 70 %% of the measured capacity)")
+    ap.add_argument("--code", default=str(ROOT),
+                    help="the checkout whose simulator runs (to measure an older one)")
     a = ap.parse_args()
     rate = a.rate
     if rate is None:
@@ -48,7 +50,8 @@ def main() -> None:
         from bench_engine import capacity_per_node
 
         rate = 0.7 * capacity_per_node()
-    out = subprocess.run([sys.executable, "-c", CHILD, str(ROOT), str(a.requests), str(rate)],
+    out = subprocess.run([sys.executable, "-c", CHILD, a.code, str(a.requests), str(rate),
+                          str(ROOT / "benchmarks")],
                          capture_output=True, text=True, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     peak_mb = r["peak_kib"] * 1024 / 2**20

@@ -114,3 +114,38 @@ def test_fleetsim_run_imports_neither_pandas_nor_the_charts(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("model", ["Llama-3.1-70B", "Llama-3.1-8B", "Qwen3-30B-A3B",
+                                   "DeepSeek-V2-Lite", "gpt-oss-20b", "Mixtral-8x7B"])
+@given(p_tok=st.integers(0, 4096), chunks=st.integers(1, 4), prefix=st.integers(0, 8000),
+       n=st.integers(0, 256), ctx_per=st.integers(1, 16000))
+@settings(max_examples=60, deadline=None)
+def test_mixed_iteration_base_plus_decode_line_is_the_iteration_cost(model, p_tok, chunks,
+                                                                     prefix, n, ctx_per):
+    """The engine prices a mixed iteration as its cost at zero decode context plus the decode
+    line times the context (IterationModel.mixed_base): the same as IterationModel.cost on the
+    whole shape, for dense, mixture-of-experts, latent and sliding-window attention models."""
+    from simulator.catalog import CATALOG
+    from simulator.devices import load_profile
+    from simulator.physics.iteration import IterationModel
+    from simulator.physics.shapes import IterationShape
+
+    prof = load_profile("H100")
+    shape_m = CATALOG[model]
+    im = IterationModel.build(shape_m, 8, "bf16", "bf16", prof.calibration(), prof.gpu,
+                              prof.dvfs())
+    seqs = min(chunks, p_tok) if p_tok else 0
+    c = p_tok / max(seqs, 1)
+    pairs = float(seqs * (c * (prefix / max(seqs, 1)) + c * (c + 1) / 2.0)) if seqs else 0.0
+    if n == 0 and p_tok == 0:
+        n = 1
+    ctx = n * ctx_per
+    full = im.cost(IterationShape(p_tok, pairs, prefix if seqs else 0, seqs, n + seqs, n, ctx),
+                   1e9)  # no cap
+    t0, e0 = im.mixed_base(p_tok, pairs, prefix if seqs else 0, seqs, n + seqs, n)
+    if n:
+        span = im.decode_span(n, 1e9)
+        t0, e0 = t0 + span.t1_s * ctx, e0 + span.e1_j * ctx
+    assert t0 == pytest.approx(full.time_s, rel=1e-12)
+    assert e0 == pytest.approx(full.energy_j, rel=1e-12)

@@ -56,7 +56,7 @@ class IterationModel:
         :class:`DecodeSpan`), so uncapped it costs ``time_s + t1_s c`` and
         ``energy_j + e1_j c`` with ``t1_s``, ``e1_j`` those of :meth:`decode_span`
         (``decode_seqs``): the engine's mixed iterations use this and fall back to
-        :meth:`cost` where the cap binds. ``tests/test_physics.py`` checks it against
+        :meth:`cost` where the cap binds. ``tests/test_scale.py`` checks it against
         :meth:`cost` over random shapes of every catalog family."""
         key = (prefill_tokens, prefill_attn_pairs, prefill_prefix_tokens, prefill_seqs,
                sampled_seqs, decode_seqs)
