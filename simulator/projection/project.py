@@ -455,8 +455,8 @@ def _draw_levels(levels: list[float], perts: list[Perturbation], nominal: list[L
         count[k] = count.get(k, 0) + 1
     shared = [k for k in dict.fromkeys(keys) if k != nominal_key and count[k] > 1]
     bases: dict[tuple, list[LevelResult]] = {nominal_key: nominal}
+    own = sum(1 for k in keys if k != nominal_key and count[k] == 1)
     if on_total is not None:
-        own = sum(1 for k in keys if k != nominal_key and count[k] == 1)
         on_total(runner.simulations + (len(shared) + own) * n)
     # 1. one simulation per level for factors that several draws share (power factor 1)
     base_jobs = [job(r, i, Perturbation(*k[:2], 1.0, *k[2:]), keep=False)
@@ -477,7 +477,7 @@ def _draw_levels(levels: list[float], perts: list[Perturbation], nominal: list[L
             else:
                 reused += 1
             out.append(lv)
-    if on_total is not None and todo:
+    if on_total is not None and len(todo) != own * n:  # some scaled draw was too near the cap
         on_total(runner.simulations + len(todo))
     for (pos, _), lv in zip(todo, runner.map([jb for _, jb in todo])):
         out[pos] = lv
