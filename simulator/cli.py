@@ -21,10 +21,40 @@ def _fail(e: Exception) -> None:
     sys.exit(2)
 
 
+#: commands that live in their own packages, imported only when named (``fleetsim run``
+#: never imports the charts, the sweep machinery or the calibration pipeline)
+LAZY_COMMANDS = {
+    "sweep": "simulator.sweep.cli:sweep_cmd",
+    "plot": "simulator.charts.cli:plot_cmd",
+    "report": "simulator.charts.cli:report_cmd",
+    "compare": "simulator.charts.cli:compare_cmd",
+    "headroom": "simulator.capping.cli:headroom_cmd",
+    "project": "simulator.projection.cli:project_cmd",
+    "size": "simulator.projection.cli:size_cmd",
+    "estimate": "simulator.estimate.cli:estimate_cmd",
+    "bridge": "simulator.bridge.cli:bridge_cmd",
+    "calibrate": "simulator.calibration.cli:calibrate_cmd",
+    "profile": "simulator.calibration.cli:profile_cmd",
+}
+
+
 class Group(click.Group):
     """Every error a user can cause is one line on stderr: FleetsimError and click's usage
     errors exit with code 2, running out of memory too (a run beyond what the limits
-    estimated)."""
+    estimated). Commands of :data:`LAZY_COMMANDS` are imported when first named."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, name)
+        if cmd is None and name in LAZY_COMMANDS:
+            import importlib
+
+            module, attr = LAZY_COMMANDS[name].split(":")
+            cmd = getattr(importlib.import_module(module), attr)
+            self.add_command(cmd, name)
+        return cmd
 
     def invoke(self, ctx: click.Context):
         try:
@@ -122,11 +152,13 @@ def validate(scenario: str, overrides: tuple[str, ...], force: bool) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="override a scenario field by dotted path (repeatable)")
 @click.option("--csv", is_flag=True, help="also write requests.csv")
+@click.option("--no-requests", "no_requests", is_flag=True,
+              help="write no per-request table (requests.parquet): summary and power only")
 @click.option("--quiet", is_flag=True, help="no progress bar or summary")
 @OVERWRITE
 @FORCE
-def run(scenario: str, out_dir: str, overrides: tuple[str, ...], csv: bool, quiet: bool,
-        overwrite: bool, force: bool) -> None:
+def run(scenario: str, out_dir: str, overrides: tuple[str, ...], csv: bool, no_requests: bool,
+        quiet: bool, overwrite: bool, force: bool) -> None:
     """Simulate SCENARIO and write results to OUT."""
     from tqdm import tqdm
 
@@ -145,13 +177,13 @@ def run(scenario: str, out_dir: str, overrides: tuple[str, ...], csv: bool, quie
         finally:
             if bar is not None:
                 bar.close()
-        write_run_files(res, tmp, csv)
+        write_run_files(res, tmp, csv, requests=not no_requests)
     warn(res.summary.get("warnings", []))
     if not quiet:
-        click.echo(format_summary(res.summary, out_dir))
+        click.echo(format_summary(res.summary, out_dir, requests=not no_requests))
 
 
-def format_summary(s: dict, out_dir: str) -> str:
+def format_summary(s: dict, out_dir: str, requests: bool = True) -> str:
     """The one-screen summary printed after a run (engineering units)."""
     from simulator import units as u
 
@@ -181,7 +213,8 @@ def format_summary(s: dict, out_dir: str) -> str:
         from simulator.projection.cli import cost_line
 
         lines.append(f"  cost       {cost_line(s['cost'])} (this load, all day)")
-    lines.append(f"  wrote {Path(out_dir) / 'summary.json'}, requests.parquet, power/,"
+    lines.append(f"  wrote {Path(out_dir) / 'summary.json'},"
+                 f"{' requests.parquet,' if requests else ''} power/nodes.parquet,"
                  " scenario.resolved.yaml")
     return "\n".join(lines)
 
@@ -222,34 +255,6 @@ def schema(out_path: str | None) -> None:
     else:
         click.echo(text, nl=False)
 
-
-def _register_optional() -> None:
-    """Commands that live in their own packages (calibration; sweeps and charts)."""
-    from simulator.charts.cli import compare_cmd, plot_cmd, report_cmd
-    from simulator.projection.cli import project_cmd, size_cmd
-    from simulator.sweep.cli import sweep_cmd
-
-    main.add_command(sweep_cmd, "sweep")
-    main.add_command(plot_cmd, "plot")
-    main.add_command(report_cmd, "report")
-    main.add_command(compare_cmd, "compare")
-    from simulator.capping.cli import headroom_cmd
-
-    main.add_command(headroom_cmd, "headroom")
-    main.add_command(project_cmd, "project")
-    main.add_command(size_cmd, "size")
-    from simulator.bridge.cli import bridge_cmd
-
-    main.add_command(bridge_cmd, "bridge")
-    try:
-        from simulator.calibration.cli import calibrate_cmd, profile_cmd
-    except ImportError:  # pragma: no cover - during development only
-        return
-    main.add_command(calibrate_cmd, "calibrate")
-    main.add_command(profile_cmd, "profile")
-
-
-_register_optional()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -39,6 +39,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from simulator.errors import FleetsimError
@@ -446,17 +447,49 @@ def scenario_inputs(sc: Any) -> list[Path]:
     return out
 
 
-def write_run_files(res: RunResult, folder: Path, csv: bool = False) -> None:
-    """Write summary.json, requests.parquet (+csv), power/node-<i>.parquet (and each
+#: the file of every node's power timeline, under ``power/``
+NODES_FILE = "nodes.parquet"
+
+
+def write_node_timelines(res: RunResult, path: Path) -> None:
+    """Every node's piecewise-constant power timeline (``Ledger.node_timeline``) in one
+    Parquet file, a ``node`` column first, in row groups of a node's consecutive intervals
+    (written piece by piece: a long run's timelines are never held whole)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from simulator.metrics.requests import arrow_array
+
+    writer = None
+    try:
+        for node in range(res.fleet.nodes):
+            for cols in res.ledger.node_chunks(node):
+                n = cols["t_start_s"].size
+                cols = {"node": np.full(n, node, dtype=np.int64), **cols}
+                schema = pa.schema([pa.field(k, pa.from_numpy_dtype(v.dtype))
+                                    for k, v in cols.items()])
+                batch = pa.RecordBatch.from_arrays([arrow_array(v) for v in cols.values()],
+                                                   schema=schema)
+                if writer is None:
+                    writer = pq.ParquetWriter(str(path), schema)
+                writer.write_batch(batch)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def write_run_files(res: RunResult, folder: Path, csv: bool = False,
+                    requests: bool = True) -> None:
+    """Write summary.json, requests.parquet (+csv; neither with ``requests=False``),
+    power/nodes.parquet (every node's timeline, :func:`write_node_timelines`; and each
     controller's tables, e.g. power/rows.parquet), scenario.resolved.yaml into ``folder``."""
     write_json(folder / "summary.json", res.summary)
-    res.requests.to_parquet(folder / "requests.parquet", index=False)
-    if csv:
-        res.requests.to_csv(folder / "requests.csv", index=False)
+    if requests:
+        res.table.to_parquet(folder / "requests.parquet")
+        if csv:
+            res.table.to_csv(folder / "requests.csv")
     (folder / "power").mkdir()
-    for node in range(res.fleet.nodes):
-        res.ledger.node_timeline(node).to_parquet(folder / "power" / f"node-{node}.parquet",
-                                                  index=False)
+    write_node_timelines(res, folder / "power" / NODES_FILE)
     for c in res.controllers.values():
         for key, frame in c.frames().items():
             frame.to_parquet(folder / "power" / f"{key}.parquet", index=False)
@@ -465,8 +498,8 @@ def write_run_files(res: RunResult, folder: Path, csv: bool = False) -> None:
 
 
 def write_run(res: RunResult, out_dir: str | Path, csv: bool = False,
-              overwrite: bool = False) -> Path:
+              overwrite: bool = False, requests: bool = True) -> Path:
     """Write a run's output folder atomically (:func:`write_run_files`, :class:`AtomicDir`)."""
     with AtomicDir(out_dir, overwrite=overwrite, inputs=scenario_inputs(res.scenario)) as tmp:
-        write_run_files(res, tmp, csv)
+        write_run_files(res, tmp, csv, requests)
     return Path(out_dir)

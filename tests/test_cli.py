@@ -49,8 +49,9 @@ def test_run_default_scenario_with_overrides(tmp_path):
     assert set(s["slo_attainment"]) == {"chat"}
     req = pd.read_parquet(out / "requests.parquet")
     assert len(req) == 300 and (out / "requests.csv").exists()
-    tl = pd.read_parquet(out / "power" / "node-0.parquet")
-    assert {"t_start_s", "t_end_s", "gpu_power_w", "node_power_w"} <= set(tl.columns)
+    tl = pd.read_parquet(out / "power" / "nodes.parquet")
+    assert {"node", "t_start_s", "t_end_s", "gpu_power_w", "node_power_w"} <= set(tl.columns)
+    assert set(tl["node"]) == {0}
     resolved = yaml.safe_load((out / "scenario.resolved.yaml").read_text())
     assert resolved["workload"]["rate_per_s"] == 4
     assert resolved["serving"]["block_size_tokens"] == 16  # defaults are filled in

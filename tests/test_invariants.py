@@ -111,8 +111,8 @@ def test_byte_identical_across_processes_hash_seeds_and_entry_points(tmp_path):
         outs.append(out)
     first = outs[0]
     for out in outs[1:]:
-        for f in ("summary.json", "requests.parquet", "power/node-0.parquet",
-                  "power/node-1.parquet", "scenario.resolved.yaml"):
+        for f in ("summary.json", "requests.parquet", "power/nodes.parquet",
+                  "scenario.resolved.yaml"):
             assert (out / f).read_bytes() == (first / f).read_bytes(), f
 
 
@@ -228,16 +228,17 @@ def test_full_disk_during_a_sweep_is_one_line_and_leaves_no_temp_file(tmp_path, 
 
 
 def test_full_disk_while_writing_points_fails_the_points_in_one_line(tmp_path, monkeypatch):
+    from simulator.metrics.requests import RequestTable
     from simulator.sweep import build_sweep, run_sweep
 
-    real = pd.DataFrame.to_parquet
+    real = RequestTable.to_parquet
 
-    def full(self, path, *a, **k):
+    def full(self, path, *a, **k):  # a point's requests.parquet meets a full disk
         if "points" in str(path):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(self, path, *a, **k)
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    monkeypatch.setattr(RequestTable, "to_parquet", full)
     out = tmp_path / "out"
     with pytest.raises(FleetsimError) as e:
         run_sweep(build_sweep(str(_sweep_file(tmp_path))), out, workers=1, progress=False)

@@ -219,12 +219,12 @@ def test_permission_denied_before_anything_runs(tmp_path):
 
 
 def test_disk_full_while_writing_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
-    import pandas as pd
+    from simulator.metrics.requests import RequestTable
 
-    def full(self, path, *a, **k):
+    def full(self, path, *a, **k):  # requests.parquet meets a full disk
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    monkeypatch.setattr(RequestTable, "to_parquet", full)
     sc = scenario(tmp_path)
     code, _, err = cli("run", str(sc), "-o", str(tmp_path / "out"), "--quiet")
     assert code == 2 and "No space left on device" in err and "\n" not in err.strip(), err
@@ -232,9 +232,9 @@ def test_disk_full_while_writing_is_one_line_and_leaves_nothing(tmp_path, monkey
 
 
 def test_parents_it_made_are_removed_on_failure(tmp_path, monkeypatch):
-    import pandas as pd
+    from simulator.metrics.requests import RequestTable
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet",
+    monkeypatch.setattr(RequestTable, "to_parquet",
                         lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
     code, _, _ = cli("run", str(scenario(tmp_path)), "-o", str(tmp_path / "a" / "b" / "out"))
     assert code == 2 and not (tmp_path / "a").exists()

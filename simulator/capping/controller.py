@@ -24,13 +24,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from simulator.scenario.power import PowerSpec
 from simulator.engine.control import FleetView, ReplicaStatus
 from simulator.engine.ledger import Ledger
 from simulator.errors import ScenarioError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +215,8 @@ class CappingController:
 
     # ------------------------------------------------------------ outputs
     def frames(self) -> dict[str, pd.DataFrame]:
+        import pandas as pd
+
         return {"rows": pd.DataFrame(self.samples), "capping-events": pd.DataFrame(self.events)}
 
     def summary(self, ledger: Ledger) -> dict[str, Any]:

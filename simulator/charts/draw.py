@@ -265,13 +265,12 @@ def power_series(run_dir: Path, bin_s: float = POWER_BIN_S) -> tuple[pd.DataFram
     timelines x PUE) and the nodes on; returns the tidy series and the start hour."""
     sc = yaml.safe_load((run_dir / "scenario.resolved.yaml").read_text())
     pue = float(sc["facility"]["pue"])
-    files = sorted((run_dir / "power").glob("node-*.parquet"))
-    end_s = max(float(pd.read_parquet(f, columns=["t_end_s"])["t_end_s"].max()) for f in files)
+    nodes = node_timelines(run_dir, ["t_start_s", "t_end_s", "node_power_w"])
+    end_s = max(float(p["t_end_s"].max()) for p in nodes)
     edges = np.arange(0.0, end_s + bin_s, bin_s)
     edges[-1] = min(edges[-1], end_s) if edges[-1] > end_s and edges.size > 2 else edges[-1]
     energy = np.zeros(edges.size - 1)
-    for f in files:
-        p = pd.read_parquet(f, columns=["t_start_s", "t_end_s", "node_power_w"])
+    for p in nodes:
         t = np.concatenate([[p["t_start_s"].iloc[0]], p["t_end_s"].to_numpy()])
         cum = np.concatenate([[0.0], np.cumsum(p["node_power_w"].to_numpy() * np.diff(t))])
         e_at = np.interp(edges, t, cum)  # exact: power is constant within each interval
@@ -280,8 +279,22 @@ def power_series(run_dir: Path, bin_s: float = POWER_BIN_S) -> tuple[pd.DataFram
     keep = width > 0
     df = pd.DataFrame({"t_s": edges[:-1][keep],
                        "facility_power_w": energy[keep] / width[keep] * pue,
-                       "nodes_on": float(len(files))})
+                       "nodes_on": float(len(nodes))})
     return df, float(sc["workload"].get("start_hour", 0.0))
+
+
+def node_timelines(run_dir: Path, columns: list[str]) -> list[pd.DataFrame]:
+    """Each node's power timeline of a run folder, in node order: ``power/nodes.parquet``
+    (one file, a ``node`` column), or the one file per node (``power/node-<i>.parquet``)
+    that runs wrote before it."""
+    one = run_dir / "power" / "nodes.parquet"
+    if one.exists():
+        df = pd.read_parquet(one, columns=["node", *columns])
+        return [g.drop(columns="node").reset_index(drop=True)
+                for _, g in df.groupby("node", sort=True)]
+    files = sorted((run_dir / "power").glob("node-*.parquet"),
+                   key=lambda f: int(f.stem.split("-")[1]))
+    return [pd.read_parquet(f, columns=columns) for f in files]
 
 
 def projection_day_figure(ts: pd.DataFrame, summary: dict):

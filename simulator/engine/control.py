@@ -11,14 +11,16 @@ gets is decided outside the engine (``simulator/controllers.py``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pandas as pd
 import simpy
 
 from simulator.engine.fleet import Fleet
 from simulator.engine.ledger import Ledger
 from simulator.engine.request import Request
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class ReplicaStatus(Protocol):
@@ -111,5 +113,5 @@ class Controller(Protocol):
     def summary(self, ledger: Ledger) -> dict[str, Any] | None:
         """Its part of ``summary.json`` (under its name), from the final ledger."""
 
-    def frames(self) -> dict[str, pd.DataFrame]:
+    def frames(self) -> dict[str, "pd.DataFrame"]:
         """Tables it recorded, written as ``power/<key>.parquet``."""

@@ -170,10 +170,44 @@ def check_memory(sc: Scenario) -> list[MemoryPlan]:
     return plans
 
 
+class ModelCache:
+    """Iteration models kept across simulations whose pools share their physics (model shape,
+    parallelism, precisions, GPU, DVFS and the calibration's timing and power), so that a
+    projection's many short simulations do not each rebuild the models and refill their
+    caches. A model is pure (its caches only remember what it computed), so results are the
+    same with or without it; the least recently used of more than ``entries`` go."""
+
+    def __init__(self, entries: int = 8):
+        self.entries = entries
+        self._models: dict[bytes, IterationModel] = {}
+
+    def get(self, spec: PoolSpec, cal: Calibration, prof: DeviceProfile) -> IterationModel:
+        import pickle
+
+        d = spec.deployment
+        key = pickle.dumps((spec.model_shape(), d.tp, d.precision, d.kv_precision,
+                            d.expert_parallel, cal.timing, cal.power, prof.gpu, prof.dvfs()))
+        model = self._models.pop(key, None)
+        if model is None:
+            model = _iteration_model(spec, cal, prof)
+            while len(self._models) >= self.entries:
+                self._models.pop(next(iter(self._models)))
+        self._models[key] = model  # most recent last
+        return model
+
+
+def _iteration_model(spec: PoolSpec, cal: Calibration, prof: DeviceProfile) -> IterationModel:
+    d = spec.deployment
+    return IterationModel.build(spec.model_shape(), d.tp, d.precision, d.kv_precision, cal,
+                                prof.gpu, prof.dvfs(), expert_parallel=d.expert_parallel)
+
+
 def build_fleet(env: simpy.Environment, sc: Scenario, on_finish: Callable[[Request], None],
-                calibration: Calibration | Mapping[str, Calibration] | None = None) -> Fleet:
+                calibration: Calibration | Mapping[str, Calibration] | None = None,
+                models: ModelCache | None = None) -> Fleet:
     """The fleet of ``sc``. ``calibration`` overrides the pools' coefficients: one for every
-    pool, or one per pool name (pools not named keep theirs)."""
+    pool, or one per pool name (pools not named keep theirs); ``models`` keeps iteration
+    models across simulations (:class:`ModelCache`)."""
     plans = check_memory(sc)
     pools: list[Pool] = []
     replicas: list[Replica] = []
@@ -188,8 +222,8 @@ def build_fleet(env: simpy.Environment, sc: Scenario, on_finish: Callable[[Reque
             cal = pool_calibration(sc, spec)
         d, s = spec.deployment, spec.serving
         prof = spec.profile()
-        model = IterationModel.build(spec.model_shape(), d.tp, d.precision, d.kv_precision, cal,
-                                     prof.gpu, prof.dvfs(), expert_parallel=d.expert_parallel)
+        model = models.get(spec, cal, prof) if models is not None else \
+            _iteration_model(spec, cal, prof)
         limits = BatchLimits(
             max_batch_size=s.max_batch_size, max_batched_tokens=s.max_batched_tokens,
             chunk_tokens=s.chunk_size_tokens or s.max_batched_tokens,

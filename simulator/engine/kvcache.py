@@ -9,27 +9,28 @@ as vLLM does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 WATERMARK_FRACTION = 0.01  # vLLM's default free-block watermark for admission
 
 
 @dataclass(frozen=True, slots=True)
 class KVCache:
-    """The KV-cache budget of one replica (the state, tokens in use, stays with the replica)."""
+    """The KV-cache budget of one replica (the state, tokens in use, stays with the replica).
+
+    ``slack_tokens``: worst-case unused tokens of one sequence's last block;
+    ``admit_limit_tokens``: held tokens above which nothing new is admitted (capacity less the
+    watermark). Both derived once (schedulers read them every iteration)."""
 
     capacity_tokens: int
     block_tokens: int
+    slack_tokens: int = field(init=False, compare=False)
+    admit_limit_tokens: float = field(init=False, compare=False)
 
-    @property
-    def slack_tokens(self) -> int:
-        """Worst-case unused tokens of one sequence's last block."""
-        return self.block_tokens - 1
-
-    @property
-    def admit_limit_tokens(self) -> float:
-        """Held tokens above which nothing new is admitted (capacity less the watermark)."""
-        return self.capacity_tokens - WATERMARK_FRACTION * self.capacity_tokens
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "slack_tokens", self.block_tokens - 1)
+        object.__setattr__(self, "admit_limit_tokens",
+                           self.capacity_tokens - WATERMARK_FRACTION * self.capacity_tokens)
 
     def held_tokens(self, used_tokens: int, n_seqs: int) -> int:
         """Tokens' worth of blocks that ``n_seqs`` sequences with ``used_tokens`` may hold."""

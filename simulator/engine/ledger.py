@@ -17,11 +17,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from simulator.engine.fleet import Fleet, Pool
 from simulator.engine.replica import Replica
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,7 @@ class Ledger:
     def __init__(self, fleet: Fleet):
         self.fleet = fleet
         self.end_s: float | None = None
-        self._timelines: dict[int, pd.DataFrame] = {}
+        self._host: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}
         self._groups: dict[tuple[int, ...], list[tuple[Pool, float, list[Replica]]]] = {}
 
     # ------------------------------------------------------------ in the run
@@ -130,7 +134,7 @@ class Ledger:
     def close(self, end_s: float) -> None:
         """The run ended at ``end_s``: the ledger is final."""
         self.end_s = end_s
-        self._timelines.clear()
+        self._host.clear()
 
     def _end(self) -> float:
         if self.end_s is None:
@@ -140,13 +144,19 @@ class Ledger:
     def node_timeline(self, node: int) -> pd.DataFrame:
         """Piecewise-constant power of one node: GPUs (busy at their interval mean, idle at idle
         power, unused GPUs idle) plus host. Columns ``t_start_s, t_end_s, gpu_power_w,
-        host_power_w, node_power_w, node_power_w_peak, busy_gpus``; computed once per node."""
-        hit = self._timelines.get(node)
-        if hit is None:
-            hit = self._timelines[node] = self._node_timeline(node)
-        return hit
+        host_power_w, node_power_w, node_power_w_peak, busy_gpus``."""
+        import pandas as pd
 
-    def _node_timeline(self, node: int) -> pd.DataFrame:
+        return pd.DataFrame(self.node_arrays(node))
+
+    def node_arrays(self, node: int) -> dict[str, np.ndarray]:
+        """:meth:`node_timeline`'s columns as arrays (computed anew)."""
+        parts = list(self.node_chunks(node))
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def node_chunks(self, node: int, rows: int = 1 << 18):
+        """:meth:`node_arrays` in consecutive pieces of at most ``rows`` intervals: a long
+        run's timeline is integrated and written piece by piece, never held whole."""
         end = self._end()
         pool = self.fleet.pool_of_node(node)
         idle_w, gpn, tp = pool.idle_w, pool.gpus_per_node, pool.tp
@@ -155,61 +165,87 @@ class Ledger:
         for r in reps:
             bounds += [r.rec.array("t0_s"), r.rec.array("t1_s")]
         edges = np.unique(np.concatenate(bounds))
+        del bounds
         edges = edges[(edges >= 0) & (edges <= end)]
         if edges.size < 2:
             edges = np.array([0.0, max(end, 0.0)])
-        mids = 0.5 * (edges[:-1] + edges[1:])
-        gpu_w = np.full(mids.size, idle_w * (gpn - len(reps) * tp))
-        peak_w = gpu_w.copy()
-        busy_gpus = np.zeros(mids.size)
+        cols = []
         for r in reps:
             t0 = r.rec.array("t0_s")
             t1 = r.rec.array("t1_s")
             p = np.divide(r.rec.array("energy_j"), t1 - t0, out=np.zeros(t0.size), where=t1 > t0)
-            pk = r.rec.array("peak_w") * tp
-            idx = np.searchsorted(t0, mids, side="right") - 1
-            inside = (idx >= 0) & (mids < t1[np.clip(idx, 0, None)]) if t0.size else np.zeros(mids.size, bool)
-            gi = np.clip(idx, 0, None)
-            gpu_w += np.where(inside, p[gi] if t0.size else 0.0, idle_w * tp)
-            peak_w += np.where(inside, pk[gi] if t0.size else 0.0, idle_w * tp)
-            busy_gpus += np.where(inside, tp, 0)
-        host_w = pool.host.node_w(gpu_w)
-        peak_w = np.maximum(peak_w, gpu_w)
-        return pd.DataFrame({"t_start_s": edges[:-1], "t_end_s": edges[1:], "gpu_power_w": gpu_w,
-                             "host_power_w": host_w, "node_power_w": gpu_w + host_w,
-                             "node_power_w_peak": peak_w + pool.host.node_w(peak_w),
-                             "busy_gpus": busy_gpus})
+            cols.append((t0, t1, p, r.rec.array("peak_w") * tp))
+        other_w = idle_w * (gpn - len(reps) * tp)
+        for lo in range(0, edges.size - 1, rows):
+            e = edges[lo:lo + rows + 1]
+            mids = 0.5 * (e[:-1] + e[1:])
+            gpu_w = np.full(mids.size, other_w)
+            peak_w = gpu_w.copy()
+            busy_gpus = np.zeros(mids.size)
+            for t0, t1, p, pk in cols:
+                idx = np.searchsorted(t0, mids, side="right") - 1
+                inside = (idx >= 0) & (mids < t1[np.clip(idx, 0, None)]) if t0.size else np.zeros(mids.size, bool)
+                gi = np.clip(idx, 0, None)
+                gpu_w += np.where(inside, p[gi] if t0.size else 0.0, idle_w * tp)
+                peak_w += np.where(inside, pk[gi] if t0.size else 0.0, idle_w * tp)
+                busy_gpus += np.where(inside, tp, 0)
+            host_w = pool.host.node_w(gpu_w)
+            peak_w = np.maximum(peak_w, gpu_w)
+            yield {"t_start_s": e[:-1], "t_end_s": e[1:], "gpu_power_w": gpu_w,
+                   "host_power_w": host_w, "node_power_w": gpu_w + host_w,
+                   "node_power_w_peak": peak_w + pool.host.node_w(peak_w),
+                   "busy_gpus": busy_gpus}
+
+    def _node_host(self, node: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """``(t_start_s, t_end_s, host_j, peak_w)`` of a node's timeline: what the run's
+        integrals need of it (host energy per interval, the highest node power), kept once
+        per node instead of the whole timeline."""
+        hit = self._host.get(node)
+        if hit is None:
+            t0s, t1s, host, peak = [], [], [], 0.0
+            for a in self.node_chunks(node):
+                t0, t1 = a["t_start_s"], a["t_end_s"]
+                t0s.append(t0)
+                t1s.append(t1)
+                host.append(a["host_power_w"] * (t1 - t0))
+                if t0.size:
+                    peak = max(peak, float(a["node_power_w_peak"].max()))
+            hit = self._host[node] = (np.concatenate(t0s), np.concatenate(t1s),
+                                      np.concatenate(host), peak)
+        return hit
 
     def row_timeline(self, nodes: Sequence[int]) -> pd.DataFrame:
         """Piecewise-constant IT power of a group of nodes (sum of their timelines):
         ``t_start_s, t_end_s, power_w``."""
-        tls = [self.node_timeline(n) for n in nodes]
+        import pandas as pd
+
+        tls = [self.node_arrays(n) for n in nodes]
         edges = np.unique(np.concatenate(
-            [np.r_[t["t_start_s"].to_numpy(), t["t_end_s"].to_numpy()[-1:]] for t in tls]))
+            [np.r_[t["t_start_s"], t["t_end_s"][-1:]] for t in tls]))
         if edges.size < 2:
             return pd.DataFrame({"t_start_s": [], "t_end_s": [], "power_w": []})
         mids = 0.5 * (edges[:-1] + edges[1:])
         p = np.zeros(mids.size)
         for t in tls:
-            idx = np.clip(np.searchsorted(t["t_start_s"].to_numpy(), mids, side="right") - 1, 0, None)
-            p += t["node_power_w"].to_numpy()[idx]
+            idx = np.clip(np.searchsorted(t["t_start_s"], mids, side="right") - 1, 0, None)
+            p += t["node_power_w"][idx]
         return pd.DataFrame({"t_start_s": edges[:-1], "t_end_s": edges[1:], "power_w": p})
 
     def _host_j(self, node: int, w0: float, w1: float) -> float:
         """Host energy of one node inside [w0, w1], J (its timeline, prorated)."""
-        tl = self.node_timeline(node)
-        t0, t1 = tl["t_start_s"].to_numpy(), tl["t_end_s"].to_numpy()
-        return float((tl["host_power_w"].to_numpy() * (t1 - t0) * _overlap(t0, t1, w0, w1)).sum())
+        t0, t1, host_j, _ = self._node_host(node)
+        return float((host_j * _overlap(t0, t1, w0, w1)).sum())
 
     def peak_node_power_w(self, pool: Pool | None = None) -> float:
         """Highest instantaneous node power (iteration peaks), W."""
         nodes = pool.node_range if pool is not None else range(self.fleet.nodes)
-        return max((float(self.node_timeline(i)["node_power_w_peak"].max()) for i in nodes),
-                   default=0.0)
+        return max((self._node_host(i)[3] for i in nodes), default=0.0)
 
     def window(self, w0: float | None = None, w1: float | None = None,
-               pool: Pool | None = None) -> Window:
-        """Exact integrals over ``[w0, w1]`` (default the whole run) of one pool or the fleet."""
+               pool: Pool | None = None, host: bool = True) -> Window:
+        """Exact integrals over ``[w0, w1]`` (default the whole run) of one pool or the fleet
+        (``host=False``: without the host energy, which needs every node's timeline; its
+        ``host_j`` is then NaN)."""
         end = self._end()
         whole = w0 is None and w1 is None
         w0 = 0.0 if w0 is None else w0
@@ -225,7 +261,7 @@ class Ledger:
             pool_busy_gpu_s = 0.0
             for r in pl.replicas:
                 rec = r.rec
-                if not rec.t0_s:
+                if not len(rec):
                     idle_j += pl.idle_w * r.tp * win
                     continue
                 t0, t1 = rec.array("t0_s"), rec.array("t1_s")
@@ -251,7 +287,10 @@ class Ledger:
                 tok += float((rec.array("tokens_out") * f).sum())
             idle_j += pl.idle_w * pl.unused_gpus_per_node * pl.nodes * win
             busy_gpu_s += pool_busy_gpu_s
-            for node in pl.node_range:
-                host_j += self._host_j(node, w0, w1)
+            if host:
+                for node in pl.node_range:
+                    host_j += self._host_j(node, w0, w1)
+            else:
+                host_j = float("nan")
         return Window(w0, w1, nodes, gpus, busy_j, prefill_j, idle_j, host_j, busy_gpu_s,
                       busy_s, batch_s, kv_s, tok)

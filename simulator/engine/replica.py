@@ -1,9 +1,10 @@
-"""A replica: one tensor-parallel group of GPUs running continuous batching on SimPy events.
+"""A replica: one tensor-parallel group of GPUs running continuous batching on the engine clock.
 
 At each iteration boundary the replica asks its scheduling policy for the next iteration
 (:mod:`simulator.engine.scheduler`), asks its :class:`~simulator.physics.iteration.IterationModel`
-for the iteration's time and energy, and advances the clock. When only decodes run and nothing
-can join, it jumps over ``k`` decode iterations in one event (closed form,
+for the iteration's time and energy, and schedules its next boundary on the
+:class:`~simulator.engine.clock.EngineClock`. When only decodes run and nothing can join, it
+jumps over ``k`` decode iterations in one event (closed form,
 :class:`~simulator.physics.power.DecodeSpan`) up to the next membership change: the first
 request to finish or the KV cache filling up. An arrival during a jump cuts it short: the jump
 then ends at the first iteration boundary after the arrival, where the stepped engine
@@ -14,6 +15,9 @@ Energy (per replica, all GPUs of the group): every busy interval goes to the
 the ledger. Each iteration's energy (GPUs, plus the host's load-dependent share: the host load
 factor times the GPU energy above idle) is shared by the tokens it processed: prefill chunks by
 their tokens, decodes one share each (a per-slot cumulative counter makes this O(1) per request).
+
+The state is slotted attributes and the hot paths are written out rather than layered (one
+iteration allocates its plan and nothing else): this module is where the engine's time goes.
 """
 
 from __future__ import annotations
@@ -22,50 +26,45 @@ import heapq
 from collections import deque
 from collections.abc import Callable, Iterator
 
-import simpy
-from simpy.events import Timeout
-
+from simulator.engine.clock import EngineClock
 from simulator.engine.kvcache import KVCache
 from simulator.engine.recorder import Recorder
 from simulator.engine.request import DECODE, DONE, PREFILL, QUEUED, Request
 from simulator.engine.scheduler import SCHEDULERS, BatchLimits, Plan, Scheduler
 from simulator.physics.iteration import IterationModel
-from simulator.physics.power import Cost, DecodeSpan
+from simulator.physics.power import DecodeSpan
 from simulator.physics.shapes import IterationShape
 
+#: what a replica's running boundary ends
+IDLE, MIXED, JUMP = 0, 1, 2
+NEVER = 1 << 40  # decode steps "forever"
 
-class DecodeJump:
-    """A running coalesced decode span: ``k`` iterations of ``n`` sequences from ``t_start_s``,
-    total context ``c0`` at the first."""
-
-    __slots__ = ("t_start_s", "span", "c0", "k", "n")
-
-    def __init__(self, t_start_s: float, span: DecodeSpan, c0: int, k: int, n: int):
-        self.t_start_s, self.span, self.c0, self.k, self.n = t_start_s, span, c0, k, n
-
-
-class MixedStep:
-    """A running iteration with prefill chunks: its plan and cost, ``n_decode`` decodes taking
-    part, ``prefill_tokens`` prompt tokens and ``finishing`` prompts it completes."""
-
-    __slots__ = ("plan", "cost", "t_start_s", "n_decode", "prefill_tokens", "finishing")
-
-    def __init__(self, plan: Plan, cost: Cost, t_start_s: float, n_decode: int,
-                 prefill_tokens: int, finishing: int):
-        self.plan, self.cost, self.t_start_s = plan, cost, t_start_s
-        self.n_decode, self.prefill_tokens, self.finishing = n_decode, prefill_tokens, finishing
+_heappush, _heappop = heapq.heappush, heapq.heappop
 
 
 class Replica:
-    """One replica's scheduler state and SimPy process.
+    """One replica's scheduler state and clock.
 
     Read-only to routers (``outstanding``, ``outstanding_tokens``) and to controllers
     (``index``, ``node``, ``pool``, ``tp``, ``cap_w``, ``busy``, :meth:`power_now_w`,
     :meth:`live_requests`, :meth:`pending_prefill_tokens`); controllers act only through
-    :meth:`set_cap`.
+    :meth:`set_cap`. A router that keeps its own index of the loads registers with
+    :meth:`watch_load`.
     """
 
-    def __init__(self, env: simpy.Environment, index: int, node: int, pool: int, tp: int,
+    __slots__ = (
+        "env", "index", "node", "pool", "tp", "model", "cap_w", "limits", "kv", "idle_w",
+        "host_load_factor", "on_finish", "schedule", "stepped", "rec",
+        "waiting", "prefilling", "_heap", "n_dec", "ctx_sum", "kv_reserved", "it", "slot_j",
+        "admitted_order", "stall_s", "n_stalled", "outstanding", "outstanding_tokens",
+        "preemptions", "busy", "_in_jump", "_phase", "_timer_eid", "_wake_cb", "_spans",
+        "_moved", "_kv_capacity", "_kv_slack", "_busy_buf", "_itl_buf", "_prune_at",
+        # the running jump (start, span, context at its first iteration, iterations, batch)
+        # or mixed iteration (plan, time, per-GPU energy, start, decodes)
+        "_jump", "_mixed",
+    )
+
+    def __init__(self, env: EngineClock, index: int, node: int, pool: int, tp: int,
                  model: IterationModel, cap_w: float, limits: BatchLimits, kv: KVCache,
                  host_load_factor: float, on_finish: Callable[[Request], None],
                  scheduler: Scheduler = SCHEDULERS["fcfs"], stepped: bool = False):
@@ -77,6 +76,10 @@ class Replica:
         self.schedule = scheduler
         self.stepped = stepped
         self.rec = Recorder()
+        self._busy_buf = self.rec.busy_rows.buf  # rows are appended here (Recorder.busy)
+        self._itl_buf = self.rec.itl_rows.buf  # (Recorder.itl)
+        self._kv_capacity = kv.capacity_tokens
+        self._kv_slack = kv.block_tokens - 1  # KVCache.held_tokens's slack per sequence
         # queues
         self.waiting: deque[Request] = deque()
         self.prefilling: list[Request] = []
@@ -87,22 +90,28 @@ class Replica:
         self.it = 0               # decode steps executed
         self.slot_j = 0.0         # cumulative energy per decode slot
         self.admitted_order: list[Request] = []  # for LIFO preemption (lazy cleanup)
+        self._prune_at = 64  # admitted_order drops its finished requests above this length
         self.stall_s = 0.0        # prefill-only time since the last decode step (no chunking)
         self.n_stalled = 0
         # router view
         self.outstanding = 0
         self.outstanding_tokens = 0
+        self._moved: Callable[[int, int, int], None] | None = None
         # counters
         self.preemptions = 0
         # clock state
         self.busy = False
         self._in_jump = False
-        self._timer: Timeout | None = None
-        self._on_end: Callable[[], None] | None = None
-        self._jump: DecodeJump | None = None
-        self._mixed: MixedStep | None = None
+        self._phase = IDLE
+        self._timer_eid = -1
+        self._wake_cb = self._wake  # one bound method, not one per event
         self._spans: dict[int, DecodeSpan] = {}
-        self._fire_cb = self._fire  # one bound method, not one per event
+        self._jump: tuple[float, DecodeSpan, int, int, int] | None = None
+        self._mixed: tuple[Plan, float, float, float, int] | None = None
+
+    def watch_load(self, moved: Callable[[int, int, int], None]) -> None:
+        """Call ``moved(index, outstanding, outstanding_tokens)`` whenever they change."""
+        self._moved = moved
 
     # ------------------------------------------------------------ arrivals and actuation
     def submit(self, r: Request) -> None:
@@ -111,8 +120,10 @@ class Replica:
         self.waiting.append(r)
         self.outstanding += 1
         self.outstanding_tokens += r.input_tokens + r.output_tokens
+        if self._moved is not None:
+            self._moved(self.index, self.outstanding, self.outstanding_tokens)
         if not self.busy:
-            self._next()
+            self._start()
         elif self._in_jump:
             self._cut_jump()
 
@@ -134,11 +145,12 @@ class Replica:
         """GPU power of the whole group now, W (idle groups draw idle power)."""
         if not self.busy:
             return self.idle_w
-        if self._on_end == self._end_decode:
-            j = self._jump
-            kd = j.span.iterations_within(j.c0, self.env.now - j.t_start_s, j.k) if j.k > 1 else 0
-            return j.span.one(j.c0 + j.n * min(kd, j.k - 1)).power_w * self.tp
-        return self._mixed.cost.power_w * self.tp
+        if self._phase == JUMP:
+            t_start, span, c0, k, n = self._jump
+            kd = span.iterations_within(c0, self.env.now - t_start, k) if k > 1 else 0
+            return span.one(c0 + n * min(kd, k - 1)).power_w * self.tp
+        _, time_s, energy_j, _, _ = self._mixed
+        return energy_j / time_s * self.tp
 
     def live_requests(self) -> Iterator[Request]:
         """Requests waiting, in prefill or decoding here (a decoding one may repeat)."""
@@ -158,24 +170,24 @@ class Replica:
         if not self.busy:
             return
         now = self.env.now
-        if self._on_end == self._end_decode:
-            j = self._jump
-            t_start, span, c0, k, n = j.t_start_s, j.span, j.c0, j.k, j.n
+        if self._phase == JUMP:
+            t_start, span, c0, k, n = self._jump
             elapsed = now - t_start
             kd = span.iterations_within(c0, elapsed, k)
             part = elapsed - span.duration_s(c0, kd)
             e_gpu = span.energy_j(c0, kd) + (span.one(c0 + n * kd).power_w * part if kd < k else 0.0)
             peak, batch = span.one(c0).power_w, n
         else:
-            m = self._mixed
-            t_start = m.t_start_s
-            e_gpu = m.cost.power_w * (now - t_start)
-            peak, batch = m.cost.power_w, m.n_decode + len(m.plan.chunks)
+            plan, time_s, energy_j, t_start, n = self._mixed
+            power = energy_j / time_s
+            e_gpu = power * (now - t_start)
+            peak, batch = power, n + len(plan.chunks)
         if now > t_start:
             self.rec.busy(t_start, now, e_gpu * self.tp, peak, batch, 0, 0.0,
                           self.kv_reserved + self.ctx_sum)
         self.busy = False
-        self._timer = None
+        self._phase = IDLE
+        self._timer_eid = -1
 
     # ------------------------------------------------------------ sequences
     def _preempt_one(self) -> None:
@@ -204,91 +216,112 @@ class Replica:
             return
         raise RuntimeError("KV cache cannot hold a single sequence")  # excluded at load time
 
-    def _join_decode(self, r: Request) -> None:
-        r.state = DECODE
-        r.join_it = self.it
-        r.join_gen = r.generated_tokens
-        r.slot_mark_j = self.slot_j
-        self.ctx_sum += r.input_tokens + r.generated_tokens
-        self.n_dec += 1
-        r.heap_ver += 1
-        heapq.heappush(self._heap, (self.it + r.output_tokens - r.generated_tokens, r.rid, r.heap_ver, r))
-
     def _finish(self, r: Request, now: float) -> None:
         r.state = DONE
         r.finish_s = now
         r.generated_tokens = r.output_tokens
         self.outstanding -= 1
         self.outstanding_tokens -= r.input_tokens + r.output_tokens
+        if self._moved is not None:
+            self._moved(self.index, self.outstanding, self.outstanding_tokens)
         self.on_finish(r)
 
     def _pop_finished(self, now: float) -> None:
+        """End every decoding sequence whose last token came at this boundary."""
         heap = self._heap
-        while heap and heap[0][0] <= self.it:
-            _, _, ver, r = heapq.heappop(heap)
+        it = self.it
+        while heap and heap[0][0] <= it:
+            _, _, ver, r = _heappop(heap)
             if r.state != DECODE or ver != r.heap_ver:
                 continue
-            self.ctx_sum -= r.input_tokens + r.output_tokens  # context after its last step
+            tokens = r.input_tokens + r.output_tokens
+            self.ctx_sum -= tokens  # context after its last step
             self.n_dec -= 1
             r.energy_j += self.slot_j - r.slot_mark_j
-            self._finish(r, now)
-
-    def _next_finish_steps(self) -> int:
-        heap = self._heap
-        while heap:
-            fin, _, ver, r = heap[0]
-            if r.state == DECODE and ver == r.heap_ver:
-                return fin - self.it
-            heapq.heappop(heap)
-        return 1 << 40
+            # _finish, written out
+            r.state = DONE
+            r.finish_s = now
+            r.generated_tokens = r.output_tokens
+            self.outstanding -= 1
+            self.outstanding_tokens -= tokens
+            if self._moved is not None:
+                self._moved(self.index, self.outstanding, self.outstanding_tokens)
+            self.on_finish(r)
 
     # ------------------------------------------------------------ the replica's clock
-    # The replica is a small state machine on SimPy events: each iteration (or coalesced
-    # jump) is one Timeout whose callback ends it and starts the next. A jump cut short by an
-    # arrival gets a new, earlier Timeout; the stale one is ignored when it fires.
+    # Each iteration (or coalesced jump) ends at a boundary on the engine clock whose wake-up
+    # ends it and plans the next. A boundary that falls strictly before every other pending
+    # event (the clock's heap and its next arrival) cannot be affected by anything else, so
+    # the wake-up ends it at once, in the same loop, without scheduling it: the same order of
+    # events, fewer of them. A jump cut short by an arrival gets a new, earlier boundary; the
+    # superseded entry is recognised by its id and dropped here.
 
-    def _arm(self, delay_s: float, on_end: Callable[[], None]) -> None:
-        ev = Timeout(self.env, delay_s)
-        self._timer = ev
-        self._on_end = on_end
-        ev.callbacks.append(self._fire_cb)
+    def _start(self) -> None:
+        """Start working now (an arrival at an idle replica)."""
+        t_end = self._next(self.env._now)
+        if t_end >= 0.0:
+            self._timer_eid = self.env.boundary_at(t_end, self._wake_cb)
 
-    def _fire(self, ev: Timeout) -> None:
-        if ev is self._timer:
-            self._timer = None
-            self._on_end()
+    def _wake(self, eid: int) -> None:
+        if eid != self._timer_eid:  # superseded by a cut
+            return
+        env = self.env
+        feed = env.feed
+        now = env._now
+        while True:
+            if self._phase == JUMP:
+                self._end_decode(now)
+            else:
+                self._end_mixed(now)
+            t_end = self._next(now)
+            if t_end < 0.0:  # idle
+                self._timer_eid = -1
+                return
+            q = env._queue
+            if t_end < feed.t_s and (not q or t_end < q[0][0]):
+                env._now = now = t_end  # nothing else can happen before it: end it here
+                continue
+            self._timer_eid = env.boundary_at(t_end, self._wake_cb)
+            return
 
     def _cut_jump(self) -> None:
         """An arrival during a coalesced jump: end the jump at the next iteration boundary."""
-        j = self._jump
-        span, c0, k = j.span, j.c0, j.k
-        elapsed = self.env.now - j.t_start_s
-        kd = span.iterations_within(c0, elapsed, k)
-        if kd == 0 or span.duration_s(c0, kd) < elapsed:
-            kd += 1  # the iteration in progress completes first
+        t0, span, c0, k, n = self._jump
+        now = self.env._now
+        kd = span.boundary_at_or_after(c0, now - t0, k)
         if kd >= k:
             return
-        j.k = kd
-        self._arm(max(0.0, j.t_start_s + span.duration_s(c0, kd) - self.env.now), self._end_decode)
+        self._jump = (t0, span, c0, kd, n)
+        delay = t0 + span.duration_s(c0, kd) - now
+        self._timer_eid = self.env.boundary(delay if delay > 0.0 else 0.0, self._wake_cb)
 
-    def _next(self) -> None:
-        """At an iteration boundary: choose and start the next iteration, or go idle."""
+    def _span(self, n: int) -> DecodeSpan:
+        span = self._spans[n] = self.model.decode_span(n, self.cap_w)
+        return span
+
+    def _next(self, t_start: float) -> float:
+        """At an iteration boundary: choose and start the next iteration and return the time
+        it ends (not scheduled: :meth:`_wake` and :meth:`_start` do that), or go idle and
+        return -1."""
         waiting, prefilling = self.waiting, self.prefilling
-        kv_steps = 1 << 40
+        kv_steps = NEVER
         while True:
             n_dec = self.n_dec
             if n_dec:
-                kv_steps = self.kv.decode_steps(self.kv_reserved + self.ctx_sum,
-                                                n_dec + len(prefilling), n_dec)
-                if kv_steps == 0:  # the KV cache is over-committed: someone must go
+                # KVCache.decode_steps, written out: steps that fit before someone must go
+                free = self._kv_capacity - (self.kv_reserved + self.ctx_sum
+                                            + (n_dec + len(prefilling)) * self._kv_slack)
+                if free < 0:  # the KV cache is over-committed: someone must go
+                    kv_steps = 0
                     self._preempt_one()
                     continue
+                kv_steps = free // n_dec + 1
             elif not waiting and not prefilling:
                 self.busy = False
-                return
+                self._phase = IDLE
+                return -1.0
             break
         self.busy = True
-        t_start = self.env.now
         if waiting or prefilling:
             plan = self.schedule(self.limits, self.kv, waiting, prefilling, n_dec,
                                  self.kv_reserved + self.ctx_sum)
@@ -301,20 +334,30 @@ class Replica:
                 raise RuntimeError("replica has waiting work it can never schedule")
             span = self._spans.get(n_dec)
             if span is None:
-                span = self._spans[n_dec] = self.model.decode_span(n_dec, self.cap_w)
+                span = self._span(n_dec)
             c0 = self.ctx_sum
             if self.stepped or self.stall_s > 0.0:
                 k = 1
             else:
-                k = self._next_finish_steps()
+                heap = self._heap
+                k = NEVER
+                while heap:  # the next finish (stale entries dropped)
+                    fin, _, ver, r = heap[0]
+                    if r.state == DECODE and ver == r.heap_ver:
+                        k = fin - self.it
+                        break
+                    _heappop(heap)
                 if kv_steps < k:
                     k = kv_steps
-                if k > 1 and not span.uncapped(c0, k):
+                if k > 1 and not span.free and not span.uncapped(c0, k):
                     k = 1  # the cap binds somewhere in the span: step one iteration at a time
-            self._jump = DecodeJump(t_start, span, c0, k, n_dec)
+            self._jump = (t_start, span, c0, k, n_dec)
             self._in_jump = k > 1
-            self._arm(span.duration_s(c0, k), self._end_decode)
-            return
+            self._phase = JUMP
+            if k == 1 and span.free:  # DecodeSpan.duration_s(c0, 1), written out
+                return t_start + (span.t0_s + span.t1_s * c0)
+            return t_start + span.duration_s(c0, k)
+        order = self.admitted_order
         for r in plan.admitted:
             waiting.popleft()
             r.state = PREFILL
@@ -322,39 +365,60 @@ class Replica:
                 r.first_sched_s = t_start
             prefilling.append(r)
             self.kv_reserved += r.prompt_tokens + 1
-            self.admitted_order.append(r)
+            order.append(r)
+        if len(order) > self._prune_at:
+            # finished requests are skipped by preemption anyway: drop them (in order), so
+            # that the list holds what runs, not every request the replica ever served
+            order[:] = [r for r in order if r.state != DONE]
+            self._prune_at = 2 * len(order) + 64
         n = n_dec if plan.decode else 0
-        p_tok = prefix = done = 0
-        pairs = 0.0
-        for r, c in chunks:
-            p_tok += c
-            pre = r.prefilled_tokens
-            pairs += c * pre + c * (c + 1) / 2.0
-            prefix += pre
-            if pre + c == r.prompt_tokens:
-                done += 1
-        shape = IterationShape(p_tok, pairs, prefix, len(chunks), n + done, n,
-                               self.ctx_sum if n else 0)
-        cost = self.model.cost(shape, self.cap_w)
-        self._mixed = MixedStep(plan, cost, t_start, n, p_tok, done)
+        p_tok, done = plan.tokens, plan.finishing
+        time_s, energy_j = self.model.mixed_base(p_tok, plan.pairs, plan.prefix, len(chunks),
+                                                 n + done, n)
+        ctx = 0
+        if n:
+            ctx = self.ctx_sum
+            span = self._spans.get(n)
+            if span is None:
+                span = self._span(n)
+            time_s += span.t1_s * ctx
+            energy_j += span.e1_j * ctx
+        if energy_j / time_s > self.cap_w:  # the cap binds: the DVFS model, on the full shape
+            cost = self.model.cost(IterationShape(p_tok, plan.pairs, plan.prefix, len(chunks),
+                                                  n + done, n, ctx), self.cap_w)
+            time_s, energy_j = cost.time_s, cost.energy_j
+        self._mixed = (plan, time_s, energy_j, t_start, n)
         self._in_jump = False
-        self._arm(cost.time_s, self._end_mixed)
+        self._phase = MIXED
+        return t_start + time_s
 
-    def _end_decode(self) -> None:
-        j = self._jump
+    def _end_decode(self, now: float) -> None:
         self._in_jump = False
-        dur = self.env.now - j.t_start_s
-        self._account_decode(j, dur, j.span.energy_j(j.c0, j.k))
-        self._pop_finished(self.env.now)
-        self._next()
+        t_start, span, c0, k, n = self._jump
+        rec = self.rec
+        dur = now - t_start
+        energy_gpu, peak, a, b = span.totals(c0, k, dur)
+        e_gpu = energy_gpu * self.tp
+        self.slot_j += (e_gpu + self.host_load_factor * (e_gpu - self.idle_w * dur)) / n
+        if self.stall_s > 0.0:  # k == 1 here: the first decode after prefill-only iterations
+            rec.itl(t_start, dur + self.stall_s, 0.0, 1, self.n_stalled)
+            rec.itl(t_start, dur, 0.0, 1, n - self.n_stalled)
+            self.stall_s, self.n_stalled = 0.0, 0
+        else:  # durations a + b j (one iteration: its duration)
+            self._itl_buf.extend((t_start, a, b, k, n))
+        it = self.it = self.it + k
+        self.ctx_sum += n * k
+        self._busy_buf.extend((t_start, t_start + dur, e_gpu, peak, n, n * k, 0.0,
+                              self.kv_reserved + self.ctx_sum - n * (k + 1) / 2.0))
+        heap = self._heap
+        if heap and heap[0][0] <= it:
+            self._pop_finished(now)
 
-    def _end_mixed(self) -> None:
-        m = self._mixed
-        plan, cost, t_start, n, p_tok, done = m.plan, m.cost, m.t_start_s, m.n_decode, m.prefill_tokens, m.finishing
+    def _end_mixed(self, now: float) -> None:
+        plan, dur, energy_j, t_start, n = self._mixed
+        p_tok, done = plan.tokens, plan.finishing
         rec, tp = self.rec, self.tp
-        now = self.env.now
-        dur = cost.time_s
-        e_gpu = cost.energy_j * tp
+        e_gpu = energy_j * tp
         e_total = e_gpu + self.host_load_factor * (e_gpu - self.idle_w * dur)
         share = e_total / (p_tok + n)
         if n:
@@ -364,47 +428,38 @@ class Replica:
                 rec.itl(t_start, dur, 0.0, 1, n - self.n_stalled)
                 self.stall_s, self.n_stalled = 0.0, 0
             else:
-                rec.itl(t_start, dur, 0.0, 1, n)
+                self._itl_buf.extend((t_start, dur, 0.0, 1, n))
             self.it += 1
             self.ctx_sum += n
         elif self.n_dec:
             if self.stall_s == 0.0:
                 self.n_stalled = self.n_dec
             self.stall_s += dur
+        prefilling = self.prefilling
         for r, c in plan.chunks:
             r.energy_j += share * c
             r.prefilled_tokens += c
             if r.prefilled_tokens == r.prompt_tokens:
-                self.prefilling.remove(r)
+                prefilling.remove(r)
                 self.kv_reserved -= r.prompt_tokens + 1
                 r.generated_tokens += 1
                 if r.first_token_s != r.first_token_s:
                     r.first_token_s = now
                 if r.generated_tokens >= r.output_tokens:
                     self._finish(r, now)
-                else:
-                    self._join_decode(r)
-        rec.busy(t_start, now, e_gpu, cost.power_w, n + len(plan.chunks), n + done,
-                 e_gpu * p_tok / (p_tok + n), self.kv_reserved + self.ctx_sum)
-        self._pop_finished(now)
-        self._next()
-
-    def _account_decode(self, j: DecodeJump, dur: float, energy_gpu: float) -> None:
-        rec, tp = self.rec, self.tp
-        span, c0, k, n, t_start = j.span, j.c0, j.k, j.n, j.t_start_s
-        e_gpu = energy_gpu * tp
-        self.slot_j += (e_gpu + self.host_load_factor * (e_gpu - self.idle_w * dur)) / n
-        if self.stall_s > 0.0:  # k == 1 here: the first decode after prefill-only iterations
-            rec.itl(t_start, dur + self.stall_s, 0.0, 1, self.n_stalled)
-            rec.itl(t_start, dur, 0.0, 1, n - self.n_stalled)
-            self.stall_s, self.n_stalled = 0.0, 0
-        elif k == 1:
-            rec.itl(t_start, dur, 0.0, 1, n)
-        else:  # uncapped span: durations a + b j
-            a, b = span.itl_line(c0)
-            rec.itl(t_start, a, b, k, n)
-        peak = span.peak_power_w(c0, k, energy_gpu, dur)
-        self.it += k
-        self.ctx_sum += n * k
-        rec.busy(t_start, t_start + dur, energy_gpu * tp, peak, n, n * k,
-                 0.0, self.kv_reserved + self.ctx_sum - n * (k + 1) / 2.0)
+                else:  # joins the decodes
+                    r.state = DECODE
+                    r.join_it = self.it
+                    r.join_gen = r.generated_tokens
+                    r.slot_mark_j = self.slot_j
+                    self.ctx_sum += r.input_tokens + r.generated_tokens
+                    self.n_dec += 1
+                    r.heap_ver += 1
+                    _heappush(self._heap, (self.it + r.output_tokens - r.generated_tokens,
+                                           r.rid, r.heap_ver, r))
+        self._busy_buf.extend((t_start, now, e_gpu, energy_j / dur,
+                              n + len(plan.chunks), n + done, e_gpu * p_tok / (p_tok + n),
+                              self.kv_reserved + self.ctx_sum))
+        heap = self._heap
+        if heap and heap[0][0] <= self.it:
+            self._pop_finished(now)

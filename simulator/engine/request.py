@@ -1,15 +1,22 @@
-"""A request's life: arrival, queueing, prefill (possibly chunked), decode, completion."""
+"""A request's life: arrival, queueing, prefill (possibly chunked), decode, completion; and the
+run's columnar record of every request once it has ended."""
 
 from __future__ import annotations
 
+import numpy as np
+
+from simulator.engine.recorder import Rows
+
 QUEUED, PREFILL, DECODE, DONE, DROPPED = range(5)
+NAN = float("nan")
 
 
 class Request:
-    """One query. Times are absolute simulated seconds; token counts are tokens.
+    """One query in flight. Times are absolute simulated seconds; token counts are tokens.
 
     ``prompt_tokens`` is what the next prefill must compute: the input, or the input plus the
-    tokens generated so far after a preemption (recompute).
+    tokens generated so far after a preemption (recompute). A request that has ended lives
+    on only as a row of the run's :class:`RequestLog`.
     """
 
     __slots__ = (
@@ -36,9 +43,60 @@ class Request:
         self.join_it = 0
         self.join_gen = 0
         self.heap_ver = 0
-        self.first_token_s = float("nan")
-        self.finish_s = float("nan")
-        self.first_sched_s = float("nan")
+        self.first_token_s = NAN
+        self.finish_s = NAN
+        self.first_sched_s = NAN
         self.energy_j = 0.0
         self.slot_mark_j = 0.0
         self.preemptions = 0
+
+
+#: the columns of a :class:`RequestLog` row, in order
+LOG_COLUMNS = ("request_id", "cls", "arrival_s", "input_tokens", "output_tokens", "replica",
+               "state", "first_token_s", "finish_s", "first_sched_s", "energy_j",
+               "preemptions")
+_INT_COLUMNS = frozenset({"request_id", "cls", "input_tokens", "output_tokens", "replica",
+                          "state", "preemptions"})
+
+
+class RequestLog:
+    """Every ended request of a run as one row of :data:`LOG_COLUMNS` (a
+    :class:`~simulator.engine.recorder.Rows` table: 8 bytes a value, 96 bytes a request once
+    flushed), added when the request ends (completed or dropped) or when the run stops with
+    it in flight; :meth:`columns` gives them in request order. Integers are held exactly
+    (below 2**53)."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self) -> None:
+        self.rows = Rows(len(LOG_COLUMNS))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, r: Request) -> None:
+        """Record ``r`` as it is now."""
+        self.rows.buf.extend((r.rid, r.cls, r.arrival_s, r.input_tokens, r.output_tokens,
+                              r.replica, r.state, r.first_token_s, r.finish_s,
+                              r.first_sched_s, r.energy_j, r.preemptions))
+
+    def flush(self) -> None:
+        self.rows.flush()
+
+    def nbytes(self) -> int:
+        return self.rows.nbytes()
+
+    def columns(self, release: bool = False) -> dict[str, np.ndarray]:
+        """Every column as a numpy array in request-id order (float64; int64 for counts and
+        indices); ``release``: then let the log's own rows go (a large run's table is built
+        once, and need not sit beside them)."""
+        rid = self.rows.column(0).astype(np.int64)
+        order = np.argsort(rid, kind="stable")
+        out = {}
+        for i, name in enumerate(LOG_COLUMNS):
+            col = rid if i == 0 else self.rows.column(i)
+            col = col[order]
+            out[name] = col.astype(np.int64) if name in _INT_COLUMNS else col
+        if release:
+            self.rows = Rows(len(LOG_COLUMNS))
+        return out

@@ -11,13 +11,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import simpy
 from simpy.events import Timeout
 
+from simulator.engine.clock import EngineClock
 from simulator.engine.control import Controller, FleetView
-from simulator.engine.fleet import Fleet, build_fleet
+from simulator.engine.fleet import Fleet, ModelCache, build_fleet
 from simulator.engine.ledger import Ledger
-from simulator.engine.request import DROPPED, Request
+from simulator.engine.request import DROPPED, Request, RequestLog
 from simulator.engine.router import ROUTERS
 from simulator.physics.params import Calibration
 from simulator.scenario.schema import Scenario
@@ -25,17 +25,20 @@ from simulator.workload.arrivals import Workload
 
 # stable spawn keys of the root SeedSequence, one per random stream
 STREAM_WORKLOAD, STREAM_ROUTER = 1, 2
+#: every this many ended requests, the records move from their list buffers into typed arrays
+FLUSH_EVERY = 4096
 
 
 @dataclass
 class EngineRun:
-    """What the engine produced: the requests as they ended, the fleet and its ledger."""
+    """What the engine produced: every request's record (as it ended, or as the run left
+    it), the fleet and its ledger."""
 
     scenario: Scenario
     fleet: Fleet
     ledger: Ledger
     workload: Workload
-    requests: list[Request]
+    requests: RequestLog
     end_s: float
     last_arrival_s: float
 
@@ -44,21 +47,30 @@ class Simulation:
     """One scenario's SimPy world. No global state: many can live in one process.
 
     ``calibration`` overrides the pools' fitted coefficients (one for every pool, or one per
-    pool name); ``progress`` is called with the number of newly ended requests.
+    pool name); ``progress`` is called with the number of newly ended requests; ``models``
+    keeps iteration models across simulations (:class:`~simulator.engine.fleet.ModelCache`).
     """
 
     def __init__(self, sc: Scenario,
                  calibration: Calibration | Mapping[str, Calibration] | None = None,
-                 progress: Callable[[int], None] | None = None):
+                 progress: Callable[[int], None] | None = None,
+                 models: ModelCache | None = None):
         self.sc = sc
-        self.env = simpy.Environment()
+        self.env = EngineClock()
         root = np.random.SeedSequence(sc.simulation.seed)
         ss = lambda k: np.random.SeedSequence(root.entropy, spawn_key=(k,))  # noqa: E731
         self.workload = Workload(sc.workload, ss(STREAM_WORKLOAD), sc.base_dir)
-        self.requests: list[Request] = []
-        self.fleet = build_fleet(self.env, sc, self._on_finish, calibration)
+        self.log = RequestLog()
+        self._log_buf = self.log.rows.buf  # RequestLog.add, written out in _on_finish
+        self.n_requests = 0  # requests created (arrived) so far; the next one's id
+        self.fleet = build_fleet(self.env, sc, self._on_finish, calibration, models)
         self.ledger = Ledger(self.fleet)
-        self.route = ROUTERS[sc.router.policy](len(self.fleet.replicas), np.random.default_rng(ss(STREAM_ROUTER)))
+        reps = self.fleet.replicas
+        self.route = ROUTERS[sc.router.policy](len(reps), np.random.default_rng(ss(STREAM_ROUTER)))
+        moved = getattr(self.route, "moved", None)
+        if moved is not None:  # a router with its own index of the loads
+            for rep in reps:
+                rep.watch_load(moved)
         self.progress = progress
         self.max_len = min(p.serving.max_model_len for p in sc.pool_specs())
         self.n_done = 0
@@ -82,19 +94,20 @@ class Simulation:
     def finished(self) -> bool:
         """Every request has arrived and ended, and no replica works."""
         spec = self.sc.simulation
-        if any(r.busy for r in self.fleet.replicas) or self.n_done < len(self.requests):
+        if any(r.busy for r in self.fleet.replicas) or self.n_done < self.n_requests:
             return False
-        return ((spec.requests is not None and len(self.requests) >= spec.requests)
+        return ((spec.requests is not None and self.n_requests >= spec.requests)
                 or (spec.duration_s is not None and self.env.now >= spec.duration_s))
 
     # --------------------------------------------------------------- arrivals
     def _new_request(self, cls: int, t: float, inp: int, out: int, client: int = -1) -> None:
-        r = Request(len(self.requests), cls, t, inp, out, client)
-        self.requests.append(r)
+        r = Request(self.n_requests, cls, t, inp, out, client)
+        self.n_requests += 1
         self.last_arrival_s = t
         if inp + out > self.max_len:
             r.state = DROPPED
             r.finish_s = t
+            self.log.add(r)
             self._count_done()
             if client >= 0:
                 self._client_next(client)
@@ -104,9 +117,11 @@ class Simulation:
 
     def _count_done(self) -> None:
         self.n_done += 1
+        if self.n_done % FLUSH_EVERY == 0:
+            self._flush()
         if self.progress is not None and self.n_done % 1000 == 0:
             self.progress(1000)
-        if self.n_done == len(self.requests) and self._arrivals_ended():
+        if self.n_done == self.n_requests and self._arrivals_ended():
             self._check_done_soon()
 
     def _arrivals_ended(self) -> bool:
@@ -122,19 +137,20 @@ class Simulation:
         ev.callbacks.append(self._check_done)
 
     def _check_done(self, _ev) -> None:
-        if (not self._done.triggered and self.n_done == len(self.requests)
+        if (not self._done.triggered and self.n_done == self.n_requests
                 and self._thinking == 0 and self._arrivals_ended()
                 and not any(r.busy for r in self.fleet.replicas)):
             self._done.succeed()
 
     def _open_loop(self) -> None:
-        """Arrivals as a chain of Timeout callbacks, one event per request."""
+        """Arrivals from the pre-sampled stream, merged into the clock's events one at a time
+        (:class:`~simulator.engine.clock.ArrivalFeed`): no event object per request."""
         sim = self.sc.simulation
         end = sim.duration_s if sim.duration_s is not None else math.inf
         self._blocks = self.workload.open_blocks(end_s=end, max_requests=sim.requests)
         self._blk: tuple[list, list, list, list] = ([], [], [], [])
         self._pos = 0
-        self._arrive_cb = self._arrive  # one bound method for every arrival event
+        self.env.feed.fire = self._arrive
         self._arrive_next()
 
     def _arrive_next(self) -> None:
@@ -142,6 +158,7 @@ class Simulation:
         if self._pos >= len(ts):
             blk = next(self._blocks, None)
             if blk is None or not len(blk):
+                self.env.feed.t_s = math.inf
                 self._arrivals_over = True
                 self._check_done_soon()
                 return
@@ -149,10 +166,9 @@ class Simulation:
                          blk.output_tokens.tolist())
             self._pos = 0
             ts = self._blk[0]
-        ev = Timeout(self.env, max(0.0, ts[self._pos] - self.env.now))
-        ev.callbacks.append(self._arrive_cb)
+        self.env.schedule_arrival(ts[self._pos])
 
-    def _arrive(self, _ev) -> None:
+    def _arrive(self) -> None:
         i = self._pos
         ts, cl, ins, outs = self._blk
         self._pos = i + 1
@@ -195,8 +211,23 @@ class Simulation:
         cls, inp, out = self._sample_closed()
         self._new_request(cls, self.env.now, inp, out, client)
 
+    def _flush(self) -> None:
+        self.log.flush()
+        for rep in self.fleet.replicas:
+            rep.rec.flush()
+
     def _on_finish(self, r: Request) -> None:
-        self._count_done()
+        """A request completed (RequestLog.add and _count_done, written out)."""
+        self._log_buf.extend((r.rid, r.cls, r.arrival_s, r.input_tokens, r.output_tokens,
+                              r.replica, r.state, r.first_token_s, r.finish_s,
+                              r.first_sched_s, r.energy_j, r.preemptions))
+        n = self.n_done = self.n_done + 1
+        if n % FLUSH_EVERY == 0:
+            self._flush()
+        if self.progress is not None and n % 1000 == 0:
+            self.progress(1000)
+        if n == self.n_requests and self._arrivals_ended():
+            self._check_done_soon()
         if r.client >= 0:
             self._client_next(r.client)
 
@@ -237,5 +268,16 @@ class Simulation:
             if gc_was_on:
                 gc.enable()
         self.ledger.close(env.now)
-        return EngineRun(self.sc, self.fleet, self.ledger, self.workload, self.requests,
+        self._log_in_flight()
+        self._flush()
+        return EngineRun(self.sc, self.fleet, self.ledger, self.workload, self.log,
                          env.now, self.last_arrival_s)
+
+    def _log_in_flight(self) -> None:
+        """Record the requests the run left waiting, in prefill or decoding (once each)."""
+        seen: set[int] = set()
+        for rep in self.fleet.replicas:
+            for r in rep.live_requests():
+                if r.rid not in seen:
+                    seen.add(r.rid)
+                    self.log.add(r)

@@ -30,7 +30,14 @@ busy share) x PUE, which lies between the ``it``-less and the ``facility`` bound
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from simulator.metrics.requests import COMPLETED
+
+if TYPE_CHECKING:
+    from simulator.metrics.requests import RequestTable
 
 J_PER_WH = 3600.0
 BOUNDARIES = ("accelerators_active", "accelerators", "it", "facility")
@@ -58,7 +65,7 @@ def _per_query(parts: dict[str, float], shares: dict[str, float], counts: dict[s
     return {"overall": overall, "by_class": by_class}
 
 
-def run_boundaries(summary: dict[str, Any], requests) -> dict[str, Any]:
+def run_boundaries(summary: dict[str, Any], requests: "RequestTable") -> dict[str, Any]:
     """The boundaries of a run (whole simulated time, warm-up included, J): the active GPU
     energy is the GPUs' prefill and decode energy; per query over the completed requests."""
     s = summary
@@ -66,11 +73,16 @@ def run_boundaries(summary: dict[str, Any], requests) -> dict[str, Any]:
     parts = {"accelerators_active": s["energy_gpu_prefill_j"] + s["energy_gpu_decode_j"],
              "accelerators_idle": s["energy_gpu_idle_j"], "host": s["energy_host_j"],
              "facility_overhead": s["energy_it_j"] * (pue - 1.0)}
-    done = requests[requests["state"] == "completed"]
-    energy = done.groupby("class", observed=True)["energy_j"].sum()
-    total = float(energy.sum())
-    counts = {str(c): int(k) for c, k in done.groupby("class", observed=True).size().items()}
-    shares = {str(c): float(v) / total if total > 0 else 0.0 for c, v in energy.items()}
+    # the request table's columns (RequestTable: numpy arrays, class as category codes)
+    done = requests["state"] == COMPLETED
+    codes = requests["class"][done]
+    k = len(requests.classes)
+    n_by = np.bincount(codes, minlength=k)
+    e_by = np.bincount(codes, weights=requests["energy_j"][done], minlength=k)
+    total = float(e_by.sum())
+    counts = {str(c): int(n_by[i]) for i, c in enumerate(requests.classes) if n_by[i] > 0}
+    shares = {str(c): float(e_by[i]) / total if total > 0 else 0.0
+              for i, c in enumerate(requests.classes) if n_by[i] > 0}
     return {"unit": "J", "parts_j": parts, "cumulative_j": _cumulative(parts),
             "wh_per_query": _per_query(parts, shares, counts, 1.0 / J_PER_WH)}
 

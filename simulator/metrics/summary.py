@@ -29,83 +29,27 @@ Definitions (all exclude warm-up requests; windowed quantities use the steady-st
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from simulator.engine.control import Controller
 from simulator.engine.fleet import Pool
 from simulator.engine.ledger import Window
-from simulator.engine.request import DECODE, DONE, DROPPED, PREFILL, QUEUED
 from simulator.engine.run import EngineRun
+from simulator.metrics.requests import (COMPLETED, DROPPED_CODE, IN_FLIGHT, J_PER_WH,
+                                        STATE_CATEGORIES, RequestTable, request_table)
 from simulator.result import RunResult
 
-STATE_NAMES = {DONE: "completed", DROPPED: "dropped", QUEUED: "in_flight", PREFILL: "in_flight",
-               DECODE: "in_flight"}
-STATE_CATEGORIES = ["completed", "dropped", "in_flight"]
-# engine state -> index in STATE_CATEGORIES
-STATE_CODES = np.array([STATE_CATEGORIES.index(STATE_NAMES[k]) for k in sorted(STATE_NAMES)])
-J_PER_WH = 3600.0
+__all__ = ["collect", "summarise", "request_table", "measurement_window", "STATE_CATEGORIES"]
 SECONDS_PER_DAY = 86400.0
 
 
-def request_table(run: EngineRun) -> pd.DataFrame:
-    """One row per request (struct of arrays built once from the Request objects)."""
-    reqs = run.requests
-    sc = run.scenario
-    pue = sc.facility.pue
-    replica_node = np.array([r.node for r in run.fleet.replicas], dtype=np.int64)
-    n = len(reqs)
-    g = lambda name, dt=float: np.fromiter(map(attrgetter(name), reqs), dtype=dt, count=n)  # noqa: E731
-    arrival = g("arrival_s")
-    first = g("first_token_s")
-    finish = g("finish_s")
-    out = g("output_tokens", np.int64)
-    replica = g("replica", np.int64)
-    state_code = STATE_CODES[g("state", np.int64)] if n else np.zeros(0, np.int64)
-    ttft = first - arrival
-    e2e = finish - arrival
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tpot = np.where(out > 1, (finish - first) / np.maximum(out - 1, 1), 0.0)
-    rid = np.arange(n)
-    warm = (arrival < sc.simulation.warmup_s) | (rid < sc.simulation.warmup_requests)
-    wl = run.workload
-    classes = np.array(wl.class_names, dtype=object)
-    cls = g("cls", np.int64)
-    slo_ttft = np.array([s.ttft_s for s in wl.slos])[cls] if n else np.zeros(0)
-    slo_tpot = np.array([s.tpot_s for s in wl.slos])[cls] if n else np.zeros(0)
-    energy = g("energy_j")
-    done = state_code == 0
-    return pd.DataFrame({
-        "request_id": rid,
-        "class": pd.Categorical.from_codes(cls, categories=list(classes)),
-        "state": pd.Categorical.from_codes(state_code, categories=STATE_CATEGORIES),
-        "warmup": warm,
-        "replica": replica,
-        "node": np.where(replica >= 0, replica_node[np.clip(replica, 0, None)], -1)
-        if n else np.zeros(0, np.int64),
-        "arrival_s": arrival,
-        "input_tokens": g("input_tokens", np.int64),
-        "output_tokens": out,
-        "queue_s": g("first_sched_s") - arrival,
-        "ttft_s": ttft,
-        "tpot_s": np.where(done, tpot, np.nan),
-        "e2e_s": np.where(done, e2e, np.nan),
-        "finish_s": finish,
-        "preemptions": g("preemptions", np.int64),
-        "energy_j": energy,
-        "energy_facility_wh": energy * pue / J_PER_WH,
-        "slo_met": done & (ttft <= slo_ttft) & (np.where(out > 1, tpot, 0.0) <= slo_tpot),
-    })
-
-
-def measurement_window(run: EngineRun, table: pd.DataFrame) -> tuple[float, float]:
+def measurement_window(run: EngineRun, table: RequestTable) -> tuple[float, float]:
     """Steady-state window: from the end of warm-up to the last arrival (or the duration)."""
     spec = run.scenario.simulation
-    measured = table[~table["warmup"]]
-    w0 = float(measured["arrival_s"].min()) if len(measured) else 0.0
+    measured = table["arrival_s"][~table["warmup"]]
+    w0 = float(measured.min()) if measured.size else 0.0
     w0 = max(w0, spec.warmup_s)
     w1 = run.last_arrival_s if spec.drain else float(spec.duration_s or run.end_s)
     if w1 <= w0:
@@ -113,13 +57,17 @@ def measurement_window(run: EngineRun, table: pd.DataFrame) -> tuple[float, floa
     return w0, max(w1, w0)
 
 
-def collect(run: EngineRun, controllers: Sequence[Controller] = ()) -> RunResult:
+def collect(run: EngineRun, controllers: Sequence[Controller] = (),
+            summary: bool = True) -> RunResult:
     """The run's result: request table, window, ``summary.json`` (with each controller's
-    part under its name)."""
+    part under its name; ``summary=False`` leaves it empty, for callers that measure the
+    run themselves, as a projection's levels do)."""
     table = request_table(run)
     res = RunResult(run.scenario, run.fleet, run.ledger, table, run.end_s,
                     measurement_window(run, table), list(run.workload.class_names),
                     controllers={c.name: c for c in controllers})
+    if not summary:
+        return res
     res.summary = summarise(res)
     from simulator.metrics.boundaries import run_boundaries
 
@@ -136,18 +84,17 @@ def collect(run: EngineRun, controllers: Sequence[Controller] = ()) -> RunResult
     return res
 
 
-MATERIALISE_MAX_ITERATIONS = 20_000_000  # above this, bisection on counts instead of a sort
+#: up to this many iterations the ITL quantiles are found by sorting every iteration's latency;
+#: above, by the exact selection on closed-form counts (memory per piece, not per iteration)
+MATERIALISE_MAX_ITERATIONS = 2_000_000
 
 
-def weighted_itl_quantiles(rec_list, t_from_s: float, qs: list[float]) -> list[float]:
-    """Exact quantiles of inter-token latency from arithmetic-progression pieces.
-
-    The q-quantile is the smallest latency x such that the tokens with ITL <= x weigh at least
-    q of all. Up to ``MATERIALISE_MAX_ITERATIONS`` iterations, every iteration's latency is
-    materialised and sorted; beyond, a bisection on closed-form counts finds the same value."""
+def _itl_pieces(rec_list, t_from_s: float) -> tuple[np.ndarray, ...] | None:
+    """The ITL pieces ``(a, b, k, w)`` of the iterations that start at or after ``t_from_s``
+    (a piece's iteration j lasts ``a + b j`` and gives ``w`` tokens that latency)."""
     a = np.concatenate([r.array("itl_a") for r in rec_list]) if rec_list else np.zeros(0)
     if a.size == 0:
-        return [float("nan")] * len(qs)
+        return None
     b = np.concatenate([r.array("itl_b") for r in rec_list])
     k = np.concatenate([r.array("itl_k") for r in rec_list])
     w = np.concatenate([r.array("itl_w") for r in rec_list])
@@ -172,41 +119,94 @@ def weighted_itl_quantiles(rec_list, t_from_s: float, qs: list[float]) -> list[f
     a = a + b * j0
     keep = k > 0
     a, b, k, w = a[keep], b[keep], k[keep], w[keep]
-    if a.size == 0:
+    return (a, b, k, w) if a.size else None
+
+
+def weighted_itl_quantiles(rec_list, t_from_s: float, qs: list[float]) -> list[float]:
+    """Exact quantiles of inter-token latency from arithmetic-progression pieces.
+
+    The q-quantile is the smallest latency x such that the tokens with ITL <= x weigh at least
+    q of all. Up to ``MATERIALISE_MAX_ITERATIONS`` iterations, every iteration's latency is
+    materialised and sorted; beyond, :func:`_select_itl` finds the same value from
+    closed-form counts (a test checks that both agree)."""
+    pieces = _itl_pieces(rec_list, t_from_s)
+    if pieces is None:
         return [float("nan")] * len(qs)
+    a, b, k, w = pieces
+    if int(k.sum()) <= MATERIALISE_MAX_ITERATIONS:
+        return _sorted_itl(a, b, k, w, qs)
+    return _select_itl(a, b, k, w, qs)
+
+
+def _sorted_itl(a, b, k, w, qs: list[float]) -> list[float]:
+    """Every iteration's latency, sorted, with cumulative token weights (integers: exact)."""
     total = float((k * w).sum())
     n_iter = int(k.sum())
-    if n_iter <= MATERIALISE_MAX_ITERATIONS:
-        # every iteration's latency, sorted, with cumulative token weights (integers: exact)
-        kk = k.astype(np.int64)
-        piece = np.repeat(np.arange(a.size), kk)
-        j = np.arange(n_iter) - np.repeat(np.cumsum(kk) - kk, kk)
-        vals = a[piece] + b[piece] * j
-        order = np.argsort(vals, kind="stable")
-        cw = np.cumsum(w[piece][order])
-        pos = np.minimum(np.searchsorted(cw, np.asarray(qs) * total, side="left"), n_iter - 1)
-        return [float(v) for v in vals[order[pos]]]
-    lo0, hi0 = float(a.min()), float((a + b * (k - 1)).max())
-    safe_b = np.where(b > 0, b, 1.0)
+    kk = k.astype(np.int64)
+    piece = np.repeat(np.arange(a.size), kk)
+    j = np.arange(n_iter) - np.repeat(np.cumsum(kk) - kk, kk)
+    vals = a[piece] + b[piece] * j
+    order = np.argsort(vals, kind="stable")
+    cw = np.cumsum(w[piece][order])
+    pos = np.minimum(np.searchsorted(cw, np.asarray(qs) * total, side="left"), n_iter - 1)
+    return [float(v) for v in vals[order[pos]]]
 
-    def count_le(x: float) -> float:
-        # iterations j < k with a + b j <= x
-        cnt = np.where(b > 0, np.floor((x - a) / safe_b) + 1, np.where(a <= x, k, 0.0))
-        return float((np.clip(cnt, 0, k) * w).sum())
 
+def _select_itl(a, b, k, w, qs: list[float]) -> list[float]:
+    """:func:`_sorted_itl`'s values without materialising the iterations: the smallest latency
+    whose count of tokens at or below it reaches q of all, by bisection on counts that are
+    exact (each piece's iterations at or below x, rounding corrected on the values
+    ``a + b j`` themselves), then snapped to that latency itself."""
+    total = float((k * w).sum())
+    const = (b == 0) | (k == 1)  # a piece whose iterations all last a
+    ca = a[const]
+    corder = np.argsort(ca, kind="stable")
+    ca = ca[corder]
+    ccum = np.cumsum((k * w)[const][corder])
+    pa, pb, pk, pw = a[~const], b[~const], k[~const], w[~const]
+
+    def n_at_or_below(x: float) -> np.ndarray:
+        """Per progression piece, iterations j < k with a + b j <= x."""
+        j = np.floor((x - pa) / pb)
+        j = np.where(pa + pb * (j + 1) <= x, j + 1, j)  # floor rounded down a step
+        j = np.where(pa + pb * j > x, j - 1, j)         # ... or up
+        return np.clip(j + 1, 0, pk)
+
+    def count(x: float) -> float:
+        i = int(np.searchsorted(ca, x, side="right"))
+        c = float(ccum[i - 1]) if i else 0.0
+        if pa.size:
+            c += float((n_at_or_below(x) * pw).sum())
+        return c
+
+    def next_above(x: float) -> float:
+        """The smallest latency of any iteration above x (inf when none)."""
+        i = int(np.searchsorted(ca, x, side="right"))
+        best = float(ca[i]) if i < ca.size else np.inf
+        if pa.size:
+            j = n_at_or_below(x)  # the first iteration above x, per piece
+            ok = j < pk
+            if ok.any():
+                best = min(best, float((pa[ok] + pb[ok] * j[ok]).min()))
+        return best
+
+    lo0 = np.nextafter(float(a.min()), -np.inf)
     out = []
     for q in qs:
         target = q * total
-        lo, hi = lo0, hi0
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            if count_le(mid) >= target:
-                hi = mid
-            else:
-                lo = mid
-            if hi - lo <= 1e-12 * max(hi, 1e-9):
+        lo, hi = lo0, float((a + b * (k - 1)).max())  # count(lo) < target <= count(hi)
+        while True:
+            s = next_above(lo)
+            if count(s) >= target:
+                out.append(s)
                 break
-        out.append(hi)
+            lo = s  # s is below the quantile: so is everything up to it
+            mid = 0.5 * (lo + hi)
+            if lo < mid < hi:
+                if count(mid) >= target:
+                    hi = mid
+                else:
+                    lo = mid
     return out
 
 
@@ -215,13 +215,13 @@ def _pct(x: np.ndarray, q: float) -> float:
     return float(np.percentile(x, q)) if x.size else float("nan")
 
 
-def completion_rate_per_s(done: pd.DataFrame, w0: float) -> float:
+def completion_rate_per_s(finish_s: np.ndarray, w0: float) -> float:
     """Measured completions per second: completed measured requests / (last completion - w0)
-    (0 when none completed)."""
-    if not len(done):
+    (0 when none completed); ``finish_s``: their completion times."""
+    if not finish_s.size:
         return 0.0
-    span = float(done["finish_s"].max()) - w0
-    return len(done) / span if span > 0 else float("nan")
+    span = float(finish_s.max()) - w0
+    return finish_s.size / span if span > 0 else float("nan")
 
 
 def _power_figures(w: Window, peak_w: float) -> dict[str, float]:
@@ -255,17 +255,17 @@ def _pool_summary(res: RunResult, pool: Pool, w0: float, w1: float, pue: float) 
     w = led.window(w0, w1, pool)
     total = led.window(pool=pool)
     win = max(w1 - w0, 1e-12)
-    df = res.requests
-    mine = df[np.isin(df["replica"].to_numpy(), np.array([r.index for r in pool.replicas]))]
-    completed = mine["state"] == "completed"
-    done = mine[completed & ~mine["warmup"]]
+    t = res.table
+    mine = np.isin(t["replica"], np.array([r.index for r in pool.replicas]))
+    completed = mine & (t["state"] == COMPLETED)
+    done = completed & ~t["warmup"]
     return {
         "model": pool.spec.model_shape().name, "gpu": pool.profile.name,
         "nodes": pool.nodes, "gpus": pool.gpus, "tp": pool.tp, "replicas": len(pool.replicas),
         "kv_capacity_tokens_per_replica": pool.kv.capacity_tokens,
         "memory": pool.memory.as_gib(),
         "requests_completed": int(completed.sum()),
-        "throughput_requests_per_s": completion_rate_per_s(done, w0),
+        "throughput_requests_per_s": completion_rate_per_s(t["finish_s"][done], w0),
         "throughput_output_tokens_per_s": w.tokens_out / win,
         **_power_figures(w, led.peak_node_power_w(pool)),
         **_energy_figures(total, pue),
@@ -273,18 +273,20 @@ def _pool_summary(res: RunResult, pool: Pool, w0: float, w1: float, pue: float) 
     }
 
 
-def _warnings(sc: Any, df: pd.DataFrame, measured: pd.DataFrame, done: pd.DataFrame) -> list[str]:
-    """Why figures of the summary are null (they are never null silently)."""
-    if len(df) == 0:
+def _warnings(sc: Any, t: RequestTable, measured: np.ndarray, done: np.ndarray) -> list[str]:
+    """Why figures of the summary are null (they are never null silently); ``measured`` and
+    ``done`` are masks of the table's rows."""
+    if len(t) == 0:
         return ["no request arrived: latency, throughput and energy-per-query figures are null"]
-    if len(measured) == 0:
+    n_measured = int(measured.sum())
+    if n_measured == 0:
         sim = sc.simulation
-        return [f"every one of the {len(df)} requests arrived during the warm-up"
+        return [f"every one of the {len(t)} requests arrived during the warm-up"
                 f" (simulation.warmup_s = {sim.warmup_s:g} s, warmup_requests ="
                 f" {sim.warmup_requests}): latency and energy-per-query figures are null"]
-    if len(done) == 0:
-        dropped = int((measured["state"] == "dropped").sum())
-        if dropped == len(measured):
+    if not done.any():
+        dropped = int((measured & (t["state"] == DROPPED_CODE)).sum())
+        if dropped == n_measured:
             limit = min(p.serving.max_model_len for p in sc.pool_specs())
             return [f"every measured request was dropped (prompt + output longer than"
                     f" serving.max_model_len = {limit} tokens): latency and energy-per-query"
@@ -295,21 +297,24 @@ def _warnings(sc: Any, df: pd.DataFrame, measured: pd.DataFrame, done: pd.DataFr
 
 
 def summarise(res: RunResult) -> dict[str, Any]:
-    sc, fleet, df, led = res.scenario, res.fleet, res.requests, res.ledger
+    sc, fleet, t, led = res.scenario, res.fleet, res.table, res.ledger
     w0, w1 = res.window_s
     win = max(w1 - w0, 1e-12)
     pue = sc.facility.pue
     pools = fleet.pools
     w = led.window(w0, w1)
     total = led.window()
-    # ---- requests
-    m = df[~df["warmup"]]
-    done = m[m["state"] == "completed"]
+    # ---- requests (masks over the table's rows, in request order)
+    state = t["state"]
+    m = ~t["warmup"]
+    done = m & (state == COMPLETED)
     itl = weighted_itl_quantiles([r.rec for r in fleet.replicas], w0, [0.5, 0.9, 0.99])
-    wh = done["energy_facility_wh"].to_numpy()
+    wh = t["energy_facility_wh"][done]
+    ttft, tpot, e2e, queue = (t[k][done] for k in ("ttft_s", "tpot_s", "e2e_s", "queue_s"))
     one = len(pools) == 1
     models = list(dict.fromkeys(p.spec.model_shape().name for p in pools))
     cal_versions = list(dict.fromkeys(p.calibration.version for p in pools))
+    n_measured = int(m.sum())
     s: dict[str, Any] = {
         "schema_version": 1,
         "scenario": sc.name,
@@ -319,25 +324,25 @@ def summarise(res: RunResult) -> dict[str, Any]:
         "calibration_version": " + ".join(cal_versions),
         "simulated_time_s": res.end_s,
         "window_start_s": w0, "window_end_s": w1,
-        "requests_arrived": int(len(df)),
-        "requests_completed": int((df["state"] == "completed").sum()),
-        "requests_dropped": int((df["state"] == "dropped").sum()),
-        "requests_in_flight": int((df["state"] == "in_flight").sum()),
-        "requests_measured": int(len(m)),
+        "requests_arrived": len(t),
+        "requests_completed": int((state == COMPLETED).sum()),
+        "requests_dropped": int((state == DROPPED_CODE).sum()),
+        "requests_in_flight": int((state == IN_FLIGHT).sum()),
+        "requests_measured": n_measured,
         "preemptions": int(sum(r.preemptions for r in fleet.replicas)),
-        "offered_requests_per_s": len(m) / win,
-        "throughput_requests_per_s": completion_rate_per_s(done, w0),
+        "offered_requests_per_s": n_measured / win,
+        "throughput_requests_per_s": completion_rate_per_s(t["finish_s"][done], w0),
         "throughput_output_tokens_per_s": w.tokens_out / win,
-        "ttft_s_p50": _pct(done["ttft_s"].to_numpy(), 50),
-        "ttft_s_p90": _pct(done["ttft_s"].to_numpy(), 90),
-        "ttft_s_p99": _pct(done["ttft_s"].to_numpy(), 99),
-        "tpot_s_p50": _pct(done["tpot_s"].to_numpy(), 50),
-        "tpot_s_p99": _pct(done["tpot_s"].to_numpy(), 99),
+        "ttft_s_p50": _pct(ttft, 50),
+        "ttft_s_p90": _pct(ttft, 90),
+        "ttft_s_p99": _pct(ttft, 99),
+        "tpot_s_p50": _pct(tpot, 50),
+        "tpot_s_p99": _pct(tpot, 99),
         "itl_s_p50": itl[0], "itl_s_p90": itl[1], "itl_s_p99": itl[2],
-        "e2e_s_p50": _pct(done["e2e_s"].to_numpy(), 50),
-        "e2e_s_p99": _pct(done["e2e_s"].to_numpy(), 99),
-        "queue_s_p50": _pct(done["queue_s"].to_numpy(), 50),
-        "queue_s_p99": _pct(done["queue_s"].to_numpy(), 99),
+        "e2e_s_p50": _pct(e2e, 50),
+        "e2e_s_p99": _pct(e2e, 99),
+        "queue_s_p50": _pct(queue, 50),
+        "queue_s_p99": _pct(queue, 99),
         "kv_capacity_tokens_per_replica": pools[0].kv.capacity_tokens if one else None,
         "memory": pools[0].memory.as_gib() if one else None,
         **_power_figures(w, led.peak_node_power_w()),
@@ -354,25 +359,28 @@ def summarise(res: RunResult) -> dict[str, Any]:
         "classes": {},
         "pools": {p.name: _pool_summary(res, p, w0, w1, pue) for p in pools},
     }
-    warnings = _warnings(sc, df, m, done)
+    warnings = _warnings(sc, t, m, done)
     if warnings:
         s["warnings"] = warnings
-    for name in res.class_names:
-        c = m[m["class"] == name]
-        cd = c[c["state"] == "completed"]
-        considered = c[c["state"] != "in_flight"]
-        cwh = cd["energy_facility_wh"].to_numpy()
-        att = float(considered["slo_met"].mean()) if len(considered) else float("nan")
+    cls = t["class"]
+    slo_met = t["slo_met"]
+    for i, name in enumerate(res.class_names):
+        c = m & (cls == i)
+        cd = c & (state == COMPLETED)
+        considered = c & (state != IN_FLIGHT)
+        cwh = t["energy_facility_wh"][cd]
+        n_considered = int(considered.sum())
+        att = float(slo_met[considered].mean()) if n_considered else float("nan")
         s["slo_attainment"][name] = att
         s["classes"][name] = {
-            "requests_completed": int(len(cd)),
-            "requests_dropped": int((c["state"] == "dropped").sum()),
+            "requests_completed": int(cd.sum()),
+            "requests_dropped": int((c & (state == DROPPED_CODE)).sum()),
             "slo_attainment": att,
-            "ttft_s_p50": _pct(cd["ttft_s"].to_numpy(), 50),
-            "ttft_s_p99": _pct(cd["ttft_s"].to_numpy(), 99),
-            "tpot_s_p50": _pct(cd["tpot_s"].to_numpy(), 50),
-            "tpot_s_p99": _pct(cd["tpot_s"].to_numpy(), 99),
-            "e2e_s_p50": _pct(cd["e2e_s"].to_numpy(), 50),
+            "ttft_s_p50": _pct(t["ttft_s"][cd], 50),
+            "ttft_s_p99": _pct(t["ttft_s"][cd], 99),
+            "tpot_s_p50": _pct(t["tpot_s"][cd], 50),
+            "tpot_s_p99": _pct(t["tpot_s"][cd], 99),
+            "e2e_s_p50": _pct(t["e2e_s"][cd], 50),
             "energy_per_query_wh_mean": float(cwh.mean()) if cwh.size else float("nan"),
             "energy_per_query_wh_p25": _pct(cwh, 25),
             "energy_per_query_wh_p50": _pct(cwh, 50),

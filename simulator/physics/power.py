@@ -142,6 +142,8 @@ class DecodeSpan:
         """Largest k <= k_max whose iterations all end within ``elapsed_s``."""
         if k_max <= 0 or elapsed_s <= 0:
             return 0
+        if self.free:
+            return self._iterations_within_free(c0, elapsed_s, k_max)
         first = self.first_s(c0)
         # iteration times grow with j, so elapsed / first bounds k from above
         hi = min(k_max, int(elapsed_s / first) + 1)
@@ -166,3 +168,68 @@ class DecodeSpan:
             else:
                 hi = mid
         return lo
+
+    def _iterations_within_free(self, c0: float, elapsed_s: float, k_max: int) -> int:
+        """:meth:`iterations_within` where the cap binds nowhere: the same steps and the same
+        floating-point expressions as :meth:`duration_s` (``d(k)`` below), written out."""
+        a = self.t0_s + self.t1_s * c0  # first_s(c0), and duration_s's per-iteration term
+        b = self.t1_s * self.n_seqs
+        hi = min(k_max, int(elapsed_s / a) + 1)
+        if (a if hi == 1 else hi * a + b * (hi * (hi - 1) / 2.0)) <= elapsed_s:
+            return hi
+        lo = 0
+        if b > 0:  # quadratic estimate, then correct
+            h = a - b / 2
+            est = int((-h + math.sqrt(h * h + 2 * b * elapsed_s)) / b)
+            est = max(0, min(hi - 1, est))
+            d = 0.0 if est <= 0 else a if est == 1 else est * a + b * (est * (est - 1) / 2.0)
+            if d <= elapsed_s:
+                lo = est
+                e1 = est + 1
+                if (a if e1 == 1 else e1 * a + b * (e1 * (e1 - 1) / 2.0)) > elapsed_s:
+                    return est
+            else:
+                hi = est
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if (a if mid == 1 else mid * a + b * (mid * (mid - 1) / 2.0)) <= elapsed_s:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def boundary_at_or_after(self, c0: float, elapsed_s: float, k_max: int) -> int:
+        """Iterations completed at the first iteration boundary at or after ``elapsed_s``
+        (at least 1; ``k_max + 1`` when the span ends before it): where an arrival during
+        the span is admitted."""
+        kd = self.iterations_within(c0, elapsed_s, k_max)
+        if kd == 0:
+            return 1
+        if self.free:
+            a = self.t0_s + self.t1_s * c0
+            d = a if kd == 1 else kd * a + self.t1_s * self.n_seqs * (kd * (kd - 1) / 2.0)
+        else:
+            d = self.duration_s(c0, kd)
+        return kd + 1 if d < elapsed_s else kd
+
+    def totals(self, c0: float, k: int, duration_s: float) -> tuple[float, float, float, float]:
+        """``(energy_j, peak_w, itl_a_s, itl_b_s)`` of iterations 0..k-1 that took
+        ``duration_s`` in all: :meth:`energy_j`, :meth:`peak_power_w` and (k > 1)
+        :meth:`itl_line`, in one call and with the same expressions (the engine's end of a
+        jump); a single iteration's ITL line is ``(duration_s, 0)``."""
+        if k == 1:
+            if self.free:
+                e = self.e0_j + self.e1_j * c0
+            else:
+                e = self.one(c0).energy_j
+            return e, (e / duration_s if duration_s > 0 else 0.0), duration_s, 0.0
+        if self.free or self.uncapped(c0, k):
+            e0, e1, t0, t1 = self.e0_j, self.e1_j, self.t0_s, self.t1_s
+            e = k * (e0 + e1 * c0) + e1 * self.n_seqs * (k * (k - 1) / 2.0)
+            c1 = c0 + self.n_seqs * (k - 1)
+            p0 = (e0 + e1 * c0) / (t0 + t1 * c0)
+            p1 = (e0 + e1 * c1) / (t0 + t1 * c1)
+            return e, (p0 if p0 >= p1 else p1), t0 + t1 * c0, t1 * self.n_seqs
+        e = self.energy_j(c0, k)
+        return (e, self.peak_power_w(c0, k, e, duration_s), self.t0_s + self.t1_s * c0,
+                self.t1_s * self.n_seqs)

@@ -20,12 +20,16 @@ from simulator.cli_options import FORCE, OVERWRITE
                    " e.g. projection.uncertainty.draws=10")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="processes simulating load levels and draws in parallel")
+@click.option("--cluster", metavar="ADDRESS", default=None,
+              help="simulate the levels and draws on a Dask distributed scheduler (e.g."
+                   " tcp://host:8786) instead of local processes; the same results")
 @click.option("--no-charts", is_flag=True, help="skip the PNG/SVG charts")
 @click.option("--quiet", is_flag=True, help="no progress bar or summary")
 @OVERWRITE
 @FORCE
 def project_cmd(scenario: str, out_dir: str, overrides: tuple[str, ...], workers: int,
-                no_charts: bool, quiet: bool, overwrite: bool, force: bool) -> None:
+                cluster: str | None, no_charts: bool, quiet: bool, overwrite: bool,
+                force: bool) -> None:
     """Project a whole day of SCENARIO's fleet (GWh/day with uncertainty) into OUT."""
     from tqdm import tqdm
 
@@ -56,7 +60,7 @@ def project_cmd(scenario: str, out_dir: str, overrides: tuple[str, ...], workers
                 bar.refresh()
         try:
             proj = project(sc, workers=workers, progress=bar.update if bar is not None else None,
-                           on_total=set_total, force=force)
+                           on_total=set_total, force=force, cluster=cluster)
         finally:
             if bar is not None:
                 bar.close()

@@ -100,12 +100,16 @@ class Projection:
 
 
 class _Runner:
-    """Runs level jobs in order, serially or on a process pool; counts simulations."""
+    """Runs level jobs in order, serially, on a process pool or on a Dask cluster (the sweep
+    machinery's two back ends); counts simulations."""
 
-    def __init__(self, workers: int, progress: Callable[[int], None] | None):
+    def __init__(self, workers: int, progress: Callable[[int], None] | None,
+                 cluster: Any = None):
         self.workers = max(1, workers)
         self.progress = progress
         self.pool: ProcessPoolExecutor | None = None
+        self.cluster = cluster
+        self.client: Any = None
         self.simulations = 0
 
     def __enter__(self) -> "_Runner":
@@ -114,12 +118,33 @@ class _Runner:
     def __exit__(self, *exc: Any) -> None:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
+        if self.client is not None and self.client is not self.cluster:
+            self.client.close()
+
+    def _dask(self, jobs: list[LevelJob]) -> Iterable[LevelResult]:
+        if self.client is None:
+            try:
+                from dask.distributed import Client
+            except ImportError:
+                raise ScenarioError("--cluster needs dask: pip install 'dask[distributed]'") \
+                    from None
+            try:
+                self.client = self.cluster if isinstance(self.cluster, Client) else \
+                    Client(self.cluster)
+            except (OSError, TimeoutError) as e:
+                raise ScenarioError(f"cannot connect to Dask cluster {self.cluster!r}: {e}") \
+                    from None
+        futures = self.client.map(run_level, jobs, pure=False)
+        for f in futures:  # in order: the result does not depend on who finishes first
+            yield f.result()
 
     def map(self, jobs: list[LevelJob]) -> list[LevelResult]:
         if not jobs:
             return []
-        if self.workers == 1 or len(jobs) == 1:
-            it: Iterable[LevelResult] = map(run_level, jobs)
+        if self.cluster is not None:
+            it: Iterable[LevelResult] = self._dask(jobs)
+        elif self.workers == 1 or len(jobs) == 1:
+            it = map(run_level, jobs)
         else:
             if self.pool is None:
                 self.pool = process_pool(self.workers)
@@ -191,8 +216,8 @@ def search_capacity(ok: Callable[..., bool], start: float, tolerance: float,
 def project(sc: Scenario, workers: int = 1,
             progress: Callable[[int], None] | None = None,
             on_total: Callable[[int], None] | None = None, force: bool = False,
-            known_capacity: tuple[float, list[tuple[float, LevelResult]]] | None = None
-            ) -> Projection:
+            known_capacity: tuple[float, list[tuple[float, LevelResult]]] | None = None,
+            cluster: Any = None) -> Projection:
     """Project a whole day for a validated scenario with a ``projection`` section.
 
     ``progress`` is called with 1 after each simulation; ``on_total`` with the total number
@@ -200,13 +225,14 @@ def project(sc: Scenario, workers: int = 1,
     ``force`` lifts the warm-up limit (MAX_WARMUP_FACTOR warm-up requests per measured one).
     ``known_capacity``: a per-node capacity already searched (and its trials), used instead of
     searching again. A fleet of several pools is projected pool by pool
-    (:func:`project_pools`)."""
+    (:func:`project_pools`). ``cluster``: a Dask scheduler address or ``Client`` that simulates
+    the levels instead of ``workers`` local processes (the same results)."""
     p = sc.projection
     if p is None:
         raise ScenarioError("missing: `fleetsim project` needs a projection section (at least"
                             " projection.queries_per_day)", file=sc.file, field="projection")
     if len(sc.pool_specs()) > 1:
-        return project_pools(sc, workers, progress, force)
+        return project_pools(sc, workers, progress, force, cluster)
     cal = level_calibration(sc)
     gpn = sc.pool_specs()[0].gpus_per_node
     host0 = sc.pool_specs()[0].host(sc.facility, cal.power.idle_w)
@@ -246,7 +272,7 @@ def project(sc: Scenario, workers: int = 1,
         return LevelJob(sc, rate, k, n, warmup_s, _seed(p.sample.seed, level_key), pert, keep,
                         trace_rate, q_peak_fleet)
 
-    with _Runner(workers, progress) as runner:
+    with _Runner(workers, progress, cluster) as runner:
         search: list[tuple[float, LevelResult]] = []
 
         def capacity() -> float:
@@ -340,15 +366,9 @@ def project(sc: Scenario, workers: int = 1,
                           f" {nominal[peak_level].attainment(worst):.1%} of requests <"
                           f" slo_target {target:.1%}")
         inputs = draw_inputs(p.uncertainty, cal, fac0)
-        if on_total is not None:
-            on_total(runner.simulations + len(inputs) * len(plan.levels))
-        jobs = []
-        perts = []
-        for _, row in inputs.iterrows():
-            pert, fac = perturbation(row)
-            perts.append((pert, fac))
-            jobs += [job(r, i, pert, keep=False) for i, r in enumerate(plan.levels)]
-        drawn = runner.map(jobs)
+        perts = [perturbation(row) for _, row in inputs.iterrows()]
+        drawn, reused = _draw_levels(plan.levels, [pt for pt, _ in perts], nominal, job, runner,
+                                     on_total)
         n_sims = runner.simulations
 
     carbon = p.carbon.hourly() if p.carbon is not None else None
@@ -413,6 +433,7 @@ def project(sc: Scenario, workers: int = 1,
     proj.summary = _summary(sc, proj, tot0, nominal, cap, curve_source, warmup_s, n_sims,
                             search, cal)
     proj.summary["sampling"]["capacity_cuts"] = capacity_cuts
+    proj.summary["sampling"]["draw_levels_reused"] = reused
     from simulator.metrics.boundaries import projection_boundaries
 
     s = proj.summary
@@ -427,6 +448,61 @@ def project(sc: Scenario, workers: int = 1,
             sc.cost, proj.summary, list(hourly0["energy_facility_j"]), gpn,
             mean_output_tokens(sc), list(draws["gwh_per_day_facility"]))
     return proj
+
+
+def _timing_and_lengths(pert: Perturbation) -> tuple[float, float, float, float]:
+    return (pert.compute_time_factor, pert.memory_time_factor, pert.input_scale,
+            pert.output_scale)
+
+
+def _draw_levels(levels: list[float], perts: list[Perturbation], nominal: list[LevelResult],
+                 job: Callable[..., LevelJob], runner: _Runner,
+                 on_total: Callable[[int], None] | None) -> tuple[list[LevelResult], int]:
+    """Every draw's level results, in draw-major order, and how many came from another
+    simulation instead of one of their own.
+
+    A draw's PUE and host power are applied afterwards (its day's integral), and its busy GPU
+    power factor scales the busy GPU power of a simulation without it exactly where no
+    iteration of that simulation comes near the cap (:meth:`LevelResult.with_power_factor`:
+    the timing is then the same). So draws whose timing and length factors are those of the
+    nominal day, or of another draw, share one simulation per level; a draw alone with its
+    factors is simulated whole, as it always was. Jobs run on the runner (local processes or
+    Dask) in a fixed order: the result does not depend on the workers."""
+    n = len(levels)
+    keys = [_timing_and_lengths(pt) for pt in perts]
+    nominal_key = (1.0, 1.0, 1.0, 1.0)
+    count: dict[tuple, int] = {}
+    for k in keys:
+        count[k] = count.get(k, 0) + 1
+    shared = [k for k in dict.fromkeys(keys) if k != nominal_key and count[k] > 1]
+    bases: dict[tuple, list[LevelResult]] = {nominal_key: nominal}
+    own = sum(1 for k in keys if k != nominal_key and count[k] == 1)
+    if on_total is not None:
+        on_total(runner.simulations + (len(shared) + own) * n)
+    # 1. one simulation per level for factors that several draws share (power factor 1)
+    base_jobs = [job(r, i, Perturbation(*k[:2], 1.0, *k[2:]), keep=False)
+                 for k in shared for i, r in enumerate(levels)]
+    done = runner.map(base_jobs)
+    for j, k in enumerate(shared):
+        bases[k] = done[j * n:(j + 1) * n]
+    # 2. each draw: a shared simulation scaled by its power factor, else its own
+    out: list[LevelResult | None] = []
+    todo: list[tuple[int, LevelJob]] = []
+    reused = 0
+    for d, (pert, k) in enumerate(zip(perts, keys)):
+        base = bases.get(k)
+        for i, r in enumerate(levels):
+            lv = base[i].with_power_factor(pert.gpu_power_factor) if base is not None else None
+            if lv is None:
+                todo.append((len(out), job(r, i, pert, keep=False)))
+            else:
+                reused += 1
+            out.append(lv)
+    if on_total is not None and len(todo) != own * n:  # some scaled draw was too near the cap
+        on_total(runner.simulations + len(todo))
+    for (pos, _), lv in zip(todo, runner.map([jb for _, jb in todo])):
+        out[pos] = lv
+    return out, reused  # type: ignore[return-value]
 
 
 def capacity_interval(search: list[tuple[float, LevelResult]], target: float,
@@ -575,8 +651,8 @@ def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: lis
 
 
 # ------------------------------------------------------------------ fleets of several pools
-def pool_capacity(sub: Scenario, workers: int,
-                  progress: Callable[[int], None] | None) -> tuple[float, list[tuple[float, LevelResult]]]:
+def pool_capacity(sub: Scenario, workers: int, progress: Callable[[int], None] | None,
+                  cluster: Any = None) -> tuple[float, list[tuple[float, LevelResult]]]:
     """Per-node capacity of a one-pool scenario at its SLO target, and the search's trials
     (the same search, request counts and random stream as a one-pool projection's)."""
     p = sub.projection
@@ -585,7 +661,7 @@ def pool_capacity(sub: Scenario, workers: int,
     warmup_s = p.sample.warmup_s if p.sample.warmup_s is not None else auto_warmup_s(sub)
     search: list[tuple[float, LevelResult]] = []
     bound = throughput_bound_per_node(sub, level_calibration(sub))
-    with _Runner(workers, progress) as runner:
+    with _Runner(workers, progress, cluster) as runner:
         def ok(rate: float, short: bool = False) -> bool:
             if rate > bound:  # no node serves this much: not simulated
                 return False
@@ -601,7 +677,8 @@ def pool_capacity(sub: Scenario, workers: int,
 
 
 def project_pools(sc: Scenario, workers: int = 1,
-                  progress: Callable[[int], None] | None = None, force: bool = False) -> Projection:
+                  progress: Callable[[int], None] | None = None, force: bool = False,
+                  cluster: Any = None) -> Projection:
     """Project a fleet of several pools (:mod:`simulator.projection.mixed`): each pool's
     capacity, the pools' sizes and each hour's split, every pool's day as a one-pool
     projection, and the fleet's day as their sum."""
@@ -615,7 +692,7 @@ def project_pools(sc: Scenario, workers: int = 1,
     q = fleet_rate(p.queries_per_day, m)
     given = {n: p.fleet.pool_nodes(n) for n in order}
     caps_search = {n: pool_capacity(mixed.pool_scenario(sc, pools[n], given[n], p.queries_per_day, m),
-                                    workers, progress) for n in order}
+                                    workers, progress, cluster) for n in order}
     caps = {n: c for n, (c, _) in caps_search.items()}
     sizes = mixed.size_pools(given, caps, float(q.max()), p.fleet.headroom, sc.file)
     rates = mixed.split_hours(q, order, sizes, caps, p.fleet.split, p.fleet.headroom)
@@ -630,7 +707,7 @@ def project_pools(sc: Scenario, workers: int = 1,
                                 file=sc.file, field="projection.fleet.split")
         sub = mixed.pool_scenario(sc, pools[n], sizes[n], float(r.sum() * 3600.0), r)
         projs[n] = project(sub, workers, progress, None, force=force,
-                            known_capacity=caps_search[n])
+                            known_capacity=caps_search[n], cluster=cluster)
     c = mixed.combine(sc, projs, sizes, caps, rates, q, m, curve_source, SCHEMA_VERSION)
     return Projection(sc, c["plan"], c["hourly"], c["levels"], c["draws"], c["summary"], None,
                       [], c["hourly_draws"], pools=list(projs.values()))

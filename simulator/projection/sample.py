@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from simulator.engine.fleet import pool_calibration
+from simulator.engine.fleet import ModelCache, pool_calibration
 from simulator.physics.host import HostPower
 from simulator.physics.params import Calibration, RooflineOp
 from simulator.scenario.schema import Scenario
@@ -236,6 +236,25 @@ class LevelResult:
     slo_met: dict[str, int] = field(default_factory=dict)  # per class, measured requests
     considered: dict[str, int] = field(default_factory=dict)  # completed + dropped
     request_energy_j: dict[str, np.ndarray] = field(default_factory=dict)  # completed, measured
+    gpu_peak_w: float = 0.0  # highest per-GPU power of any iteration of the run
+    gpu_cap_w: float = math.inf  # the GPUs' cap in the run
+
+    def with_power_factor(self, factor: float) -> "LevelResult | None":
+        """This level as a run whose busy GPU power (floor, activity, energy per byte) is
+        ``factor`` times this run's would be, where no iteration of either comes within a
+        billionth of the cap (the iterations' times are then those of this run, and their
+        energies ``factor`` times theirs); None where one could (it must be simulated).
+        Requests' own energies are not carried over."""
+        if factor == 1.0:
+            return self
+        near = self.gpu_cap_w * (1.0 - 1e-9)
+        if not (self.gpu_peak_w < near and self.gpu_peak_w * factor < near):
+            return None
+        return LevelResult(self.rate_per_node, self.window_s, self.gpu_prefill_w * factor,
+                           self.gpu_decode_w * factor, self.busy_gpu_fraction,
+                           self.gpus_per_node, self.idle_w_per_gpu, self.throughput_per_node,
+                           self.slo_met, self.considered, {}, self.gpu_peak_w * factor,
+                           self.gpu_cap_w)
 
     @property
     def gpu_idle_w(self) -> float:
@@ -282,7 +301,7 @@ class LevelResult:
                            self.gpu_decode_w * r, min(1.0, self.busy_gpu_fraction * r),
                            self.gpus_per_node, self.idle_w_per_gpu,
                            self.throughput_per_node * r, self.slo_met, self.considered,
-                           self.request_energy_j)
+                           self.request_energy_j, self.gpu_peak_w, self.gpu_cap_w)
 
 
 def idle_level(gpus_per_node: int, idle_w: float, classes: list[str]) -> LevelResult:
@@ -295,31 +314,36 @@ def measure(res: Any, rate_per_node: float, keep_requests: bool = True) -> Level
     """Reduce a sampled run to its steady-state per-node figures."""
     w0, w1 = res.window_s
     win = max(w1 - w0, 1e-12)
-    led = res.ledger.window(w0, w1)
+    led = res.ledger.window(w0, w1, host=False)  # host power is applied per draw, later
+    from simulator.metrics.requests import COMPLETED, IN_FLIGHT
+
     nodes = res.fleet.nodes
     pool = res.fleet.pools[0]
-    df = res.requests
-    m = df[~df["warmup"].to_numpy()]
-    done = m[m["state"] == "completed"]
-    in_win = done[(done["finish_s"] >= w0) & (done["finish_s"] <= w1)]
+    t = res.table
+    m = ~t["warmup"]
+    state = t["state"]
+    finish = t["finish_s"]
+    in_win = m & (state == COMPLETED) & (finish >= w0) & (finish <= w1)
     out = LevelResult(
         rate_per_node=rate_per_node, window_s=win,
         gpu_prefill_w=led.prefill_gpu_j / win / nodes,
         gpu_decode_w=led.decode_gpu_j / win / nodes,
         busy_gpu_fraction=led.busy_gpu_s / (win * led.gpus),
         gpus_per_node=pool.gpus_per_node, idle_w_per_gpu=pool.idle_w,
-        throughput_per_node=len(in_win) / win / nodes)
-    cls = m["class"].astype(str).to_numpy()
-    state = m["state"].astype(str).to_numpy()
-    met = m["slo_met"].to_numpy()
-    energy = m["energy_j"].to_numpy()
-    for name in res.class_names:
-        sel = cls == name
-        considered = sel & (state != "in_flight")
+        throughput_per_node=int(in_win.sum()) / win / nodes,
+        gpu_peak_w=max((float(r.rec.array("peak_w").max()) for r in res.fleet.replicas
+                        if len(r.rec)), default=0.0),
+        gpu_cap_w=pool.spec.gpu_cap_w)
+    cls = t["class"]
+    met = t["slo_met"]
+    energy = t["energy_j"]
+    for i, name in enumerate(res.class_names):
+        sel = m & (cls == i)
+        considered = sel & (state != IN_FLIGHT)
         out.considered[name] = int(considered.sum())
         out.slo_met[name] = int((considered & met).sum())
         if keep_requests:
-            out.request_energy_j[name] = energy[sel & (state == "completed")].astype(np.float64)
+            out.request_energy_j[name] = energy[sel & (state == COMPLETED)].astype(np.float64)
     return out
 
 
@@ -339,6 +363,11 @@ class LevelJob:
     fleet_rate: float | None = None  # replay: the fleet's queries/s (see level_scenario)
 
 
+#: iteration models kept across the levels a process simulates (a memo of pure models: the
+#: levels of one draw, and the nominal day's and the capacity search's, share their physics)
+_MODELS = ModelCache()
+
+
 def run_level(job: LevelJob) -> LevelResult:
     """Simulate one level (top-level function: process pools pickle it by reference)."""
     from simulator.api import simulate
@@ -347,4 +376,5 @@ def run_level(job: LevelJob) -> LevelResult:
     cal = perturb_calibration(level_calibration(sc), job.pert)
     lsc = level_scenario(sc, job.rate_per_node, job.nodes, job.requests, job.warmup_s,
                          job.seed, job.pert, job.trace_rate, job.fleet_rate)
-    return measure(simulate(lsc, cal), job.rate_per_node, job.keep_requests)
+    return measure(simulate(lsc, cal, summary=False, models=_MODELS), job.rate_per_node,
+                   job.keep_requests)

@@ -81,11 +81,15 @@ def min_attainment(sc: Scenario, rate_per_unit: float, units: int, requests: int
     """The worst class's SLO attainment of one sampled simulation."""
     from simulator.api import simulate
 
-    res = simulate(unit_scenario(sc, rate_per_unit, units, requests, warmup_s, seed))
-    m = res.requests[~res.requests["warmup"].to_numpy()]
-    m = m[m["state"].astype(str) != "in_flight"]
-    att = m.groupby(m["class"].astype(str), observed=True)["slo_met"].mean()
-    return float(att.min()) if len(att) else math.nan
+    from simulator.metrics.requests import IN_FLIGHT
+
+    res = simulate(unit_scenario(sc, rate_per_unit, units, requests, warmup_s, seed),
+                   summary=False)
+    t = res.table
+    keep = ~t["warmup"] & (t["state"] != IN_FLIGHT)
+    cls, met = t["class"][keep], t["slo_met"][keep]
+    att = [float(met[cls == c].mean()) for c in np.unique(cls)]
+    return min(att) if att else math.nan
 
 
 def requests_for(sc: Scenario, sample: SampleSpec, total_rate_per_s: float) -> int:

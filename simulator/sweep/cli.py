@@ -24,7 +24,13 @@ from simulator.cli_options import FORCE, OVERWRITE
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE",
               help="override the base scenario by dotted path (repeatable)")
 @click.option("--command", "command", default=None, metavar="NAME",
-              help="what runs at each point (default: the sweep section's, else 'run')")
+              help="what runs at each point: run, run-summary (no requests.parquet), estimate,"
+                   " project (default: the sweep section's, else 'run')")
+@click.option("--estimate", "use_estimate", is_flag=True,
+              help="the analytical estimate at each point (--command estimate): milliseconds a"
+                   " point, to screen a large sweep before simulating its interesting points")
+@click.option("--no-requests", "no_requests", is_flag=True,
+              help="runs write no per-request table (--command run-summary)")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="local worker processes (default: CPU count; 1 = in this process)")
 @click.option("--cluster", metavar="ADDRESS", default=None,
@@ -34,7 +40,8 @@ from simulator.cli_options import FORCE, OVERWRITE
 @OVERWRITE
 @FORCE
 def sweep_cmd(scenario, out_dir, grid, points_file, sample_n, sample_seed, ranges, overrides,
-              command, workers, cluster, quiet, overwrite, force) -> None:
+              command, use_estimate, no_requests, workers, cluster, quiet, overwrite,
+              force) -> None:
     """Run SCENARIO at every point of a sweep (from the flags, or else its sweep: section).
 
     Flags that define points (--grid, --points, --sample) replace the file's sweep: section.
@@ -45,6 +52,12 @@ def sweep_cmd(scenario, out_dir, grid, points_file, sample_n, sample_seed, range
     from simulator.sweep.runner import run_sweep
     from simulator.sweep.spec import build_sweep, spec_from_options
 
+    if use_estimate or no_requests:
+        chosen = "estimate" if use_estimate else "run-summary"
+        if command not in (None, chosen) or (use_estimate and no_requests):
+            raise click.UsageError("--estimate, --no-requests and --command choose the same"
+                                   " thing: give one")
+        command = chosen
     inputs = [scenario, *([points_file] if points_file else [])]
     check_output_dir(out_dir, overwrite=True, inputs=inputs)  # the never-replaced kinds, first
     cli_spec = spec_from_options(grid, points_file, sample_n, sample_seed, ranges, command)

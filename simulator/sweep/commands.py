@@ -26,6 +26,29 @@ def run_command(sc: Scenario, out_dir: Path) -> dict[str, Any]:
     return res.summary
 
 
+def run_summary_command(sc: Scenario, out_dir: Path) -> dict[str, Any]:
+    """``fleetsim run --no-requests``: simulate and write the summary and power, no
+    per-request table (``fleetsim sweep --no-requests``)."""
+    from simulator.api import simulate
+    from simulator.output import write_run
+
+    res = simulate(sc)
+    write_run(res, out_dir, requests=False)
+    return res.summary
+
+
+def estimate_command(sc: Scenario, out_dir: Path) -> dict[str, Any]:
+    """``fleetsim estimate``: the analytical steady state, milliseconds a point
+    (``fleetsim sweep --estimate``); writes ``summary.json``."""
+    from simulator.estimate import estimate
+    from simulator.output import write_json
+
+    summary = estimate(sc).as_dict()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
 def project_command(sc: Scenario, out_dir: Path) -> dict[str, Any]:
     """``fleetsim project``: a fleet-day projection (one process; the sweep parallelises)."""
     from simulator.projection.output import write_projection
@@ -38,5 +61,7 @@ def project_command(sc: Scenario, out_dir: Path) -> dict[str, Any]:
 
 COMMANDS: dict[str, Callable[[Scenario, Path], dict[str, Any]]] = {
     "run": run_command,
+    "run-summary": run_summary_command,
+    "estimate": estimate_command,
     "project": project_command,
 }

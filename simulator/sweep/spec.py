@@ -331,7 +331,7 @@ def check_point(sc: Scenario, command: str, force: bool, checked: dict[Any, None
         from simulator.projection.project import check_projection_limits
 
         check_projection_limits(sc, 1, force)
-    else:
+    elif command != "estimate":  # an estimate runs no simulation: no limit applies
         limits.check(sc, force)
     for pool in sc.pool_specs():
         key = ("calibration", pool.hardware.calibration or sc.simulation.calibration)

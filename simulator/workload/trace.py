@@ -16,10 +16,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from simulator.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TIMESTAMP_COL = "TIMESTAMP"
 INPUT_COL = "ContextTokens"
@@ -35,6 +39,8 @@ _TZ_RE = r"(?:[Zz]|[+-]\d\d:?\d\d)\s*$"
 
 def _read_raw(path: Path, columns: tuple[str, ...], field: str | None) -> pd.DataFrame:
     """All cells of ``columns`` as strings (missing cells as NaN), rows aligned to file lines."""
+    import pandas as pd
+
     where = f" (named by {field})" if field else ""
     try:
         header = pd.read_csv(path, nrows=0, dtype=str)
@@ -103,6 +109,8 @@ def _bad(path: Path, raw: pd.Series, mask: np.ndarray, col: str, rule: str) -> D
 
 def _tokens(path: Path, raw: pd.Series, col: str, minimum: int) -> np.ndarray:
     """Parse a token column: integers >= ``minimum``; int64 array."""
+    import pandas as pd
+
     num = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = ~np.isfinite(num)
     if bad.any():
@@ -123,6 +131,8 @@ def parse_timestamps(path: Path, raw: pd.Series, col: str, fmt: str = "ISO8601")
     """Timestamps of a column as naive datetime64[ns]. Rows that carry a UTC offset (+05:00, Z)
     are converted to UTC; a column that mixes rows with and without an offset is an error
     naming the first row that differs from the first row (which instant was meant is unknown)."""
+    import pandas as pd
+
     has_tz = raw.astype(str).str.contains(_TZ_RE, regex=True).to_numpy()
     if has_tz.any() and not has_tz.all():
         first = bool(has_tz[0])
@@ -161,6 +171,8 @@ def load_azure_trace(path: Path, field: str | None = None) -> pd.DataFrame:
         DataError: unreadable file, missing column, or a row with an unparseable timestamp,
             a non-integer / negative / missing token count, or ContextTokens of 0.
     """
+    import pandas as pd
+
     path = Path(path)
     df = _read_raw(path, AZURE_COLUMNS, field)
     ts_ns = parse_timestamps(path, df[TIMESTAMP_COL], TIMESTAMP_COL)

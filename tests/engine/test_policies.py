@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from simulator.capping.controller import ReplicaView, prefill_first, priority, uniform, water_fill
 from simulator.engine.kvcache import KVCache
 from simulator.engine.request import Request
-from simulator.engine.router import ROUTERS
+from simulator.engine.router import ROUTERS, SCAN_MAX, LeastLoaded, _scan
 from simulator.engine.scheduler import SCHEDULERS, BatchLimits, fcfs
 
 
@@ -79,6 +79,26 @@ def test_scheduler_table_names_fcfs():
     assert SCHEDULERS["fcfs"] is fcfs
 
 
+@given(prompts=st.lists(st.integers(1, 300), min_size=1, max_size=8),
+       prefilled=st.lists(st.integers(0, 299), min_size=0, max_size=3),
+       budget=st.integers(1, 400), n_decode=st.integers(0, 6), chunked=st.booleans())
+@settings(max_examples=200, deadline=None)
+def test_fcfs_plan_sums_are_those_of_its_chunks(prompts, prefilled, budget, n_decode, chunked):
+    """fcfs writes Plan.add out for speed: its sums must be what Plan.add gives for the
+    same chunks (the iteration's shape), in the same order (floating-point sums too)."""
+    running = [req(100 + i, 300, prefilled=p) for i, p in enumerate(prefilled)]
+    waiting = deque(req(i, p) for i, p in enumerate(prompts))
+    lim = BatchLimits(max_batch_size=16, max_batched_tokens=budget + n_decode,
+                      chunk_tokens=budget, chunked_prefill=chunked)
+    plan = fcfs(lim, KVCache(100_000, 16), waiting, running, n_decode, 1000)
+    ref = type(plan)()
+    for r, c in plan.chunks:
+        ref.add(r, c)
+    assert (plan.tokens, plan.pairs, plan.prefix, plan.finishing) == \
+        (ref.tokens, ref.pairs, ref.prefix, ref.finishing)
+    assert plan.tokens == sum(c for _, c in plan.chunks)
+
+
 # ------------------------------------------------------------------ routers
 def loads(*pairs):
     return [SimpleNamespace(outstanding=o, outstanding_tokens=t) for o, t in pairs]
@@ -98,6 +118,42 @@ def test_least_outstanding_picks_fewest_requests_lowest_index_on_ties():
 def test_jsq_tokens_picks_fewest_tokens():
     route = ROUTERS["jsq_tokens"](4, np.random.default_rng(0))
     assert route(loads((3, 100), (1, 900), (2, 50), (1, 50)), 10) == 2
+
+
+@pytest.mark.parametrize("policy", ["least_outstanding", "jsq_tokens"])
+@given(n=st.integers(SCAN_MAX + 1, 40), seed=st.integers(0, 2**32 - 1),
+       steps=st.integers(1, 400))
+@settings(max_examples=60, deadline=None)
+def test_heap_router_chooses_what_the_scan_chooses(policy, n, seed, steps):
+    """Above SCAN_MAX replicas the least-loaded routers keep a heap updated by moved(); after
+    any sequence of load changes (submits and finishes, as the replicas report them) it must
+    choose exactly the replica the reference scan over every replica chooses."""
+    rng = np.random.default_rng(seed)
+    heap_route = ROUTERS[policy](n, rng)
+    assert isinstance(heap_route, LeastLoaded)
+    scan = _scan("outstanding" if policy == "least_outstanding" else "outstanding_tokens")
+    reps = loads(*[(0, 0)] * n)
+    for _ in range(steps):
+        i = int(rng.integers(n))
+        r = reps[i]
+        if r.outstanding and rng.random() < 0.45:  # a finish
+            r.outstanding -= 1
+            r.outstanding_tokens -= int(rng.integers(0, r.outstanding_tokens + 1))
+        else:  # a submit, sometimes to the chosen replica as a run does
+            if rng.random() < 0.7:
+                i = heap_route(reps, 10)
+                assert i == scan(reps, 10)
+                r = reps[i]
+            r.outstanding += 1
+            r.outstanding_tokens += int(rng.integers(1, 1000))
+        heap_route.moved(i, r.outstanding, r.outstanding_tokens)
+        assert heap_route(reps, 10) == scan(reps, 10)
+    assert len(heap_route.heap) <= 4 * n + 64
+
+
+def test_small_fleets_scan_and_large_ones_keep_a_heap():
+    assert not hasattr(ROUTERS["least_outstanding"](SCAN_MAX, np.random.default_rng(0)), "moved")
+    assert hasattr(ROUTERS["least_outstanding"](SCAN_MAX + 1, np.random.default_rng(0)), "moved")
 
 
 # ------------------------------------------------------------------ capping

@@ -99,3 +99,55 @@ def test_autoscale_powers_nodes_down_and_saves_energy(tiny_projection):
     assert min(s["slo_attainment"].values()) >= 0.99
     # the same hours on the 40-node always-on fleet cost more than scaling down
     assert s["gwh_per_day_it_nominal"] < tiny_projection.summary["gwh_per_day_it_nominal"]
+
+
+def test_draws_that_change_only_post_hoc_factors_reuse_simulations(monkeypatch):
+    """Draws whose timing and lengths are nominal reuse the nominal day's simulations (PUE and
+    host power are applied per draw, the busy GPU power factor scales an uncapped level): no
+    draw simulates, and every draw's day equals the one simulated draw by draw."""
+    from simulator.projection.sample import LevelResult
+
+    sets = ("projection.uncertainty.draws=5", "projection.uncertainty.timing_residuals=false",
+            "projection.uncertainty.input_length_scale=[1,1]",
+            "projection.uncertainty.output_length_scale=[1,1]")
+    reused = project(tiny(*sets))
+    levels = reused.summary["sampling"]["levels"]
+    assert reused.summary["sampling"]["draw_levels_reused"] == 5 * levels
+    assert reused.draws["gpu_power_factor"].nunique() > 1  # the factor really varies
+    # the reference: every draw simulated with its own perturbed physics
+    real = LevelResult.with_power_factor
+    monkeypatch.setattr(LevelResult, "with_power_factor",
+                        lambda self, f: self if f == 1.0 else None)
+    simulated = project(tiny(*sets))
+    monkeypatch.setattr(LevelResult, "with_power_factor", real)
+    assert simulated.summary["sampling"]["draw_levels_reused"] == 0
+    assert (simulated.summary["sampling"]["simulations"]
+            == reused.summary["sampling"]["simulations"] + 5 * levels)
+    for col in ("gwh_per_day_facility", "gwh_per_day_it", "slo_attainment_min"):
+        np.testing.assert_allclose(reused.draws[col], simulated.draws[col], rtol=1e-9)
+
+
+def test_a_power_factor_near_the_cap_is_simulated():
+    """Where the scaled power would reach the cap, the draw is not scaled (the cap would bind
+    and slow its iterations): with_power_factor refuses it."""
+    from simulator.projection.sample import LevelResult
+
+    lv = LevelResult(1.0, 10.0, 100.0, 200.0, 0.5, 8, 70.0, 1.0, gpu_peak_w=600.0,
+                     gpu_cap_w=700.0)
+    assert lv.with_power_factor(1.1).gpu_prefill_w == pytest.approx(110.0)
+    assert lv.with_power_factor(1.2) is None  # 720 W > 700 W
+    assert lv.with_power_factor(1.0) is lv
+
+
+def test_a_dask_cluster_gives_the_local_result(tiny_projection):
+    """Draws and levels on the sweep machinery's Dask back end: the same day as in process."""
+    import json
+
+    distributed = pytest.importorskip("dask.distributed")
+    sc = tiny("projection.uncertainty.draws=2")
+    local = project(sc)
+    with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
+                                  dashboard_address=None) as cluster:
+        remote = project(sc, cluster=cluster.scheduler_address)
+    assert json.dumps(remote.summary, sort_keys=True, default=str) == \
+        json.dumps(local.summary, sort_keys=True, default=str)
