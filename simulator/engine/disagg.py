@@ -78,9 +78,11 @@ DECODE_POLICIES: dict[str, DecodePolicy] = {
     "most_free_kv": most_free_kv,
 }
 
-#: one row per transfer: request, replicas, KV bytes, times (s)
+#: one row per transfer: request, replicas, KV bytes, times (s): prompt done, transfer
+#: started (decode blocks reserved), first token delivered; ``move_s``: how long the links
+#: carry it (with layer-wise overlap, partly before ``start_s``); ``link_w``: power it adds
 TRANSFER_COLUMNS = ("request_id", "src_replica", "dst_replica", "bytes", "prefill_done_s",
-                    "start_s", "end_s")
+                    "start_s", "end_s", "move_s", "link_w")
 
 
 class KVMover:
@@ -121,18 +123,24 @@ class KVMover:
             dst.reserve(r)
             now = self.env.now
             nbytes = r.prompt_tokens * self.kv_bytes_per_token
-            hide_s = r.prefill_done_s - r.first_sched_s
-            t_s = self.link.exposed_s(nbytes, min(src.tp, dst.tp), self.layers, hide_s,
-                                      self.overlap)
+            gpus = min(src.tp, dst.tp)
+            # layer-wise overlap hides the move under the prompt's compute only when the
+            # decode blocks were free as the prompt finished (no wait)
+            hide_s = r.prefill_done_s - r.first_sched_s if now == r.prefill_done_s else 0.0
+            t_s = self.link.exposed_s(nbytes, gpus, self.layers, hide_s, self.overlap)
             r.transfer_start_s = now
             eid = self.env.boundary(t_s, self._arrived)
             self.moving[eid] = (r, src, dst)
             self.rows.buf.extend((r.rid, src.index, dst.index, nbytes, r.prefill_done_s, now,
-                                  now + t_s))
+                                  now + t_s, self.link.time_s(nbytes, gpus),
+                                  self.link.transfer_power_w * gpus))
 
     def _arrived(self, eid: int) -> None:
         r, src, dst = self.moving.pop(eid)
         r.first_token_s = self.env.now
+        gpus = min(src.tp, dst.tp)  # the links' energy is the request's (as in link_power)
+        r.energy_j += (self.link.transfer_power_w * gpus
+                       * self.link.time_s(r.prompt_tokens * self.kv_bytes_per_token, gpus))
         src.sent(r)
         dst.receive(r)
 
@@ -140,6 +148,23 @@ class KVMover:
         """A decode replica finished a request: its blocks may let a waiting one move."""
         if self.waiting:
             self.place()
+
+    def link_power(self, replica_node: Sequence[int]) -> tuple:
+        """``(t0_s, t1_s, node, power_w)`` arrays of the links' added power: each transfer's
+        power while its links carry it, half on the sending node, half on the receiving."""
+        import numpy as np
+
+        t = self.rows.table()
+        if not len(t):
+            return (np.zeros(0),) * 4
+        c = {name: t[:, i] for i, name in enumerate(TRANSFER_COLUMNS)}
+        nodes = np.asarray(replica_node)
+        t1 = c["end_s"]
+        t0 = t1 - c["move_s"]
+        half = 0.5 * c["link_w"]
+        return (np.r_[t0, t0], np.r_[t1, t1],
+                np.r_[nodes[c["src_replica"].astype(int)], nodes[c["dst_replica"].astype(int)]],
+                np.r_[half, half])
 
     def in_flight(self) -> list[Request]:
         """Requests waiting for decode room or moving."""

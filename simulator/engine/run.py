@@ -307,6 +307,8 @@ class Simulation:
         finally:
             if gc_was_on:
                 gc.enable()
+        if self.mover is not None:
+            self.ledger.add_link_power(*self.mover.link_power([r.node for r in self.fleet.replicas]))
         self.ledger.close(env.now)
         self._log_in_flight()
         self._flush()
