@@ -177,8 +177,12 @@ class Replica:
     def kv_room_tokens(self) -> float:
         """KV tokens a new arrival may still take here: the admission limit (capacity less
         vLLM's watermark) less what is held and reserved."""
+        ctx = self.ctx_sum
+        if self._in_jump:  # in a coalesced jump: the context grown by its steps so far
+            t_start, span, c0, k, n = self._jump
+            ctx = c0 + n * span.iterations_within(c0, self.env._now - t_start, k)
         return self.kv.admit_limit_tokens - (
-            self.kv_reserved + self.ctx_sum + (self.n_dec + len(self.prefilling)) * self._kv_slack)
+            self.kv_reserved + ctx + (self.n_dec + len(self.prefilling)) * self._kv_slack)
 
     def reserve(self, r: Request) -> None:
         """Hold the blocks ``r`` will need here before its KV moves in (a decode replica);

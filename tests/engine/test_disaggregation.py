@@ -1,0 +1,271 @@
+"""Prefill/decode disaggregation (issue 15): conservation, energy = integral of power per pool,
+coalesced = stepped, TTFT rises by the modelled transfer time, decode free of prefill
+interference, the link constants against their measured table, and bad input."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulator.api import simulate
+from simulator.errors import ScenarioError
+from simulator.physics.transfer import GBIT, LINKS
+from simulator.scenario.load import scenario_from_dict
+from tests.conftest import small, timeline_energy_j
+
+REPO = Path(__file__).resolve().parents[2]
+# Llama-3.1-8B: 32 layers x 8 KV heads x 128 x (K and V) x 2 bytes (bf16)
+KV_BYTES_PER_TOKEN = 32 * 8 * 128 * 2 * 2
+
+
+def disagg(prefill_nodes: int = 1, decode_nodes: int = 1, **over) -> dict:
+    """Llama-3.1-8B at TP 2: a prefill pool and a decode pool (4 replicas per node each)."""
+    d = small(**over)
+    d["deployment"] = {"nodes": 1, "tp": 2}
+    d["pools"] = [{"name": "prompt", "role": "prefill", "deployment": {"nodes": prefill_nodes}},
+                  {"name": "token", "role": "decode", "deployment": {"nodes": decode_nodes}}]
+    d["kv_transfer"] = {"link": "infiniband"}
+    return d
+
+
+def run(d: dict):
+    return simulate(scenario_from_dict(d))
+
+
+# ---------------------------------------------------------------- invariants
+def test_every_request_is_prefilled_moved_and_decoded_once():
+    res = run(disagg())
+    s, df = res.summary, res.requests
+    assert s["requests_arrived"] == 400 == s["requests_completed"]
+    kv = s["kv_transfer"]
+    moved = int((df["output_tokens"] > 1).sum())
+    assert kv["transfers"] == moved  # a one-token request ends on the prefill replica
+    assert s["pools"]["prompt"]["requests_prefilled"] == moved
+    assert s["pools"]["token"]["requests_completed"] + (400 - moved) == 400
+    assert kv["bytes_total"] == pytest.approx(
+        float((df["input_tokens"] * KV_BYTES_PER_TOKEN)[df["output_tokens"] > 1].sum()))
+    # requests finish on decode replicas; every replica ends empty
+    token = {r.index for r in res.fleet.pools[1].replicas}
+    assert set(df.loc[df["output_tokens"] > 1, "replica"]) <= token
+    for r in res.fleet.replicas:
+        assert (r.outstanding, r.n_dec, r.kv_reserved, r.ctx_sum, r.kv_sending) == (0,) * 5
+        assert not r.waiting and not r.prefilling and not r.incoming and not r.busy
+
+
+def test_requests_in_flight_at_a_hard_stop_are_counted_once():
+    d = disagg(workload__rate_per_s=60.0)
+    d["simulation"] = {"duration_s": 3.0, "drain": False, "seed": 1}
+    res = simulate(scenario_from_dict(d))
+    s = res.summary
+    assert s["requests_arrived"] == s["requests_completed"] + s["requests_dropped"] + \
+        s["requests_in_flight"]
+    assert s["requests_in_flight"] > 0
+    assert res.requests["request_id"].is_unique
+
+
+@pytest.mark.parametrize("power_w", [None, 40.0])
+def test_energy_is_the_integral_of_power_per_pool(power_w):
+    d = disagg(workload__rate_per_s=30.0)
+    if power_w is not None:
+        d["kv_transfer"]["transfer_power_w"] = power_w
+    res = run(d)
+    s = res.summary
+    for pool in res.fleet.pools:
+        p = s["pools"][pool.name]
+        gpu_j, host_j = timeline_energy_j(res, pool.node_range)
+        assert gpu_j == pytest.approx(p["energy_gpu_j"], rel=1e-9)
+        assert host_j == pytest.approx(p["energy_host_j"], rel=1e-9)
+    assert sum(p["energy_it_j"] for p in s["pools"].values()) == pytest.approx(
+        s["energy_it_j"], rel=1e-9)
+    # the links' energy is in the hosts' and attributed to requests: attributed + idle = ledger
+    idle_host_j = sum(p.host.idle_w * p.nodes for p in res.fleet.pools) * res.end_s
+    busy_gpu = s["energy_gpu_prefill_j"] + s["energy_gpu_decode_j"]
+    assert res.requests["energy_j"].sum() == pytest.approx(
+        busy_gpu + s["energy_host_j"] - idle_host_j, rel=1e-9)
+    w = LINKS["infiniband"].transfer_power_w if power_w is None else power_w
+    tr = res.transfers
+    assert s["kv_transfer"]["energy_link_j"] == pytest.approx(
+        float((w * 2 * tr["move_s"]).sum()), rel=1e-12)
+
+
+def test_link_power_raises_host_energy_by_its_integral():
+    a = run(disagg())
+    d = disagg()
+    d["kv_transfer"]["transfer_power_w"] = 0.0
+    b = run(d)
+    assert a.requests["ttft_s"].equals(b.requests["ttft_s"])
+    extra = a.summary["energy_host_j"] - b.summary["energy_host_j"]
+    assert extra == pytest.approx(a.summary["kv_transfer"]["energy_link_j"], rel=1e-6)
+    assert extra > 0
+
+
+# ---------------------------------------------------------------- coalesced == stepped
+CASES = {
+    "default": {},
+    "overlap_most_free_kv": {"kv_transfer": {"layerwise_overlap": True,
+                                             "decode_policy": "most_free_kv"}},
+    # a decode pool short of KV: transfers wait for room, decode replicas preempt
+    "waiting_and_preemption": {"token": {"serving": {"gpu_memory_fraction": 0.22,
+                                                      "max_model_len": 4096},
+                                         "deployment": {"tp": 1}},
+                               "rate": 60.0},
+    "unchunked_prefill": {"prompt": {"serving": {"chunked_prefill": False,
+                                                 "max_batched_tokens": 32768}}},
+    "capped_decode_pool": {"token": {"deployment": {"gpu_cap_w": 300.0}}},
+}
+
+
+def _case(name: str) -> dict:
+    c = copy.deepcopy(CASES[name])
+    d = disagg(workload__rate_per_s=c.pop("rate", 30.0))
+    d["simulation"]["requests"] = 250
+    d["kv_transfer"].update(c.pop("kv_transfer", {}))
+    for i, pool in enumerate(("prompt", "token")):
+        for sec, fields in c.get(pool, {}).items():
+            d["pools"][i].setdefault(sec, {}).update(fields)
+    return d
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_coalesced_equals_stepped(case):
+    d = _case(case)
+    co = run(d)
+    d["simulation"]["engine"] = "stepped"
+    st = run(d)
+    for col in ("arrival_s", "queue_s", "ttft_s", "e2e_s", "energy_j"):
+        np.testing.assert_allclose(co.requests[col], st.requests[col], rtol=1e-9, atol=1e-12)
+    for k in ("energy_gpu_j", "energy_host_j", "preemptions"):
+        assert co.summary[k] == pytest.approx(st.summary[k], rel=1e-9), k
+    np.testing.assert_allclose(co.transfers["start_s"], st.transfers["start_s"], rtol=1e-9)
+    if case == "waiting_and_preemption":  # the case exercises what it names
+        assert co.summary["kv_transfer"]["transfers_waited"] > 0
+        assert co.summary["preemptions"] > 0
+
+
+# ---------------------------------------------------------------- the transfer in TTFT
+def test_ttft_includes_the_hand_computed_transfer_time():
+    res = run(disagg(workload__rate_per_s=5.0))
+    df, tr = res.requests, res.transfers
+    assert res.summary["kv_transfer"]["transfers_waited"] == 0
+    moved = df[df["output_tokens"] > 1].set_index("request_id")
+    ids = tr["request_id"].astype(int)
+    # 500 prompt tokens x 131,072 B over two 400 Gb/s links, plus 10 us
+    expect_s = 10e-6 + 500 * KV_BYTES_PER_TOKEN / (2 * 400 * GBIT)
+    assert expect_s == pytest.approx(0.00066536, rel=1e-12)
+    first = moved.loc[ids, "arrival_s"].to_numpy() + moved.loc[ids, "ttft_s"].to_numpy()
+    np.testing.assert_allclose(first - tr["prefill_done_s"], expect_s, rtol=1e-9)
+    lat = res.summary["kv_transfer"]["latency_s_mean"]
+    assert lat["kv_transfer"] == pytest.approx(expect_s, rel=1e-9) and lat["kv_wait"] == 0.0
+    measured = moved[~moved["warmup"]]
+    assert sum(lat.values()) == pytest.approx(measured["e2e_s"].mean(), rel=1e-9)
+
+
+def test_ttft_rises_by_the_modelled_transfer_time_with_the_split_fixed():
+    slow = disagg(workload__rate_per_s=5.0)
+    slow["kv_transfer"]["gpu_bandwidth_gbit_per_s"] = 25.0  # 16x slower than the default
+    fast = disagg(workload__rate_per_s=5.0)
+    fast["kv_transfer"].update(gpu_bandwidth_gbit_per_s=1e5, latency_s=0.0)
+    a, b = run(slow), run(fast)
+    da = a.summary["kv_transfer"]["latency_s_mean"]["kv_transfer"]
+    db = b.summary["kv_transfer"]["latency_s_mean"]["kv_transfer"]
+    expect = (10e-6 + 500 * KV_BYTES_PER_TOKEN / (2 * 25 * GBIT)) - 500 * KV_BYTES_PER_TOKEN / (
+        2 * 1e5 * GBIT)
+    rise = a.requests["ttft_s"] - b.requests["ttft_s"]
+    moved = a.requests["output_tokens"] > 1
+    np.testing.assert_allclose(rise[moved], expect, rtol=1e-6)
+    assert da - db == pytest.approx(expect, rel=1e-6)
+
+
+def test_layerwise_overlap_hides_all_but_one_layer_when_prefill_is_longer():
+    d = disagg(workload__rate_per_s=5.0)
+    d["kv_transfer"]["layerwise_overlap"] = True
+    res = run(d)
+    tr = res.transfers
+    move_s = 500 * KV_BYTES_PER_TOKEN / (2 * 400 * GBIT)
+    # a 500-token prefill of an 8B model at TP 2 takes longer than the 0.66 ms move
+    np.testing.assert_allclose(tr["end_s"] - tr["start_s"], 10e-6 + move_s / 32, rtol=1e-9)
+
+
+# ---------------------------------------------------------------- no prefill interference
+def test_decode_pool_runs_no_prefill_and_tpot_no_longer_suffers_it():
+    # the same four decoding replicas, with and without the prompts' work in their iterations
+    rate = 30.0
+    mixed = small(workload__rate_per_s=rate)
+    split = disagg(workload__rate_per_s=rate)
+    a, b = run(mixed), run(split)
+    token = b.summary["pools"]["token"]
+    assert b.summary["preemptions"] == 0
+    assert token["energy_gpu_prefill_j"] == 0.0  # every decode-pool iteration is decode only
+    assert b.summary["pools"]["prompt"]["energy_gpu_decode_j"] == 0.0
+    # with prefill chunks in their iterations, mixed replicas' token gaps are longer
+    assert b.summary["itl_s_p99"] < 0.8 * a.summary["itl_s_p99"]
+    assert b.summary["tpot_s_p50"] < a.summary["tpot_s_p50"]
+    assert b.summary["tpot_s_p99"] < a.summary["tpot_s_p99"]
+
+
+# ---------------------------------------------------------------- the link constants
+def test_nvlink_constants_are_the_fit_of_the_measured_send_recv_table():
+    import csv
+
+    path = REPO / "calibration/data/sources/vidur-h100/network-dgx/send_recv.csv"
+    rows = [r for r in csv.DictReader(path.open()) if r["devices_per_node"] == "2"]
+    nbytes = np.array([float(r["size"]) for r in rows])  # read as bytes (physics/transfer.py)
+    t_s = np.array([float(r["time_stats.send_recv.median"]) * 1e-3 for r in rows])
+    big = nbytes > 16e6
+    slope, icpt = np.polyfit(nbytes[big], t_s[big], 1)
+    nv = LINKS["nvlink"]
+    assert 1.0 / slope == pytest.approx(nv.gpu_bandwidth_bytes_per_s, rel=0.02)
+    assert abs(icpt - nv.latency_s) < 5e-6
+    pred = np.array([nv.time_s(b, 1) for b in nbytes[big]])
+    assert np.median(np.abs(pred / t_s[big] - 1)) < 0.03
+
+
+# ---------------------------------------------------------------- bad input
+@pytest.mark.parametrize("change, field", [
+    (lambda d: d["pools"].pop(1), "pools.0.role"),
+    (lambda d: d["pools"][0].update(role="mixed"), "pools.1.role"),
+    (lambda d: d["kv_transfer"].update(link="ethernet"), "valid: infiniband, nvlink"),
+    (lambda d: d["kv_transfer"].update(decode_policy="random"), "unknown decode policy"),
+    (lambda d: d["kv_transfer"].update(gpu_bandwidth_gbit_per_s=0), "gpu_bandwidth_gbit_per_s"),
+    (lambda d: d["pools"][1].update(model="Llama-3.1-70B", deployment={"tp": 8}), "pools.1.model"),
+    (lambda d: d["pools"][1].update(deployment={"kv_precision": "fp8"}),
+     "pools.1.deployment.kv_precision"),
+    (lambda d: [p.update(role="mixed") for p in d["pools"]], "kv_transfer: no pool has role"),
+])
+def test_bad_layouts_name_the_field(change, field):
+    d = disagg()
+    change(d)
+    with pytest.raises(ScenarioError) as e:
+        scenario_from_dict(d)
+    assert field in str(e.value) and "\n" not in str(e.value)
+
+
+def test_decode_replica_that_cannot_hold_a_max_length_request_is_refused():
+    from simulator.engine.fleet import check_memory
+
+    d = disagg()
+    d["pools"][1]["serving"] = {"gpu_memory_fraction": 0.22}  # 8B at TP 1: ~3.7k KV tokens
+    d["pools"][1]["deployment"] = {"tp": 1}
+    with pytest.raises(ScenarioError, match=r"^pools\.1\.serving\.gpu_memory_fraction: .*does"
+                       r" not fit.*32768-token sequence"):
+        check_memory(scenario_from_dict(d))
+
+
+def test_cli_refuses_a_prefill_pool_without_decode_in_one_line(tmp_path):
+    import yaml
+
+    d = disagg()
+    d["pools"].pop(1)
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump(d))
+    r = subprocess.run([sys.executable, "-m", "simulator", "run", str(p), "-o",
+                        str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 2
+    err = r.stderr.strip()
+    assert "\n" not in err and "pools.0.role" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
