@@ -269,3 +269,29 @@ def test_cli_refuses_a_prefill_pool_without_decode_in_one_line(tmp_path):
     err = r.stderr.strip()
     assert "\n" not in err and "pools.0.role" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_bundled_scenario_runs_and_its_baseline_override_works():
+    from simulator.scenario.load import load_scenario
+
+    path = REPO / "scenarios" / "disaggregated.yaml"
+    sc = load_scenario(path, ["simulation.requests=60", "simulation.warmup_requests=0"])
+    assert sc.disaggregated and [p.role for p in sc.pool_specs()] == ["prefill", "decode"]
+    s = simulate(sc).summary
+    assert s["requests_completed"] == 60 and s["kv_transfer"]["transfers"] > 0
+    base = load_scenario(path, ["pools.0.role=mixed", "pools.1.role=mixed", "kv_transfer=null",
+                                "simulation.requests=60", "simulation.warmup_requests=0"])
+    assert not base.disaggregated and "kv_transfer" not in simulate(base).summary
+    with pytest.raises(ScenarioError, match=r"pools is a list of 2"):
+        load_scenario(path, ["pools.2.role=mixed"])
+
+
+def test_projection_of_a_disaggregated_fleet_is_refused_in_one_line():
+    from simulator.projection.project import check_projection_limits, project
+
+    d = disagg()
+    d["projection"] = {"queries_per_day": 1e6, "fleet": {"nodes": {"prompt": 1, "token": 1}}}
+    sc = scenario_from_dict(d)
+    for f in (check_projection_limits, project):
+        with pytest.raises(ScenarioError, match=r"pools\.0\.role.*does not size a disaggregated"):
+            f(sc)
