@@ -193,8 +193,12 @@ class Replica:
         self.outstanding_tokens += r.input_tokens + r.output_tokens
         if self._moved is not None:
             self._moved(self.index, self.outstanding, self.outstanding_tokens)
-        if self.busy and self._in_jump:  # less room: replan at the next boundary, as stepping
-            self._cut_jump()
+        if self._in_jump:  # less room: if the jump's steps no longer fit, replan at the next
+            t_start, span, c0, k, n = self._jump  # boundary (where stepping would preempt)
+            free = self._kv_capacity - (self.kv_reserved + c0
+                                        + (n + len(self.prefilling)) * self._kv_slack)
+            if free < 0 or free // n + 1 < k:
+                self._cut_jump()
 
     def receive(self, r: Request) -> None:
         """``r``'s KV has arrived: it joins the decodes at the next iteration boundary."""
