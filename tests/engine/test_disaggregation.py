@@ -295,3 +295,34 @@ def test_projection_of_a_disaggregated_fleet_is_refused_in_one_line():
     for f in (check_projection_limits, project):
         with pytest.raises(ScenarioError, match=r"pools\.0\.role.*does not size a disaggregated"):
             f(sc)
+
+
+def test_capping_the_token_pool_to_70_percent_costs_little_and_the_prompt_pool_much():
+    """Splitwise's finding, in direction: a token (decode) pool capped to 70 % of the GPUs'
+    700 W loses little, a prompt (prefill) pool capped alike slows every prompt."""
+    from simulator.scenario.load import load_scenario
+
+    path = REPO / "scenarios" / "disaggregated.yaml"
+    base = ["workload.rate_per_s=8", "simulation.requests=800", "simulation.warmup_requests=100"]
+    none, token, prompt = (simulate(load_scenario(path, base + extra)).summary for extra in (
+        [], ["pools.1.deployment.gpu_cap_w=490"], ["pools.0.deployment.gpu_cap_w=490"]))
+    assert token["tpot_s_p50"] <= 1.05 * none["tpot_s_p50"]
+    assert token["ttft_s_p50"] == pytest.approx(none["ttft_s_p50"], rel=0.01)
+    assert prompt["ttft_s_p50"] >= 1.25 * none["ttft_s_p50"]
+    assert prompt["tpot_s_p50"] == pytest.approx(none["tpot_s_p50"], rel=0.05)
+
+
+def test_cli_run_writes_the_transfers_and_prints_where_latency_went(tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "simulator", "run", "scenarios/disaggregated.yaml",
+                        "-o", str(out), "--set", "simulation.requests=50", "--set",
+                        "simulation.warmup_requests=0"], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    assert "kv move" in r.stdout and "kv_transfers.parquet" in r.stdout
+    t = pq.read_table(out / "kv_transfers.parquet").to_pandas()
+    req = pq.read_table(out / "requests.parquet").to_pandas().set_index("request_id")
+    assert len(t) == int((req["output_tokens"] > 1).sum())
+    first = req.loc[t["request_id"], "arrival_s"] + req.loc[t["request_id"], "ttft_s"]
+    np.testing.assert_allclose(first.to_numpy(), t["end_s"].to_numpy(), rtol=1e-12)
