@@ -55,11 +55,7 @@ MAX_WARMUP_FACTOR = 20
 def check_not_disaggregated(sc: Scenario) -> None:
     """A projection sizes pools that each serve whole requests; a disaggregated fleet (pools
     of role prefill and decode) is not projected yet (issue 15): one line naming the field."""
-    if sc.disaggregated:
-        first = next(p for p in sc.pool_specs() if p.role == "prefill")
-        raise ScenarioError("`fleetsim project` does not size a disaggregated fleet yet (pools"
-                            " of role prefill and decode); simulate it with `fleetsim run`",
-                            file=sc.file, field=f"{first.path}role")
+    sc.refuse_disaggregated("`fleetsim project`")
 
 
 def check_projection_limits(sc: Scenario, workers: int = 1, force: bool = False) -> None:
