@@ -117,6 +117,9 @@ CASES = {
     "unchunked_prefill": {"prompt": {"serving": {"chunked_prefill": False,
                                                  "max_batched_tokens": 32768}}},
     "capped_decode_pool": {"token": {"deployment": {"gpu_cap_w": 300.0}}},
+    "closed_loop": {"workload": {"arrival": "closed_loop", "clients": 24, "rate_per_s": None}},
+    "row_controller": {"power": {"row_budget_w": 6000.0, "telemetry_interval_s": 0.5},
+                       "rate": 40.0},
 }
 
 
@@ -125,6 +128,9 @@ def _case(name: str) -> dict:
     d = disagg(workload__rate_per_s=c.pop("rate", 30.0))
     d["simulation"]["requests"] = 250
     d["kv_transfer"].update(c.pop("kv_transfer", {}))
+    d["workload"].update(c.pop("workload", {}))
+    if "power" in c:
+        d["power"] = c.pop("power")
     for i, pool in enumerate(("prompt", "token")):
         for sec, fields in c.get(pool, {}).items():
             d["pools"][i].setdefault(sec, {}).update(fields)
@@ -142,6 +148,8 @@ def test_coalesced_equals_stepped(case):
     for k in ("energy_gpu_j", "energy_host_j", "preemptions"):
         assert co.summary[k] == pytest.approx(st.summary[k], rel=1e-9), k
     np.testing.assert_allclose(co.transfers["start_s"], st.transfers["start_s"], rtol=1e-9)
+    if case == "row_controller":
+        assert co.summary["capping"]["cap_lowerings"] > 0
     if case == "waiting_and_preemption":  # the case exercises what it names
         assert co.summary["kv_transfer"]["transfers_waited"] > 0
         assert co.summary["preemptions"] > 0
