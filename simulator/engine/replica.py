@@ -16,6 +16,12 @@ the ledger. Each iteration's energy (GPUs, plus the host's load-dependent share:
 factor times the GPU energy above idle) is shared by the tokens it processed: prefill chunks by
 their tokens, decodes one share each (a per-slot cumulative counter makes this O(1) per request).
 
+Disaggregation (:mod:`simulator.engine.disagg`): a prefill replica (``handoff`` set) hands a
+request whose prompt is done to the KV mover and keeps its KV (``kv_sending``) until the
+transfer ends (:meth:`sent`); a decode replica has blocks reserved for a request before its
+KV moves in (:meth:`reserve`) and takes it into its decodes at the next boundary
+(:meth:`receive`), exactly where the stepped engine would.
+
 The state is slotted attributes and the hot paths are written out rather than layered (one
 iteration allocates its plan and nothing else): this module is where the engine's time goes.
 """
