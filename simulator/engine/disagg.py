@@ -103,7 +103,7 @@ class KVMover:
         self.waiting: deque[tuple[Request, Replica]] = deque()
         self.moving: dict[int, tuple[Request, Replica, Replica]] = {}  # by clock entry id
         self.rows = Rows(len(TRANSFER_COLUMNS))
-        self.bytes_by_pair: dict[tuple[int, int], float] = {}
+        self._end_s: dict[int, float] = {}  # end of each moving request's transfer
 
     def hand_off(self, r: Request, src: Replica, now: float) -> None:
         """``src`` finished ``r``'s prompt (the prefill replica's handoff)."""
@@ -131,12 +131,14 @@ class KVMover:
             r.transfer_start_s = now
             eid = self.env.boundary(t_s, self._arrived)
             self.moving[eid] = (r, src, dst)
+            self._end_s[r.rid] = now + t_s
             self.rows.buf.extend((r.rid, src.index, dst.index, nbytes, r.prefill_done_s, now,
                                   now + t_s, self.link.time_s(nbytes, gpus),
                                   self.link.transfer_power_w * gpus))
 
     def _arrived(self, eid: int) -> None:
         r, src, dst = self.moving.pop(eid)
+        del self._end_s[r.rid]
         r.first_token_s = self.env.now
         gpus = min(src.tp, dst.tp)  # the links' energy is the request's (as in link_power)
         r.energy_j += (self.link.transfer_power_w * gpus
@@ -165,6 +167,24 @@ class KVMover:
         return (np.r_[t0, t0], np.r_[t1, t1],
                 np.r_[nodes[c["src_replica"].astype(int)], nodes[c["dst_replica"].astype(int)]],
                 np.r_[half, half])
+
+    def link_now_w(self, node: int) -> float:
+        """Power the links of ``node`` add now, W: half of every placed transfer whose links
+        are carrying it now and that leaves or enters ``node`` (what :meth:`link_power`
+        records; with layer-wise overlap the part of a move before its placement is not
+        seen in the run)."""
+        now = self.env.now
+        total = 0.0
+        for r, src, dst in self.moving.values():
+            if src.node != node and dst.node != node:
+                continue
+            gpus = min(src.tp, dst.tp)
+            move_s = self.link.time_s(r.prompt_tokens * self.kv_bytes_per_token, gpus)
+            end = self._end_s[r.rid]
+            if end - move_s <= now < end:
+                half = 0.5 * self.link.transfer_power_w * gpus
+                total += half * ((src.node == node) + (dst.node == node))
+        return total
 
     def in_flight(self) -> list[Request]:
         """Requests waiting for decode room or moving."""

@@ -14,7 +14,7 @@ its GPUs' power. From that one definition the ledger gives
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
@@ -86,6 +86,8 @@ class Ledger:
         self._groups: dict[tuple[int, ...], list[tuple[Pool, float, list[Replica]]]] = {}
         # per node: (t0_s, t1_s, power_w) of power its links add (KV transfers), host side
         self._links: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # in the run: the power a node's links add now, W (a disaggregated fleet's KV mover)
+        self.link_now_w: Callable[[int], float] | None = None
 
     def add_link_power(self, t0_s: np.ndarray, t1_s: np.ndarray, node: np.ndarray,
                        power_w: np.ndarray) -> None:
@@ -117,6 +119,9 @@ class Ledger:
             for r in reps:
                 gpu_w += r.power_now_w()
             total += gpu_w + pool.host.node_w(gpu_w)
+        if self.link_now_w is not None:  # KV transfers' links (as add_link_power records)
+            for k in nodes:
+                total += self.link_now_w(k)
         return total
 
     def cap_room_w(self, nodes: Sequence[int], budget_w: float) -> float:

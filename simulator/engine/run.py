@@ -75,6 +75,8 @@ class Simulation:
         if sc.disaggregated:
             self.entry = [r for p in self.fleet.pools if p.role != "decode" for r in p.replicas]
             self.mover = self._mover()
+            if self.mover.link.transfer_power_w > 0.0:
+                self.ledger.link_now_w = self.mover.link_now_w
         entry = self.entry
         self.route = ROUTERS[sc.router.policy](len(entry),
                                                np.random.default_rng(ss(STREAM_ROUTER)))

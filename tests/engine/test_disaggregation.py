@@ -385,3 +385,69 @@ def test_random_disaggregated_layouts_keep_the_invariants(rate, tp_p, tp_d, node
     st_ = simulate(scenario_from_dict(d))
     for col in ("ttft_s", "e2e_s", "energy_j"):
         np.testing.assert_allclose(co.requests[col], st_.requests[col], rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------- capping per pool, sensing
+def test_decode_first_caps_the_token_pool_first_and_spares_ttft():
+    out = {}
+    for policy in ("uniform", "decode_first"):
+        d = disagg(workload__rate_per_s=40.0)
+        d["power"] = {"row_budget_w": 7000.0, "telemetry_interval_s": 0.5, "policy": policy}
+        res = run(d)
+        ev = res.controllers["capping"].events
+        first = {i: c for i, c, t in zip(ev["replica"], ev["new_cap_w"], ev["t_s"])
+                 if t == ev["t_s"][0]}  # the first lowering: replica -> new cap
+        out[policy] = (res.summary, first)
+    token = [r.index for r in res.fleet.pools[1].replicas]
+    prompt = [r.index for r in res.fleet.pools[0].replicas]
+    caps = out["decode_first"][1]
+    # the token pool goes down to the floor before the prompt pool is lowered (as far as the
+    # controller's worst case, every GPU at its cap, needs)
+    assert {caps[i] for i in token} == {200.0} and min(caps[i] for i in prompt) > 200.0
+    assert len(set(out["uniform"][1].values())) == 1
+    assert out["decode_first"][0]["ttft_s_p50"] < out["uniform"][0]["ttft_s_p50"]
+
+
+class _Sampler:
+    """A controller that only senses: every node's power every ``dt_s`` while the run lasts."""
+
+    name = "sampler"
+
+    def __init__(self, dt_s: float):
+        self.dt_s, self.rows = dt_s, []
+
+    def start(self, view):
+        def loop():
+            while not view.finished():
+                self.rows.append((view.env.now, [view.power_now_w([k]) for k in range(2)]))
+                yield view.env.timeout(self.dt_s)
+        view.env.process(loop())
+
+    def summary(self, ledger):
+        return None
+
+    def frames(self):
+        return {}
+
+
+def test_controllers_sense_the_links_power_while_transfers_move():
+    from simulator.api import build
+    from simulator.metrics.summary import collect
+
+    res, samples = {}, {}
+    for w in (0.0, 1000.0):  # a large link power, so that it shows
+        d = disagg(workload__rate_per_s=30.0)
+        d["kv_transfer"]["transfer_power_w"] = w
+        sim = build(scenario_from_dict(d))
+        sampler = _Sampler(1.1e-4)
+        res[w] = collect(sim.run([sampler]), [sampler])
+        samples[w] = sampler.rows
+    assert [t for t, _ in samples[0.0]] == [t for t, _ in samples[1000.0]]
+    tr = res[1000.0].transfers
+    t = np.array([t for t, _ in samples[0.0]])
+    extra = np.array([p for _, p in samples[1000.0]]) - np.array([p for _, p in samples[0.0]])
+    # each moving transfer adds half of 2 x 1,000 W on the prompt node (0) and the token node (1)
+    moving = ((tr["start_s"][None, :] <= t[:, None]) & (t[:, None] < tr["end_s"][None, :])).sum(1)
+    assert moving.max() > 0
+    np.testing.assert_allclose(extra[:, 0], 1000.0 * moving, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(extra[:, 1], 1000.0 * moving, rtol=1e-9, atol=1e-6)
