@@ -209,12 +209,22 @@ def format_summary(s: dict, out_dir: str, requests: bool = True) -> str:
         f"  {u.eng(s['energy_per_output_token_j'], 'J')}/output token (GPU)",
         "  SLO        " + "  ".join(f"{k} {u.pct(v)}" for k, v in s["slo_attainment"].items()),
     ]
+    kv = s.get("kv_transfer")
+    if kv is not None:
+        lat = kv["latency_s_mean"]
+        lines.append(
+            f"  kv move    {kv['transfers']:,} transfers  {u.eng(kv['bytes_total'], 'B')}  time p50"
+            f" {ms(kv['transfer_s_p50'])}  waited {kv['transfers_waited']:,} (p99"
+            f" {ms(kv['wait_s_p99'])}) | mean queue {ms(lat['queue'])}  prefill"
+            f" {ms(lat['prefill'])}  wait {ms(lat['kv_wait'])}  transfer {ms(lat['kv_transfer'])}"
+            f"  decode {ms(lat['decode'])}")
     if "cost" in s:
         from simulator.projection.cli import cost_line
 
         lines.append(f"  cost       {cost_line(s['cost'])} (this load, all day)")
     lines.append(f"  wrote {Path(out_dir) / 'summary.json'},"
                  f"{' requests.parquet,' if requests else ''} power/nodes.parquet,"
+                 f"{' kv_transfers.parquet,' if kv is not None else ''}"
                  " scenario.resolved.yaml")
     return "\n".join(lines)
 

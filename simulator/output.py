@@ -493,8 +493,29 @@ def write_run_files(res: RunResult, folder: Path, csv: bool = False,
     for c in res.controllers.values():
         for key, frame in c.frames().items():
             frame.to_parquet(folder / "power" / f"{key}.parquet", index=False)
+    if res.transfers is not None:
+        write_transfers(res.transfers, folder / TRANSFERS_FILE)
     (folder / "scenario.resolved.yaml").write_text(
         yaml.safe_dump(resolved_scenario(res), sort_keys=False))
+
+
+#: a disaggregated run's KV transfers, one row each (:data:`~simulator.engine.disagg.TRANSFER_COLUMNS`)
+TRANSFERS_FILE = "kv_transfers.parquet"
+
+
+def write_transfers(cols: dict[str, np.ndarray], path: Path) -> None:
+    """The run's KV transfers (request order; ids and replicas as integers)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from simulator.metrics.requests import arrow_array
+
+    ints = ("request_id", "src_replica", "dst_replica")
+    arrays = {k: (v.astype(np.int64) if k in ints else v) for k, v in cols.items()}
+    schema = pa.schema([pa.field(k, pa.from_numpy_dtype(v.dtype)) for k, v in arrays.items()])
+    table = pa.Table.from_batches([pa.RecordBatch.from_arrays(
+        [arrow_array(v) for v in arrays.values()], schema=schema)], schema=schema)
+    pq.write_table(table, str(path))
 
 
 def write_run(res: RunResult, out_dir: str | Path, csv: bool = False,

@@ -34,6 +34,7 @@ class RunResult:
     class_names: list[str]
     summary: dict[str, Any] = field(default_factory=dict)
     controllers: dict[str, "Controller"] = field(default_factory=dict)
+    transfers: dict[str, Any] | None = None  # a disaggregated run's KV transfers (columns)
     _frame: "pd.DataFrame | None" = field(default=None, repr=False, compare=False)
 
     @property

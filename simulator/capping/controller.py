@@ -48,6 +48,7 @@ class ReplicaView:
     power_w: float          # GPU power of the whole replica now, W
     prefill_tokens: int     # prompt tokens waiting or in prefill
     top_priority: float     # highest class priority among its requests (-inf: none)
+    role: str = "mixed"     # its pool's role: mixed | prefill | decode
 
 
 def uniform(views: list[ReplicaView]) -> list[list[int]]:
@@ -59,13 +60,21 @@ def prefill_first(views: list[ReplicaView]) -> list[list[int]]:
     return [g for g in (pre, [v.index for v in views if v.prefill_tokens == 0]) if g]
 
 
+def decode_first(views: list[ReplicaView]) -> list[list[int]]:
+    """Decode (token) pools first, as Splitwise caps its token machines: their memory-bound
+    iterations lose little under a cap; then everyone else."""
+    dec = [v.index for v in views if v.role == "decode"]
+    return [g for g in (dec, [v.index for v in views if v.role != "decode"]) if g]
+
+
 def priority(views: list[ReplicaView]) -> list[list[int]]:
     levels = sorted({v.top_priority for v in views})
     return [[v.index for v in views if v.top_priority == p] for p in levels]
 
 
 POLICIES: dict[str, Callable[[list[ReplicaView]], list[list[int]]]] = {
-    "uniform": uniform, "prefill_first": prefill_first, "priority": priority}
+    "uniform": uniform, "prefill_first": prefill_first, "priority": priority,
+    "decode_first": decode_first}
 
 
 def water_fill(caps: dict[int, float], tp: dict[int, int], groups: list[list[int]],
@@ -151,7 +160,7 @@ class CappingController:
         pri = self.view.class_priorities
         top = max((pri[q.cls] for q in r.live_requests()), default=float("-inf"))
         return ReplicaView(r.index, r.node, r.tp, self.target[r.index], r.power_now_w(),
-                           r.pending_prefill_tokens(), top)
+                           r.pending_prefill_tokens(), top, self.view.pool_role(r.pool))
 
     # ------------------------------------------------------------ control loop
     def _run(self):

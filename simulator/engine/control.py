@@ -81,6 +81,10 @@ class FleetView:
     def power_now_w(self, nodes: Sequence[int]) -> float:
         return self._ledger.power_now_w(nodes)
 
+    def pool_role(self, pool: int) -> str:
+        """mixed | prefill | decode: the role of pool ``pool`` (a replica's ``pool``)."""
+        return self._fleet.pools[pool].role
+
     def host_load_factor(self, nodes: Sequence[int]) -> float:
         """The largest host W per GPU W of ``nodes`` (a cap raise of X W of GPU power can add
         (1 + this) X W to the row)."""

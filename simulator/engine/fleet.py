@@ -52,6 +52,11 @@ class Pool:
         return self.spec.deployment.tp
 
     @property
+    def role(self) -> str:
+        """mixed | prefill | decode (disaggregation, :mod:`simulator.engine.disagg`)."""
+        return self.spec.role
+
+    @property
     def gpus_per_node(self) -> int:
         return self.host.gpus_per_node
 
@@ -167,7 +172,26 @@ def check_memory(sc: Scenario) -> list[MemoryPlan]:
                 f" only {plan.usable_bytes / GIB:.1f} GiB are usable; {advice}",
                 file=sc.file, field=field)
         plans.append(plan)
+    _check_decode_room(sc, plans)
     return plans
+
+
+def _check_decode_room(sc: Scenario, plans: list[MemoryPlan]) -> None:
+    """A decode replica must hold one max-length request moved in from a prefill pool (its
+    context, up to the fleet's serving.max_model_len, plus a worst-case last block)."""
+    if not sc.disaggregated:
+        return
+    specs = sc.pool_specs()
+    limit = min(p.serving.max_model_len for p in specs)
+    for pool, plan in zip(specs, plans):
+        need = limit + pool.serving.block_size_tokens - 2  # prompt + first token + slack
+        if pool.role == "decode" and plan.kv_tokens < need:
+            raise ScenarioError(
+                f"a decode replica of pool {pool.name!r} holds {plan.kv_tokens} KV tokens, less"
+                f" than one max-length request moved to it ({limit} tokens and a"
+                f" {pool.serving.block_size_tokens}-token block: {need}); lower"
+                " serving.max_model_len or give the decode pool more memory per replica",
+                file=sc.file, field=f"{pool.path}serving.max_model_len")
 
 
 class ModelCache:

@@ -14,7 +14,7 @@ its GPUs' power. From that one definition the ledger gives
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
@@ -84,6 +84,19 @@ class Ledger:
         self.end_s: float | None = None
         self._host: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}
         self._groups: dict[tuple[int, ...], list[tuple[Pool, float, list[Replica]]]] = {}
+        # per node: (t0_s, t1_s, power_w) of power its links add (KV transfers), host side
+        self._links: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # in the run: the power a node's links add now, W (a disaggregated fleet's KV mover)
+        self.link_now_w: Callable[[int], float] | None = None
+
+    def add_link_power(self, t0_s: np.ndarray, t1_s: np.ndarray, node: np.ndarray,
+                       power_w: np.ndarray) -> None:
+        """Intervals of power that nodes' links (NICs) add to their host power: a
+        disaggregated fleet's KV transfers (:meth:`~simulator.engine.disagg.KVMover.link_power`).
+        They may overlap one another and the GPUs' intervals."""
+        for k in np.unique(node).astype(int).tolist():
+            m = node == k
+            self._links[k] = (t0_s[m], t1_s[m], power_w[m])
 
     # ------------------------------------------------------------ in the run
     def _group(self, nodes: Sequence[int]) -> list[tuple[Pool, float, list[Replica]]]:
@@ -106,6 +119,9 @@ class Ledger:
             for r in reps:
                 gpu_w += r.power_now_w()
             total += gpu_w + pool.host.node_w(gpu_w)
+        if self.link_now_w is not None:  # KV transfers' links (as add_link_power records)
+            for k in nodes:
+                total += self.link_now_w(k)
         return total
 
     def cap_room_w(self, nodes: Sequence[int], budget_w: float) -> float:
@@ -164,6 +180,13 @@ class Ledger:
         bounds = [np.array([0.0, end])]
         for r in reps:
             bounds += [r.rec.array("t0_s"), r.rec.array("t1_s")]
+        links = self._links.get(node)
+        if links is not None:
+            bounds += [links[0], links[1]]
+            # the links' power at a time: what started by then less what ended by then
+            on_t, off_t = np.sort(links[0]), np.sort(links[1])
+            on_w = np.r_[0.0, np.cumsum(links[2][np.argsort(links[0], kind="stable")])]
+            off_w = np.r_[0.0, np.cumsum(links[2][np.argsort(links[1], kind="stable")])]
         edges = np.unique(np.concatenate(bounds))
         del bounds
         edges = edges[(edges >= 0) & (edges <= end)]
@@ -190,10 +213,15 @@ class Ledger:
                 peak_w += np.where(inside, pk[gi] if t0.size else 0.0, idle_w * tp)
                 busy_gpus += np.where(inside, tp, 0)
             host_w = pool.host.node_w(gpu_w)
+            link_w = 0.0
+            if links is not None:
+                link_w = np.clip(on_w[np.searchsorted(on_t, mids, side="right")]
+                                 - off_w[np.searchsorted(off_t, mids, side="right")], 0.0, None)
+                host_w = host_w + link_w
             peak_w = np.maximum(peak_w, gpu_w)
             yield {"t_start_s": e[:-1], "t_end_s": e[1:], "gpu_power_w": gpu_w,
                    "host_power_w": host_w, "node_power_w": gpu_w + host_w,
-                   "node_power_w_peak": peak_w + pool.host.node_w(peak_w),
+                   "node_power_w_peak": peak_w + pool.host.node_w(peak_w) + link_w,
                    "busy_gpus": busy_gpus}
 
     def _node_host(self, node: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:

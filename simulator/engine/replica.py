@@ -16,6 +16,12 @@ the ledger. Each iteration's energy (GPUs, plus the host's load-dependent share:
 factor times the GPU energy above idle) is shared by the tokens it processed: prefill chunks by
 their tokens, decodes one share each (a per-slot cumulative counter makes this O(1) per request).
 
+Disaggregation (:mod:`simulator.engine.disagg`): a prefill replica (``handoff`` set) hands a
+request whose prompt is done to the KV mover and keeps its KV (``kv_sending``) until the
+transfer ends (:meth:`sent`); a decode replica has blocks reserved for a request before its
+KV moves in (:meth:`reserve`) and takes it into its decodes at the next boundary
+(:meth:`receive`), exactly where the stepped engine would.
+
 The state is slotted attributes and the hot paths are written out rather than layered (one
 iteration allocates its plan and nothing else): this module is where the engine's time goes.
 """
@@ -29,7 +35,7 @@ from collections.abc import Callable, Iterator
 from simulator.engine.clock import EngineClock
 from simulator.engine.kvcache import KVCache
 from simulator.engine.recorder import Recorder
-from simulator.engine.request import DECODE, DONE, PREFILL, QUEUED, Request
+from simulator.engine.request import DECODE, DONE, PREFILL, QUEUED, TRANSFER, Request
 from simulator.engine.scheduler import SCHEDULERS, BatchLimits, Plan, Scheduler
 from simulator.physics.iteration import IterationModel
 from simulator.physics.power import DecodeSpan
@@ -62,6 +68,10 @@ class Replica:
         # the running jump (start, span, context at its first iteration, iterations, batch)
         # or mixed iteration (plan, time, per-GPU energy, start, decodes)
         "_jump", "_mixed",
+        # disaggregation: where a prefill replica hands a prefilled request (None: it decodes
+        # it itself), KV tokens it still holds for requests whose KV is moving out, requests
+        # whose KV has arrived here and join the decodes at the next boundary
+        "handoff", "kv_sending", "incoming",
     )
 
     def __init__(self, env: EngineClock, index: int, node: int, pool: int, tp: int,
@@ -108,6 +118,9 @@ class Replica:
         self._spans: dict[int, DecodeSpan] = {}
         self._jump: tuple[float, DecodeSpan, int, int, int] | None = None
         self._mixed: tuple[Plan, float, float, float, int] | None = None
+        self.handoff: Callable[[Request, "Replica", float], None] | None = None
+        self.kv_sending = 0
+        self.incoming: list[Request] = []
 
     def watch_load(self, moved: Callable[[int, int, int], None]) -> None:
         """Call ``moved(index, outstanding, outstanding_tokens)`` whenever they change."""
@@ -140,6 +153,84 @@ class Replica:
         if self.busy and self._in_jump:
             self._cut_jump()
 
+    # ------------------------------------------------------------ disaggregation
+    def _send(self, r: Request, now: float) -> None:
+        """A prefill replica finished ``r``'s prompt: it leaves this replica's load, its KV
+        stays held here (prompt + first token, worst-case block) until :meth:`sent`."""
+        r.state = TRANSFER
+        r.prefill_done_s = now
+        self.kv_sending += r.prompt_tokens + 1 + self._kv_slack
+        self.kv_reserved += r.prompt_tokens + 1 + self._kv_slack
+        self.outstanding -= 1
+        self.outstanding_tokens -= r.input_tokens + r.output_tokens
+        if self._moved is not None:
+            self._moved(self.index, self.outstanding, self.outstanding_tokens)
+        self.handoff(r, self, now)
+
+    def sent(self, r: Request) -> None:
+        """``r``'s KV has left this (prefill) replica: free its blocks, resume if they
+        blocked admission."""
+        held = r.prompt_tokens + 1 + self._kv_slack
+        self.kv_sending -= held
+        self.kv_reserved -= held
+        if not self.busy and self.waiting:
+            self._start()
+
+    def kv_need_tokens(self, r: Request) -> int:
+        """KV tokens ``r`` holds once it decodes here (context plus a worst-case block)."""
+        return r.input_tokens + r.generated_tokens + self._kv_slack
+
+    def kv_room_tokens(self) -> float:
+        """KV tokens a new arrival may still take here: the admission limit (capacity less
+        vLLM's watermark) less what is held and reserved."""
+        ctx = self.ctx_sum
+        if self._in_jump:  # in a coalesced jump: the context grown by its steps so far
+            t_start, span, c0, k, n = self._jump
+            ctx = c0 + n * span.iterations_within(c0, self.env._now - t_start, k)
+        return self.kv.admit_limit_tokens - (
+            self.kv_reserved + ctx + (self.n_dec + len(self.prefilling)) * self._kv_slack)
+
+    def reserve(self, r: Request) -> None:
+        """Hold the blocks ``r`` will need here before its KV moves in (a decode replica);
+        it counts in this replica's load from now on."""
+        r.replica = self.index
+        self.kv_reserved += self.kv_need_tokens(r)
+        self.outstanding += 1
+        self.outstanding_tokens += r.input_tokens + r.output_tokens
+        if self._moved is not None:
+            self._moved(self.index, self.outstanding, self.outstanding_tokens)
+        if self._in_jump:  # less room: if the jump's steps no longer fit, replan at the next
+            t_start, span, c0, k, n = self._jump  # boundary (where stepping would preempt)
+            free = self._kv_capacity - (self.kv_reserved + c0
+                                        + (n + len(self.prefilling)) * self._kv_slack)
+            if free < 0 or free // n + 1 < k:
+                self._cut_jump()
+
+    def receive(self, r: Request) -> None:
+        """``r``'s KV has arrived: it joins the decodes at the next iteration boundary."""
+        self.incoming.append(r)
+        if not self.busy:
+            self._start()
+        elif self._in_jump:
+            self._cut_jump()
+
+    def _join_incoming(self) -> None:
+        """At a boundary: the requests whose KV has arrived join the decodes."""
+        order = self.admitted_order
+        for r in self.incoming:
+            self.kv_reserved -= self.kv_need_tokens(r)
+            r.state = DECODE
+            r.join_it = self.it
+            r.join_gen = r.generated_tokens
+            r.slot_mark_j = self.slot_j
+            self.ctx_sum += r.input_tokens + r.generated_tokens
+            self.n_dec += 1
+            r.heap_ver += 1
+            _heappush(self._heap, (self.it + r.output_tokens - r.generated_tokens,
+                                   r.rid, r.heap_ver, r))
+            order.append(r)
+        self.incoming.clear()
+
     # ------------------------------------------------------------ read-only views
     def power_now_w(self) -> float:
         """GPU power of the whole group now, W (idle groups draw idle power)."""
@@ -156,6 +247,7 @@ class Replica:
         """Requests waiting, in prefill or decoding here (a decoding one may repeat)."""
         yield from self.waiting
         yield from self.prefilling
+        yield from self.incoming
         for e in self._heap:
             if e[3].state == DECODE:
                 yield e[3]
@@ -304,6 +396,8 @@ class Replica:
         it ends (not scheduled: :meth:`_wake` and :meth:`_start` do that), or go idle and
         return -1."""
         waiting, prefilling = self.waiting, self.prefilling
+        if self.incoming:
+            self._join_incoming()
         kv_steps = NEVER
         while True:
             n_dec = self.n_dec
@@ -331,6 +425,10 @@ class Replica:
         if not chunks:
             # decode-only: one coalesced jump up to the next membership change (or one step)
             if n_dec == 0:
+                if self.kv_sending:  # KV held for transfers blocks admission: wait for them
+                    self.busy = False
+                    self._phase = IDLE
+                    return -1.0
                 raise RuntimeError("replica has waiting work it can never schedule")
             span = self._spans.get(n_dec)
             if span is None:
@@ -443,11 +541,15 @@ class Replica:
                 prefilling.remove(r)
                 self.kv_reserved -= r.prompt_tokens + 1
                 r.generated_tokens += 1
-                if r.first_token_s != r.first_token_s:
-                    r.first_token_s = now
                 if r.generated_tokens >= r.output_tokens:
+                    if r.first_token_s != r.first_token_s:
+                        r.first_token_s = now
                     self._finish(r, now)
+                elif self.handoff is not None:  # a prefill replica: its KV moves out
+                    self._send(r, now)
                 else:  # joins the decodes
+                    if r.first_token_s != r.first_token_s:
+                        r.first_token_s = now
                     r.state = DECODE
                     r.join_it = self.it
                     r.join_gen = r.generated_tokens

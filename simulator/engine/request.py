@@ -8,6 +8,8 @@ import numpy as np
 from simulator.engine.recorder import Rows
 
 QUEUED, PREFILL, DECODE, DONE, DROPPED = range(5)
+#: prefilled on a prefill replica, waiting for decode blocks or moving its KV cache there
+TRANSFER = 5
 NAN = float("nan")
 
 
@@ -24,7 +26,7 @@ class Request:
         "replica", "state", "prompt_tokens", "prefilled_tokens", "generated_tokens",
         "join_it", "join_gen", "heap_ver",
         "first_token_s", "finish_s", "energy_j", "slot_mark_j", "preemptions",
-        "first_sched_s",
+        "first_sched_s", "prefill_done_s", "transfer_start_s",
     )
 
     def __init__(self, rid: int, cls: int, arrival_s: float, input_tokens: int,
@@ -49,6 +51,9 @@ class Request:
         self.energy_j = 0.0
         self.slot_mark_j = 0.0
         self.preemptions = 0
+        # disaggregation: prompt done on the prefill replica; KV transfer started (NaN: not)
+        self.prefill_done_s = NAN
+        self.transfer_start_s = NAN
 
 
 #: the columns of a :class:`RequestLog` row, in order

@@ -15,10 +15,12 @@ from simpy.events import Timeout
 
 from simulator.engine.clock import EngineClock
 from simulator.engine.control import Controller, FleetView
+from simulator.engine.disagg import DECODE_POLICIES, KVMover
 from simulator.engine.fleet import Fleet, ModelCache, build_fleet
 from simulator.engine.ledger import Ledger
 from simulator.engine.request import DROPPED, Request, RequestLog
 from simulator.engine.router import ROUTERS
+from simulator.physics.memory import kv_bytes_per_token
 from simulator.physics.params import Calibration
 from simulator.scenario.schema import Scenario
 from simulator.workload.arrivals import Workload
@@ -41,6 +43,7 @@ class EngineRun:
     requests: RequestLog
     end_s: float
     last_arrival_s: float
+    mover: KVMover | None = None  # a disaggregated fleet's KV transfers
 
 
 class Simulation:
@@ -66,11 +69,25 @@ class Simulation:
         self.fleet = build_fleet(self.env, sc, self._on_finish, calibration, models)
         self.ledger = Ledger(self.fleet)
         reps = self.fleet.replicas
-        self.route = ROUTERS[sc.router.policy](len(reps), np.random.default_rng(ss(STREAM_ROUTER)))
+        # the router sees the replicas new requests may go to: all but decode pools'
+        self.entry = reps
+        self.mover: KVMover | None = None
+        if sc.disaggregated:
+            self.entry = [r for p in self.fleet.pools if p.role != "decode" for r in p.replicas]
+            self.mover = self._mover()
+            if self.mover.link.transfer_power_w > 0.0:
+                self.ledger.link_now_w = self.mover.link_now_w
+        entry = self.entry
+        self.route = ROUTERS[sc.router.policy](len(entry),
+                                               np.random.default_rng(ss(STREAM_ROUTER)))
         moved = getattr(self.route, "moved", None)
         if moved is not None:  # a router with its own index of the loads
-            for rep in reps:
-                rep.watch_load(moved)
+            if entry is reps:
+                for rep in reps:
+                    rep.watch_load(moved)
+            else:  # positions in the router's list, not fleet indexes
+                for pos, rep in enumerate(entry):
+                    rep.watch_load(lambda _i, o, t, pos=pos: moved(pos, o, t))
         self.progress = progress
         self.max_len = min(p.serving.max_model_len for p in sc.pool_specs())
         self.n_done = 0
@@ -85,6 +102,31 @@ class Simulation:
         self._closed_pool: tuple[list, list, list] | None = None
         self._closed_pos = 0
         self.issued = 0
+
+    def _mover(self) -> KVMover:
+        """The KV mover of a disaggregated fleet, wired to its prefill and decode replicas."""
+        spec = self.sc.transfer_spec()
+        pools = self.fleet.pools
+        decode = [r for p in pools if p.role == "decode" for r in p.replicas]
+        src = next(p for p in pools if p.role == "prefill")
+        d = src.spec.deployment
+        mover = KVMover(self.env, decode, spec.link_model(),
+                        kv_bytes_per_token(src.spec.model_shape(), 1, d.kv_precision),
+                        src.spec.model_shape().layers, spec.layerwise_overlap,
+                        DECODE_POLICIES[spec.decode_policy])
+        for p in pools:
+            if p.role == "prefill":
+                for r in p.replicas:
+                    r.handoff = mover.hand_off
+        on_finish = self._on_finish
+
+        def decode_finished(r: Request) -> None:
+            on_finish(r)
+            mover.decode_finished(r)
+
+        for r in decode:
+            r.on_finish = decode_finished
+        return mover
 
     def view(self) -> FleetView:
         """What controllers of this run see (:mod:`simulator.engine.control`)."""
@@ -112,7 +154,7 @@ class Simulation:
             if client >= 0:
                 self._client_next(client)
             return
-        reps = self.fleet.replicas
+        reps = self.entry
         reps[self.route(reps, inp)].submit(r)
 
     def _count_done(self) -> None:
@@ -267,17 +309,24 @@ class Simulation:
         finally:
             if gc_was_on:
                 gc.enable()
+        if self.mover is not None:
+            self.ledger.add_link_power(*self.mover.link_power([r.node for r in self.fleet.replicas]))
         self.ledger.close(env.now)
         self._log_in_flight()
         self._flush()
         return EngineRun(self.sc, self.fleet, self.ledger, self.workload, self.log,
-                         env.now, self.last_arrival_s)
+                         env.now, self.last_arrival_s, self.mover)
 
     def _log_in_flight(self) -> None:
         """Record the requests the run left waiting, in prefill or decoding (once each)."""
         seen: set[int] = set()
         for rep in self.fleet.replicas:
             for r in rep.live_requests():
+                if r.rid not in seen:
+                    seen.add(r.rid)
+                    self.log.add(r)
+        if self.mover is not None:
+            for r in self.mover.in_flight():
                 if r.rid not in seen:
                     seen.add(r.rid)
                     self.log.add(r)

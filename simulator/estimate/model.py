@@ -313,6 +313,7 @@ def _offered_rate(sc: Scenario) -> float | None:
 
 def estimate(sc: Scenario) -> Estimate:
     """The analytical steady state of ``sc`` (see the module docstring)."""
+    sc.refuse_disaggregated("the analytical estimate")
     pools = sc.pool_specs()
     pue = sc.facility.pue
     models: list[tuple[PoolSpec, ReplicaModel, int]] = []

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from simulator.engine.request import DECODE, DONE, DROPPED, PREFILL, QUEUED
+from simulator.engine.request import DECODE, DONE, DROPPED, PREFILL, QUEUED, TRANSFER
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from simulator.engine.run import EngineRun
 
 STATE_NAMES = {DONE: "completed", DROPPED: "dropped", QUEUED: "in_flight", PREFILL: "in_flight",
-               DECODE: "in_flight"}
+               DECODE: "in_flight", TRANSFER: "in_flight"}
 STATE_CATEGORIES = ["completed", "dropped", "in_flight"]
 COMPLETED, DROPPED_CODE, IN_FLIGHT = 0, 1, 2
 # engine state -> index in STATE_CATEGORIES

@@ -66,6 +66,10 @@ def collect(run: EngineRun, controllers: Sequence[Controller] = (),
     res = RunResult(run.scenario, run.fleet, run.ledger, table, run.end_s,
                     measurement_window(run, table), list(run.workload.class_names),
                     controllers={c.name: c for c in controllers})
+    if run.mover is not None:
+        from simulator.metrics.transfer import transfer_columns
+
+        res.transfers = transfer_columns(run.mover.rows)
     if not summary:
         return res
     res.summary = summarise(res)
@@ -359,6 +363,15 @@ def summarise(res: RunResult) -> dict[str, Any]:
         "classes": {},
         "pools": {p.name: _pool_summary(res, p, w0, w1, pue) for p in pools},
     }
+    if res.transfers is not None:
+        from simulator.metrics.transfer import transfer_summary
+
+        s["kv_transfer"] = transfer_summary(res.transfers, t, done)
+        for p in pools:
+            s["pools"][p.name]["role"] = p.role
+            if p.role == "prefill":
+                src = np.isin(res.transfers["src_replica"], [r.index for r in p.replicas])
+                s["pools"][p.name]["requests_prefilled"] = int(src.sum())
     warnings = _warnings(sc, t, m, done)
     if warnings:
         s["warnings"] = warnings

@@ -52,12 +52,19 @@ MAX_CAPACITY_CUTS = 10
 MAX_WARMUP_FACTOR = 20
 
 
+def check_not_disaggregated(sc: Scenario) -> None:
+    """A projection sizes pools that each serve whole requests; a disaggregated fleet (pools
+    of role prefill and decode) is not projected yet (issue 15): one line naming the field."""
+    sc.refuse_disaggregated("`fleetsim project`")
+
+
 def check_projection_limits(sc: Scenario, workers: int = 1, force: bool = False) -> None:
     """Refuse (one line naming the field) a projection beyond this machine's memory or the
     time limit of :mod:`simulator.scenario.limits`, before anything runs: each worker holds
     one load level (its measured and at most MAX_WARMUP_FACTOR times as many warm-up
     requests); the day runs (levels <= 24) x (draws + 1) level simulations plus the capacity
     search (<= 2 x MAX_BRACKET_STEPS + 20)."""
+    check_not_disaggregated(sc)
     from simulator.scenario import limits
 
     p = sc.projection
@@ -231,6 +238,7 @@ def project(sc: Scenario, workers: int = 1,
     if p is None:
         raise ScenarioError("missing: `fleetsim project` needs a projection section (at least"
                             " projection.queries_per_day)", file=sc.file, field="projection")
+    check_not_disaggregated(sc)
     if len(sc.pool_specs()) > 1:
         return project_pools(sc, workers, progress, force, cluster)
     cal = level_calibration(sc)

@@ -30,11 +30,27 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def set_path(data: dict, path: str, value: Any) -> None:
-    """Set ``data[a][b][c] = value`` for ``path = "a.b.c"``, creating dicts as needed."""
+    """Set ``data[a][b][c] = value`` for ``path = "a.b.c"``, creating dicts as needed; a
+    number indexes a list the file already has (``pools.1.role``)."""
     keys = path.split(".")
-    cur = data
-    for k in keys[:-1]:
+    cur: Any = data
+    for i, k in enumerate(keys):
+        if isinstance(cur, list):
+            if not (k.isdigit() and int(k) < len(cur)):
+                where = ".".join(keys[:i])
+                raise ScenarioError(f"override {path!r}: {where} is a list of {len(cur)}; give"
+                                    f" an index 0..{len(cur) - 1} after it", field="--set")
+            if i == len(keys) - 1:
+                cur[int(k)] = value
+                return
+            cur = cur[int(k)]
+            continue
+        if i == len(keys) - 1:
+            break
         nxt = cur.get(k)
+        if isinstance(nxt, list):  # indexed at the next key
+            cur = nxt
+            continue
         if not isinstance(nxt, dict):
             nxt = {} if nxt is None or not isinstance(nxt, dict) else nxt
             cur[k] = nxt

@@ -49,10 +49,11 @@ class PowerSpec(Strict):
                                         " period, s")
     actuation_delay_s: float = Field(0.1, ge=0, le=3600, description="delay from a decision to"
                                      " caps taking effect, s")
-    policy: Literal["uniform", "prefill_first", "priority"] = Field(
+    policy: Literal["uniform", "prefill_first", "priority", "decode_first"] = Field(
         "uniform", description="who is capped first: uniform (one cap level for all GPUs of"
         " the row), prefill_first (replicas with prompts to prefill), priority (replicas whose"
-        " most important request has the lowest class priority)")
+        " most important request has the lowest class priority), decode_first (replicas of"
+        " decode pools, as Splitwise caps its token machines; docs/disaggregation.md)")
     hysteresis_w: float = Field(
         500.0, ge=0, description="caps are raised only while row power + the raise stays this"
         " far below the budget, W")

@@ -220,6 +220,11 @@ class PoolSpec(Strict):
     """One pool of identical nodes: a model on a GPU type, split into replicas, served alike."""
 
     name: str = Field(description="pool name (an identifier), used in outputs")
+    role: Literal["mixed", "prefill", "decode"] = Field(
+        "mixed", description="mixed: serves whole requests (the router's choice); prefill:"
+        " computes prompts only, then the request's KV cache moves to a decode pool"
+        " (kv_transfer); decode: receives requests from a prefill pool and generates their"
+        " tokens (the router never sends it a new request). See docs/disaggregation.md")
     model: str | ModelSpec = Field("Llama-3.1-70B", description="catalog name or inline shape")
     hardware: HardwareSpec = HardwareSpec()
     deployment: DeploymentSpec = DeploymentSpec()
@@ -354,6 +359,88 @@ class RouterSpec(Strict):
         return _in_table(v, ROUTERS, "router policy")
 
 
+class KVTransferSpec(Strict):
+    """How a request's KV cache moves from a prefill pool to a decode pool (Splitwise)."""
+
+    link: str = Field("infiniband", description="the link between the pools' GPUs: infiniband"
+                      " (400 Gb/s per GPU, an assumption) or nvlink (NVLink 4, fitted to the"
+                      " measured NCCL send/recv table: 362 GB/s); simulator/physics/transfer.py")
+    gpu_bandwidth_gbit_per_s: float | None = Field(
+        None, gt=0, le=1e5, description="bandwidth of one GPU's link, one direction, Gb/s;"
+        " default the link's")
+    latency_s: float | None = Field(None, ge=0, le=1.0, description="fixed time per transfer,"
+                                    " s; default the link's (infiniband 10 us, nvlink 8 us)")
+    transfer_power_w: float | None = Field(
+        None, ge=0, le=1000, description="power each GPU link adds while a transfer moves, W"
+        " (NICs' static power is in the host's idle power); default the link's, an assumption"
+        " (infiniband 10, nvlink 0)")
+    layerwise_overlap: bool = Field(
+        False, description="send each layer's KV while the prompt's next layers compute"
+        " (Splitwise): only what the request's prefill time cannot hide adds to its TTFT")
+    decode_policy: str = Field("least_loaded", description="which decode replica receives a"
+                               " prefilled request: least_loaded (fewest requests) |"
+                               " most_free_kv (most free KV-cache tokens)")
+
+    @field_validator("link")
+    @classmethod
+    def _link(cls, v: str) -> str:
+        from simulator.physics.transfer import LINKS
+
+        return _in_table(v, LINKS, "kv_transfer link")
+
+    @field_validator("decode_policy")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        from simulator.engine.disagg import DECODE_POLICIES
+
+        return _in_table(v, DECODE_POLICIES, "decode policy")
+
+    def link_model(self):
+        """The :class:`~simulator.physics.transfer.Link` with this section's overrides."""
+        from dataclasses import replace
+
+        from simulator.physics.transfer import GBIT, LINKS
+
+        link = LINKS[self.link]
+        if self.gpu_bandwidth_gbit_per_s is not None:
+            link = replace(link, gpu_bandwidth_bytes_per_s=self.gpu_bandwidth_gbit_per_s * GBIT)
+        if self.latency_s is not None:
+            link = replace(link, latency_s=self.latency_s)
+        if self.transfer_power_w is not None:
+            link = replace(link, transfer_power_w=self.transfer_power_w)
+        return link
+
+
+def check_disaggregation(sc: "Scenario") -> None:
+    """A disaggregated fleet must be able to serve: prefill pools need a decode pool (and the
+    reverse), a kv_transfer section goes with them, and the KV cache moved from a prefill pool
+    must mean the same on every decode pool (one model, one KV precision)."""
+    pools = sc.pool_specs()
+    prefill = [p for p in pools if p.role == "prefill"]
+    decode = [p for p in pools if p.role == "decode"]
+    if prefill and not decode:
+        raise ValueError(f"{prefill[0].path}role: pool {prefill[0].name!r} is a prefill pool but"
+                         " no pool has role decode (its requests could never be finished)")
+    if decode and not prefill:
+        raise ValueError(f"{decode[0].path}role: pool {decode[0].name!r} is a decode pool but no"
+                         " pool has role prefill (it would never receive a request)")
+    if not prefill and sc.kv_transfer is not None:
+        raise ValueError("kv_transfer: no pool has role prefill (the section describes the move"
+                         " from a prefill pool to a decode pool); remove it or give pools roles")
+    if not prefill:
+        return
+    ref = prefill[0]
+    for p in prefill[1:] + decode:
+        if p.model_shape() != ref.model_shape():
+            raise ValueError(f"{p.path}model: {p.model_shape().name} differs from the prefill pool"
+                             f" {ref.name!r}'s {ref.model_shape().name} (the KV cache moves"
+                             " between them)")
+        if p.deployment.kv_precision != ref.deployment.kv_precision:
+            raise ValueError(f"{p.path}deployment.kv_precision: {p.deployment.kv_precision}"
+                             f" differs from the prefill pool {ref.name!r}'s"
+                             f" {ref.deployment.kv_precision} (the KV cache moves between them)")
+
+
 class FacilitySpec(Strict):
     """Host and facility overheads beyond the GPUs (uncertain: see README for ranges)."""
 
@@ -450,6 +537,10 @@ class Scenario(Strict):
         " each starts from the top-level model, hardware, deployment and serving sections and"
         " overrides the fields it gives. Null: those sections are the fleet's one pool")
     router: RouterSpec = RouterSpec()
+    kv_transfer: KVTransferSpec | None = Field(
+        None, description="prefill/decode disaggregation: how the KV cache moves from a pool"
+        " of role prefill to one of role decode (default, when pools have those roles: the"
+        " section's defaults)")
     workload: WorkloadSpec = Field(default_factory=WorkloadSpec)
     facility: FacilitySpec = FacilitySpec()
     power: PowerSpec = Field(default_factory=PowerSpec, description="GPU caps, row budgets, capping controller")
@@ -508,6 +599,7 @@ class Scenario(Strict):
     def _check(self) -> "Scenario":
         for pool in self.pool_specs():
             pool.check()
+        check_disaggregation(self)
         check_power(self)
         check_projection(self)
         check_measured(self.simulation)
@@ -527,6 +619,27 @@ class Scenario(Strict):
     def model_shape(self) -> ModelShape:
         """The first pool's model (the model of a one-pool fleet)."""
         return self.pool_specs()[0].model_shape()
+
+    @property
+    def disaggregated(self) -> bool:
+        """Some pool computes prompts only (role prefill) and hands its requests on."""
+        return any(p.role == "prefill" for p in self.pool_specs())
+
+    def refuse_disaggregated(self, command: str) -> None:
+        """One line naming the first prefill pool's role when ``command`` cannot handle a
+        disaggregated fleet yet (issue 15)."""
+        if self.disaggregated:
+            from simulator.errors import ScenarioError
+
+            first = next(p for p in self.pool_specs() if p.role == "prefill")
+            raise ScenarioError(f"{command} does not handle a disaggregated fleet yet (pools of"
+                                " role prefill and decode); simulate it with `fleetsim run`,"
+                                " or size it with its split fixed with `fleetsim size`",
+                                file=self.file, field=f"{first.path}role")
+
+    def transfer_spec(self) -> KVTransferSpec:
+        """The kv_transfer section, or its defaults."""
+        return self.kv_transfer if self.kv_transfer is not None else KVTransferSpec()
 
     @property
     def nodes(self) -> int:
