@@ -56,10 +56,11 @@ def iteration_cost(p: PowerParams, w: Work, cap_w: float, d: DVFSParams) -> Cost
     """Time and per-GPU energy of one iteration under ``cap_w`` (DVFS model:
     :mod:`simulator.physics.dvfs`; bit-identical to uncapped where the cap does not bind)."""
     t = w.time_s
-    e = demanded_energy_j(p, w)
+    active_s = activity_s(p, w.phases)
+    e = p.p_busy_w * t + p.p_active_w * active_s + p.e_byte_j * w.hbm_bytes  # demanded_energy_j
     if e / t <= cap_w:  # the cap does not bind (the same test as dvfs_capped's first line)
         return Cost(t, e)
-    return Cost(*dvfs_capped(p, w, e, cap_w, d))
+    return Cost(*dvfs_capped(p, w, e, cap_w, d, active_s))  # the activity is not summed again
 
 
 class DecodeSpan:
