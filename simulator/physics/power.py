@@ -213,6 +213,25 @@ class DecodeSpan:
             d = self.duration_s(c0, kd)
         return kd + 1 if d < elapsed_s else kd
 
+    def cut(self, c0: float, elapsed_s: float, k_max: int) -> tuple[int, float]:
+        """``(kb, duration_s(c0, kb))`` with ``kb = boundary_at_or_after(c0, elapsed_s, k_max)``
+        (the engine's cut of a jump by an arrival), in one call: where the cap binds nowhere
+        with the same steps and floating-point expressions as those two, written out."""
+        if not self.free:
+            kb = self.boundary_at_or_after(c0, elapsed_s, k_max)
+            return kb, self.duration_s(c0, kb)
+        a = self.t0_s + self.t1_s * c0  # duration_s(c0, 1)
+        kd = (self._iterations_within_free(c0, elapsed_s, k_max)
+              if k_max > 0 and elapsed_s > 0 else 0)
+        if kd == 0:
+            return 1, a
+        b = self.t1_s * self.n_seqs
+        d = a if kd == 1 else kd * a + b * (kd * (kd - 1) / 2.0)
+        if d < elapsed_s:
+            kb = kd + 1  # >= 2
+            return kb, kb * a + b * (kb * (kb - 1) / 2.0)
+        return kd, d
+
     def totals(self, c0: float, k: int, duration_s: float) -> tuple[float, float, float, float]:
         """``(energy_j, peak_w, itl_a_s, itl_b_s)`` of iterations 0..k-1 that took
         ``duration_s`` in all: :meth:`energy_j`, :meth:`peak_power_w` and (k > 1)
