@@ -104,3 +104,46 @@ def test_decode_span_one_and_first_equal_iteration_cost(name, n, c, cap, steep):
     assert w.hbm_bytes == pytest.approx(full.hbm_bytes, rel=1e-12)
     assert [x for ph in w.phases for x in ph] == pytest.approx([x for ph in full.phases for x in ph],
                                                                rel=1e-12)
+
+
+@given(st.sampled_from(MODELS), st.integers(1, 256), st.integers(0, 10**6),
+       st.floats(200.0, 700.0), st.floats(0.5, 3.0), st.floats(0.0, 30.0), st.integers(1, 5000))
+@settings(max_examples=300, deadline=None)
+def test_decode_span_cut_equals_boundary_and_duration(name, n, c, cap, steep, elapsed, k_max):
+    """The engine's cut of a jump (:meth:`DecodeSpan.cut`) is exactly
+    :meth:`~DecodeSpan.boundary_at_or_after` and :meth:`~DecodeSpan.duration_s` there."""
+    p = CAL.power.model_copy(update={"p_busy_w": 100.0 * steep,
+                                     "p_active_w": CAL.power.p_active_w * steep,
+                                     "e_byte_j": CAL.power.e_byte_j * steep})
+    span = DecodeSpan(timing(name, 8).decode_line(n), p, cap, DVFS)
+    for t in (elapsed, span.duration_s(c, min(k_max, 7)), 0.0):
+        kb = span.boundary_at_or_after(c, t, k_max)
+        assert span.cut(c, t, k_max) == (kb, span.duration_s(c, kb))
+
+
+@given(works, st.floats(50.0, 700.0))
+@settings(max_examples=300, deadline=None)
+def test_clock_ratio_bisection_inlines_power(w, cap):
+    """The DVFS bisection written out (:meth:`ClockModel.ratio_at`) takes exactly the steps of
+    one on :meth:`ClockModel.power_w`; an activity passed in is the one it would sum."""
+    from simulator.physics.activity import activity_s
+    from simulator.physics.dvfs import BISECT_STEPS, ClockModel, dvfs_capped
+
+    m = ClockModel(CAL.power, w, DVFS)
+    if m.power_w(1.0) <= cap:
+        ref = 1.0
+    elif m.power_w(DVFS.r_min) > cap:
+        ref = DVFS.r_min
+    else:
+        lo, hi = DVFS.r_min, 1.0
+        for _ in range(BISECT_STEPS):
+            mid = 0.5 * (lo + hi)
+            if m.power_w(mid) <= cap:
+                lo = mid
+            else:
+                hi = mid
+        ref = lo
+    assert m.ratio_at(cap, DVFS.r_min) == ref
+    e = demanded_energy_j(CAL.power, w)
+    assert dvfs_capped(CAL.power, w, e, cap, DVFS) == dvfs_capped(
+        CAL.power, w, e, cap, DVFS, activity_s(CAL.power, w.phases))

@@ -380,11 +380,11 @@ class Replica:
         """An arrival during a coalesced jump: end the jump at the next iteration boundary."""
         t0, span, c0, k, n = self._jump
         now = self.env._now
-        kd = span.boundary_at_or_after(c0, now - t0, k)
+        kd, d = span.cut(c0, now - t0, k)  # boundary_at_or_after and its duration_s
         if kd >= k:
             return
         self._jump = (t0, span, c0, kd, n)
-        delay = t0 + span.duration_s(c0, kd) - now
+        delay = t0 + d - now
         self._timer_eid = self.env.boundary(delay if delay > 0.0 else 0.0, self._wake_cb)
 
     def _span(self, n: int) -> DecodeSpan:
@@ -452,8 +452,12 @@ class Replica:
             self._jump = (t_start, span, c0, k, n_dec)
             self._in_jump = k > 1
             self._phase = JUMP
-            if k == 1 and span.free:  # DecodeSpan.duration_s(c0, 1), written out
-                return t_start + (span.t0_s + span.t1_s * c0)
+            if span.free:  # DecodeSpan.duration_s(c0, k), written out
+                if k == 1:
+                    return t_start + (span.t0_s + span.t1_s * c0)
+                if k > 1:
+                    return t_start + (k * (span.t0_s + span.t1_s * c0)
+                                      + span.t1_s * span.n_seqs * (k * (k - 1) / 2.0))
             return t_start + span.duration_s(c0, k)
         order = self.admitted_order
         for r in plan.admitted:

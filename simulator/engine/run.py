@@ -213,9 +213,15 @@ class Simulation:
     def _arrive(self) -> None:
         i = self._pos
         ts, cl, ins, outs = self._blk
-        self._pos = i + 1
+        self._pos = j = i + 1
         self._new_request(cl[i], ts[i], ins[i], outs[i])
-        self._arrive_next()
+        if j < len(ts):  # _arrive_next and EngineClock.schedule_arrival, written out
+            env = self.env
+            feed, now, t_s = env.feed, env._now, ts[j]
+            feed.t_s = now + (t_s - now if t_s > now else 0.0)
+            feed.eid = next(env._eid)
+        else:
+            self._arrive_next()
 
     def _sample_closed(self) -> tuple[int, int, int]:
         if self._closed_pool is None or self._closed_pos >= len(self._closed_pool[0]):

@@ -65,12 +65,16 @@ class ClockModel:
 
     __slots__ = ("t_c", "t_m", "mu", "p_core0", "e_hbm_j", "s", "k")
 
-    def __init__(self, p: PowerParams, w: Work, d: DVFSParams):
+    def __init__(self, p: PowerParams, w: Work, d: DVFSParams, active_s: float | None = None):
+        """``active_s``: the iteration's active time ``activity_s(p, w.phases)`` where the
+        caller has it already (the same value: it is not computed again)."""
         self.t_c = min(w.time_s, w.flops / d.sustained_flops_per_s)
         self.t_m = w.time_s - self.t_c
         self.mu, self.s, self.k = d.mem_clock_sensitivity, d.static_fraction, d.k_dyn
         self.e_hbm_j = p.e_byte_j * w.hbm_bytes
-        self.p_core0 = p.p_busy_w + p.p_active_w * activity_s(p, w.phases) / w.time_s
+        if active_s is None:
+            active_s = activity_s(p, w.phases)
+        self.p_core0 = p.p_busy_w + p.p_active_w * active_s / w.time_s
 
     def time_s(self, r: float) -> float:
         return self.t_c / r + self.t_m * (1.0 + self.mu * (1.0 / r - 1.0))
@@ -78,34 +82,43 @@ class ClockModel:
     def power_w(self, r: float) -> float:
         return self.p_core0 * (self.s + (1.0 - self.s) * r ** self.k) + self.e_hbm_j / self.time_s(r)
 
+    def ratio_at(self, cap_w: float, r_min: float) -> float:
+        """Clock ratio at which the iteration settles under ``cap_w`` (see :func:`clock_ratio`)."""
+        if self.power_w(1.0) <= cap_w:
+            return 1.0
+        if self.power_w(r_min) > cap_w:
+            return r_min
+        # bisection on power(lo) <= cap < power(hi), power_w and time_s written out (the same
+        # expressions, so the same bits): this runs for every capped iteration
+        p_core0, s, one_s, k = self.p_core0, self.s, 1.0 - self.s, self.k
+        e_hbm_j, t_c, t_m, mu = self.e_hbm_j, self.t_c, self.t_m, self.mu
+        lo, hi = r_min, 1.0
+        for _ in range(BISECT_STEPS):
+            mid = 0.5 * (lo + hi)
+            if (p_core0 * (s + one_s * mid ** k)
+                    + e_hbm_j / (t_c / mid + t_m * (1.0 + mu * (1.0 / mid - 1.0)))) <= cap_w:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
 
 def clock_ratio(p: PowerParams, w: Work, cap_w: float, d: DVFSParams) -> float:
     """Clock ratio the GPU settles at under ``cap_w`` (1.0 if the cap does not bind)."""
-    m = ClockModel(p, w, d)
-    if m.power_w(1.0) <= cap_w:
-        return 1.0
-    if m.power_w(d.r_min) > cap_w:
-        return d.r_min
-    lo, hi = d.r_min, 1.0  # power(lo) <= cap < power(hi)
-    for _ in range(BISECT_STEPS):
-        mid = 0.5 * (lo + hi)
-        if m.power_w(mid) <= cap_w:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return ClockModel(p, w, d).ratio_at(cap_w, d.r_min)
 
 
 def dvfs_capped(p: PowerParams, w: Work, energy_j: float, cap_w: float,
-                d: DVFSParams) -> tuple[float, float]:
+                d: DVFSParams, active_s: float | None = None) -> tuple[float, float]:
     """``(time_s, energy_j)`` per GPU of an iteration of work ``w`` (uncapped energy
-    ``energy_j``) under ``cap_w``. Exactly ``(w.time_s, energy_j)`` when the cap does not bind."""
+    ``energy_j``) under ``cap_w``. Exactly ``(w.time_s, energy_j)`` when the cap does not bind.
+    ``active_s``: ``activity_s(p, w.phases)`` where the caller has it (see :class:`ClockModel`)."""
     if energy_j / w.time_s <= cap_w:
         return w.time_s, energy_j
-    m = ClockModel(p, w, d)
+    m = ClockModel(p, w, d, active_s)
     if m.power_w(d.r_min) > cap_w:  # even the lowest clock is too hot: duty-cycle at r_min
         e = m.power_w(d.r_min) * m.time_s(d.r_min)
         return e / cap_w, e
-    r = clock_ratio(p, w, cap_w, d)
+    r = m.ratio_at(cap_w, d.r_min)  # clock_ratio, on the model already built
     t = m.time_s(r)
     return t, min(m.power_w(r), cap_w) * t

@@ -56,10 +56,11 @@ def iteration_cost(p: PowerParams, w: Work, cap_w: float, d: DVFSParams) -> Cost
     """Time and per-GPU energy of one iteration under ``cap_w`` (DVFS model:
     :mod:`simulator.physics.dvfs`; bit-identical to uncapped where the cap does not bind)."""
     t = w.time_s
-    e = demanded_energy_j(p, w)
+    active_s = activity_s(p, w.phases)
+    e = p.p_busy_w * t + p.p_active_w * active_s + p.e_byte_j * w.hbm_bytes  # demanded_energy_j
     if e / t <= cap_w:  # the cap does not bind (the same test as dvfs_capped's first line)
         return Cost(t, e)
-    return Cost(*dvfs_capped(p, w, e, cap_w, d))
+    return Cost(*dvfs_capped(p, w, e, cap_w, d, active_s))  # the activity is not summed again
 
 
 class DecodeSpan:
@@ -211,6 +212,25 @@ class DecodeSpan:
         else:
             d = self.duration_s(c0, kd)
         return kd + 1 if d < elapsed_s else kd
+
+    def cut(self, c0: float, elapsed_s: float, k_max: int) -> tuple[int, float]:
+        """``(kb, duration_s(c0, kb))`` with ``kb = boundary_at_or_after(c0, elapsed_s, k_max)``
+        (the engine's cut of a jump by an arrival), in one call: where the cap binds nowhere
+        with the same steps and floating-point expressions as those two, written out."""
+        if not self.free:
+            kb = self.boundary_at_or_after(c0, elapsed_s, k_max)
+            return kb, self.duration_s(c0, kb)
+        a = self.t0_s + self.t1_s * c0  # duration_s(c0, 1)
+        kd = (self._iterations_within_free(c0, elapsed_s, k_max)
+              if k_max > 0 and elapsed_s > 0 else 0)
+        if kd == 0:
+            return 1, a
+        b = self.t1_s * self.n_seqs
+        d = a if kd == 1 else kd * a + b * (kd * (kd - 1) / 2.0)
+        if d < elapsed_s:
+            kb = kd + 1  # >= 2
+            return kb, kb * a + b * (kb * (kb - 1) / 2.0)
+        return kd, d
 
     def totals(self, c0: float, k: int, duration_s: float) -> tuple[float, float, float, float]:
         """``(energy_j, peak_w, itl_a_s, itl_b_s)`` of iterations 0..k-1 that took
