@@ -309,26 +309,10 @@ def write_report(res: TransferResults, d: Path, out_yaml: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from simulator.calibration.report import _params_table, _pct, _scatter, device_table
+    from simulator.calibration.report import _params_table, _pct, device_table, mlenergy_figure
 
     d.mkdir(parents=True, exist_ok=True)
-    m = res.ml_runs
-    lab = m["model"] + " " + m["task"]
-    fig, ax = plt.subplots(2, 3, figsize=(16, 10))
-    _scatter(ax[0, 0], m["itl_s"] * 1e3, m["itl_lomo"] * 1e3, lab, "median ITL (simulated, model held out)", "ms")
-    _scatter(ax[0, 1], m["gpu_power_w"], m["gpu_power_lomo"], lab, "per-GPU power (simulated, held out)", "W", log=False)
-    _scatter(ax[0, 2], m["j_per_token"], m["j_per_token_lomo"], lab, "J per output token (simulated, held out)", "J")
-    ax[0, 0].legend(fontsize=7)
-    for a, q, col in ((ax[1, 0], "itl_lomo", "itl_s"), (ax[1, 1], "gpu_power_lomo", "gpu_power_w"),
-                      (ax[1, 2], "j_per_token_lomo", "j_per_token")):
-        for name, g in m.groupby(lab):
-            a.plot(g["max_num_seqs"], g[q] / g[col] - 1, "o-", ms=3, label=name)
-        a.axhline(0, color="k", lw=0.8)
-        a.axhspan(-0.1, 0.1, color="0.9")
-        a.set_xscale("log", base=2)
-        a.set_xlabel("max_num_seqs (concurrency)")
-        a.set_ylabel("predicted / measured - 1")
-        a.set_title(f"residual: {col}", fontsize=9)
+    fig = mlenergy_figure(res.ml_runs)
     fig.suptitle(f"{res.gpu}: ML.ENERGY v3 runs simulated with a calibration fitted without"
                  " their model; dotted: +-10 %")
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.07, top=0.93, wspace=0.3, hspace=0.35)

@@ -36,6 +36,7 @@ import pandas as pd
 
 from simulator.errors import ScenarioError
 from simulator.projection.day import HOURS, J_PER_GWH, SECONDS_PER_HOUR, DayPlan
+from simulator.projection.stats import energy_keys
 from simulator.projection.stats import pct as _pct
 from simulator.projection.stats import per_token as _per_token
 from simulator.projection.stats import weighted_quantiles as _weighted_quantiles
@@ -193,17 +194,7 @@ def combine(sc: Scenario, projs: dict[str, Any], sizes: dict[str, int],
         "gwh_per_day_facility_p5": f5, "gwh_per_day_facility_p50": f50,
         "gwh_per_day_facility_p95": f95,
         "gwh_per_day_it_p5": i5, "gwh_per_day_it_p50": i50, "gwh_per_day_it_p95": i95,
-        "gwh_per_day_facility_nominal": g("energy_facility_j"),
-        "gwh_per_day_it_nominal": g("energy_it_j"),
-        "gwh_per_day_gpu": g("energy_gpu_j"),
-        "gwh_per_day_host": g("energy_host_j"),
-        "gwh_per_day_facility_overhead": g("energy_facility_j") - g("energy_it_j"),
-        "gwh_per_day_gpu_prefill": g("energy_gpu_prefill_j"),
-        "gwh_per_day_gpu_decode": g("energy_gpu_decode_j"),
-        "gwh_per_day_gpu_idle": g("energy_gpu_idle_j"),
-        "gwh_per_day_host_idle": g("energy_host_idle_j"),
-        "gwh_per_day_host_busy": g("energy_host_busy_j"),
-        "gwh_per_day_warmup": g("energy_warmup_j"),
+        **energy_keys(g),
         "wh_per_query_p50": wq["p50"], "wh_per_query_p25": wq["p25"],
         "wh_per_query_p75": wq["p75"], "wh_per_query_iqr": wq["iqr"],
         "wh_per_query_mean": wq["mean"],

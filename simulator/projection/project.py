@@ -36,6 +36,7 @@ from simulator.projection.sample import (LevelJob, LevelResult, Perturbation, au
                                          trace_rate_per_s)
 from simulator.projection.uncertainty import (draw_inputs, perturbation, residual_median,
                                               sensitivity)
+from simulator.projection.stats import energy_keys
 from simulator.projection.stats import pct as _pct
 from simulator.projection.stats import per_token as _per_token
 from simulator.projection.stats import weighted_quantiles as _weighted_quantiles
@@ -595,17 +596,7 @@ def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: lis
         "gwh_per_day_it_p5": it5,
         "gwh_per_day_it_p50": it50,
         "gwh_per_day_it_p95": it95,
-        "gwh_per_day_facility_nominal": g("energy_facility_j"),
-        "gwh_per_day_it_nominal": g("energy_it_j"),
-        "gwh_per_day_gpu": g("energy_gpu_j"),
-        "gwh_per_day_host": g("energy_host_j"),
-        "gwh_per_day_facility_overhead": g("energy_facility_j") - g("energy_it_j"),
-        "gwh_per_day_gpu_prefill": g("energy_gpu_prefill_j"),
-        "gwh_per_day_gpu_decode": g("energy_gpu_decode_j"),
-        "gwh_per_day_gpu_idle": g("energy_gpu_idle_j"),
-        "gwh_per_day_host_idle": g("energy_host_idle_j"),
-        "gwh_per_day_host_busy": g("energy_host_busy_j"),
-        "gwh_per_day_warmup": g("energy_warmup_j"),
+        **energy_keys(g),
         "wh_per_query_p50": wq["p50"],
         "wh_per_query_p25": wq["p25"],
         "wh_per_query_p75": wq["p75"],

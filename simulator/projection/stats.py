@@ -4,6 +4,7 @@ quantiles of pooled per-request energies, percentiles over draws, energy per out
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -50,3 +51,21 @@ def per_token(sc: Scenario, tot: dict[str, float], queries: float) -> dict[str, 
 def pct(x: pd.Series, q: float) -> float:
     x = x.dropna()
     return float(np.percentile(x, q)) if len(x) else math.nan
+
+
+def energy_keys(g: Callable[[str], float]) -> dict[str, float]:
+    """The nominal day's energy keys of a projection summary (GWh/day), from ``g``: the day's
+    total of an hourly ``energy_*_j`` column in GWh."""
+    return {
+        "gwh_per_day_facility_nominal": g("energy_facility_j"),
+        "gwh_per_day_it_nominal": g("energy_it_j"),
+        "gwh_per_day_gpu": g("energy_gpu_j"),
+        "gwh_per_day_host": g("energy_host_j"),
+        "gwh_per_day_facility_overhead": g("energy_facility_j") - g("energy_it_j"),
+        "gwh_per_day_gpu_prefill": g("energy_gpu_prefill_j"),
+        "gwh_per_day_gpu_decode": g("energy_gpu_decode_j"),
+        "gwh_per_day_gpu_idle": g("energy_gpu_idle_j"),
+        "gwh_per_day_host_idle": g("energy_host_idle_j"),
+        "gwh_per_day_host_busy": g("energy_host_busy_j"),
+        "gwh_per_day_warmup": g("energy_warmup_j"),
+    }
