@@ -312,7 +312,8 @@ def write_report(res: TransferResults, d: Path, out_yaml: Path) -> Path:
     from simulator.calibration.report import _params_table, _pct, device_table, mlenergy_figure
 
     d.mkdir(parents=True, exist_ok=True)
-    fig = mlenergy_figure(res.ml_runs)
+    m = res.ml_runs
+    fig = mlenergy_figure(m)
     fig.suptitle(f"{res.gpu}: ML.ENERGY v3 runs simulated with a calibration fitted without"
                  " their model; dotted: +-10 %")
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.07, top=0.93, wspace=0.3, hspace=0.35)
