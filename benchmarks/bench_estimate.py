@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from simulator.docblocks import replace_block  # noqa: E402
 from simulator.estimate.validate import STEADY_SCENARIOS, check, table  # noqa: E402
 
 DOC = ROOT / "docs" / "estimate.md"
@@ -43,12 +43,10 @@ def main() -> None:
     slowest = min(c.speedup for c in checks)
     print(text)
     if a.write_doc:
-        block = (f"{START}\n{text}\n\nOutput of `python benchmarks/bench_estimate.py` on"
-                 f" {time.strftime('%Y-%m-%d')} ({platform.machine()}, Python"
-                 f" {platform.python_version()}); `--write-doc` rewrites this block.\n{END}")
-        doc = DOC.read_text()
-        DOC.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, doc,
-                              flags=re.S))
+        replace_block(DOC, START, END,
+                      f"{text}\n\nOutput of `python benchmarks/bench_estimate.py` on"
+                      f" {time.strftime('%Y-%m-%d')} ({platform.machine()}, Python"
+                      f" {platform.python_version()}); `--write-doc` rewrites this block.")
     print(f"estimate_worst_error={worst:.4f} estimate_min_speedup={slowest:.0f}")
 
 

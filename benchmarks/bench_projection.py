@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from simulator.docblocks import replace_block  # noqa: E402
 from simulator.projection.project import project  # noqa: E402
 from simulator.projection.validate import full_fleet_day  # noqa: E402
 from simulator.scenario.load import load_scenario  # noqa: E402
@@ -98,14 +98,9 @@ def main() -> None:
             lines.append(ln)
             print(ln, flush=True)
     if a.write_doc:
-        doc = ROOT / "docs" / "projection.md"
-        text = doc.read_text()
-        if START not in text or END not in text:
-            raise SystemExit(f"{doc}: markers {START} / {END} not found")
         body = "\n".join(f"- {ln}" for ln in lines)
         body += "\n\nWritten by `python benchmarks/bench_projection.py --write-doc`."
-        doc.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END),
-                              lambda _: f"{START}\n{body}\n{END}", text, flags=re.S))
+        replace_block(ROOT / "docs" / "projection.md", START, END, body)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -117,11 +116,10 @@ START, END = "<!-- bridge-examples:start -->", "<!-- bridge-examples:end -->"
 
 
 def rewrite(page: Path, text: str) -> None:
-    doc = page.read_text()
-    if START not in doc or END not in doc:
-        raise SystemExit(f"{page}: markers {START} / {END} not found")
-    page.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END),
-                           lambda _: f"{START}\n{text}\n{END}", doc, flags=re.S))
+    sys.path.insert(0, str(ROOT))
+    from simulator.docblocks import replace_block
+
+    replace_block(page, START, END, text)
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -107,12 +106,10 @@ def table(out: Path) -> str:
 
 
 def update_readme(text: str, readme: Path = ROOT / "README.md") -> None:
-    doc = readme.read_text()
-    if START not in doc or END not in doc:
-        raise SystemExit(f"{readme}: markers {START} / {END} not found")
-    new = re.sub(re.escape(START) + ".*?" + re.escape(END),
-                 lambda _: f"{START}\n{text}\n{END}", doc, flags=re.S)
-    readme.write_text(new)
+    sys.path.insert(0, str(ROOT))
+    from simulator.docblocks import replace_block
+
+    replace_block(readme, START, END, text)
 
 
 def main() -> None:
