@@ -6,8 +6,10 @@
 
     python scripts/bridge_examples.py [--out out/bridges] [--workers 2]
 
-A test holds the pages to what this script writes from the bridge folders
-(``--from-results`` rebuilds the blocks without running anything).
+``--from-results`` rebuilds the blocks from the bridge folders without running anything. The
+figures also go to docs/data/oviedo.json, which the validation page reads (and a test holds
+that page to it); the bridge folders themselves are not in the repository, so no test reruns
+the bridges.
 """
 
 from __future__ import annotations
