@@ -456,26 +456,20 @@ def write_node_timelines(res: RunResult, path: Path) -> None:
     Parquet file, a ``node`` column first, in row groups of a node's consecutive intervals
     (written piece by piece: a long run's timelines are never held whole)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    from simulator.metrics.requests import arrow_array
+    from simulator.metrics.requests import arrow_array, write_parquet_batches
 
-    writer = None
-    try:
+    def batches():
         for node in range(res.fleet.nodes):
             for cols in res.ledger.node_chunks(node):
                 n = cols["t_start_s"].size
                 cols = {"node": np.full(n, node, dtype=np.int64), **cols}
                 schema = pa.schema([pa.field(k, pa.from_numpy_dtype(v.dtype))
                                     for k, v in cols.items()])
-                batch = pa.RecordBatch.from_arrays([arrow_array(v) for v in cols.values()],
-                                                   schema=schema)
-                if writer is None:
-                    writer = pq.ParquetWriter(str(path), schema)
-                writer.write_batch(batch)
-    finally:
-        if writer is not None:
-            writer.close()
+                yield schema, pa.RecordBatch.from_arrays([arrow_array(v) for v in cols.values()],
+                                                         schema=schema)
+
+    write_parquet_batches(path, batches())
 
 
 def write_run_files(res: RunResult, folder: Path, csv: bool = False,

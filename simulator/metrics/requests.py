@@ -97,17 +97,7 @@ class RequestTable:
 
     def to_parquet(self, path: str | Path) -> None:
         """Write ``requests.parquet`` in row groups of :data:`ROW_GROUP` requests."""
-        import pyarrow.parquet as pq
-
-        writer = None
-        try:
-            for schema, batch in self._arrow_batches():
-                if writer is None:
-                    writer = pq.ParquetWriter(str(path), schema)
-                writer.write_batch(batch)
-        finally:
-            if writer is not None:
-                writer.close()
+        write_parquet_batches(path, self._arrow_batches())
 
     def to_csv(self, path: str | Path) -> None:
         self.frame().to_csv(path, index=False)
@@ -191,3 +181,19 @@ def request_table(run: "EngineRun") -> RequestTable:
         "slo_met": done & (ttft <= slo_ttft) & (np.where(out > 1, tpot, 0.0) <= slo_tpot),
     }
     return RequestTable(cols, list(wl.class_names))
+
+
+def write_parquet_batches(path: str | Path, batches) -> None:
+    """Stream ``(schema, RecordBatch)`` pairs into one Parquet file, a row group per batch
+    (the schema of the first batch; nothing is held beyond the batch being written)."""
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for schema, batch in batches:
+            if writer is None:
+                writer = pq.ParquetWriter(str(path), schema)
+            writer.write_batch(batch)
+    finally:
+        if writer is not None:
+            writer.close()
