@@ -118,6 +118,8 @@ def format_projection(s: dict, out_dir: str, charts: bool = True) -> str:
         f" {cls(s['wh_per_query_iqr'], u.energy_wh)} | all-in {u.energy_wh(s['wh_per_query_all_in'])}",
         f"  SLO        {slo_line(s)}",
     ]
+    if "disaggregation" in s:
+        lines[2:2] = disaggregation_lines(s["disaggregation"])
     if "cost" in s:
         lines.append(f"  cost       {cost_line(s['cost'], band=True)}")
     if "tco2_per_day_p50" in s:
@@ -126,6 +128,27 @@ def format_projection(s: dict, out_dir: str, charts: bool = True) -> str:
     lines.append(f"  wrote {Path(out_dir) / 'summary.json'}, hourly.csv, draws.csv"
                  + (", charts/" if charts else ""))
     return "\n".join(lines)
+
+
+def disaggregation_lines(d: dict) -> list[str]:
+    """A disaggregated fleet: its cell, each pool's nodes and energy, the split search."""
+    from simulator import units as u
+
+    cell = " + ".join(f"{n} {k}" for k, n in d["cell"].items())
+    pools = "; ".join(f"{k} ({v['role']}) {u.count(v['nodes_fleet'])} nodes,"
+                      f" {u.gwh(v['gwh_per_day_facility'])}/day ({u.pct(v['share_of_energy'])})"
+                      for k, v in d["pools"].items())
+    out = [f"  cells      {u.count(d['cells_fleet'])} cells of {cell} nodes;"
+           f" capacity {d['capacity_queries_per_s_per_cell']:.3g} queries/s per cell",
+           f"  pools      {pools} (nominal)"]
+    if d.get("split_search"):
+        tried = ", ".join(
+            f"{r['prefill_nodes']}:{r['decode_nodes']} "
+            + (f"{r['capacity_queries_per_s_per_node']:.3g}/s per node" if "error" not in r
+               else "failed") + (" (chosen)" if r["chosen"] else "")
+            for r in d["split_search"])
+        out.append(f"  splits     prefill:decode nodes per cell, capacity at the SLO: {tried}")
+    return out
 
 
 def cost_line(c: dict, band: bool = False) -> str:

@@ -33,7 +33,8 @@ from simulator.physics.host import HostPower
 from simulator.projection.sample import (LevelJob, LevelResult, Perturbation, auto_warmup_s,
                                          class_shares, idle_level, level_calibration,
                                          level_requests, run_level, throughput_bound_per_node,
-                                         trace_rate_per_s)
+                                         trace_rate_per_s, unit_gpus, unit_host,
+                                         unit_idle_w_per_gpu)
 from simulator.projection.uncertainty import (draw_inputs, perturbation, residual_median,
                                               sensitivity)
 from simulator.projection.stats import energy_keys
@@ -53,19 +54,12 @@ MAX_CAPACITY_CUTS = 10
 MAX_WARMUP_FACTOR = 20
 
 
-def check_not_disaggregated(sc: Scenario) -> None:
-    """A projection sizes pools that each serve whole requests; a disaggregated fleet (pools
-    of role prefill and decode) is not projected yet (issue 15): one line naming the field."""
-    sc.refuse_disaggregated("`fleetsim project`")
-
-
 def check_projection_limits(sc: Scenario, workers: int = 1, force: bool = False) -> None:
     """Refuse (one line naming the field) a projection beyond this machine's memory or the
     time limit of :mod:`simulator.scenario.limits`, before anything runs: each worker holds
     one load level (its measured and at most MAX_WARMUP_FACTOR times as many warm-up
     requests); the day runs (levels <= 24) x (draws + 1) level simulations plus the capacity
     search (<= 2 x MAX_BRACKET_STEPS + 20)."""
-    check_not_disaggregated(sc)
     from simulator.scenario import limits
 
     p = sc.projection
@@ -176,17 +170,28 @@ def search_capacity(ok: Callable[..., bool], start: float, tolerance: float,
     relative ``tolerance``: bracket by doubling or halving from ``start`` with short trials
     (``ok(rate, True)``: a quarter of the requests), confirm the bracket with
     full-length trials, then bisect. ``ok`` must be monotone in the rate (common random
-    numbers). ``bound``: no node completes more than this (physics alone): an SLO that still
-    holds there never binds. Used by projections and by ``fleetsim size``."""
+    numbers). ``bound``: no node completes more than this (physics alone), so rates above it
+    are never tried; when the SLO still holds at the bound itself (a full-length trial), the
+    node is limited by its batch slots or batched tokens, not by the SLO, and the bound is the
+    capacity. Used by projections and by ``fleetsim size``."""
     lo, hi = 0.0, start
     if ok(start, True):
         lo = start
+        never_binds = True
         for _ in range(MAX_BRACKET_STEPS):
             hi = lo * 2.0
-            if hi > bound or not ok(hi, True):
+            if hi > bound:  # the bound itself is the last candidate above lo
+                hi = bound
+                # a short trial can pass where the queue builds slowly: confirm at full length
+                if lo < bound and ok(bound, True) and ok(bound):
+                    return bound  # the SLO holds where the node completes all it can
+                never_binds = lo >= bound
+                break
+            if not ok(hi, True):
+                never_binds = False
                 break
             lo = hi
-        if hi > bound or lo == hi:
+        if never_binds:
             raise ScenarioError(f"per-node capacity reaches {lo:.4g} queries/s, near the most a"
                                 f" node can complete ({bound:.4g}/s): the SLO never binds"
                                 " (tighten workload.classes.*.slo)", file=file,
@@ -207,6 +212,8 @@ def search_capacity(ok: Callable[..., bool], start: float, tolerance: float,
     # the queue)
     for _ in range(MAX_BRACKET_STEPS):
         if ok(hi):
+            if hi >= bound:
+                return bound  # as above: limited by the node, not by the SLO
             lo, hi = hi, hi * 2.0
         elif lo > 0 and not ok(lo):
             lo, hi = lo / 2.0, lo
@@ -239,12 +246,14 @@ def project(sc: Scenario, workers: int = 1,
     if p is None:
         raise ScenarioError("missing: `fleetsim project` needs a projection section (at least"
                             " projection.queries_per_day)", file=sc.file, field="projection")
-    check_not_disaggregated(sc)
-    if len(sc.pool_specs()) > 1:
+    if sc.disaggregated and p.fleet.prefill_decode_splits is not None:
+        return project_split(sc, workers, progress, on_total, force, cluster)
+    if len(sc.pool_specs()) > 1 and not sc.disaggregated:
         return project_pools(sc, workers, progress, force, cluster)
     cal = level_calibration(sc)
-    gpn = sc.pool_specs()[0].gpus_per_node
-    host0 = sc.pool_specs()[0].host(sc.facility, cal.power.idle_w)
+    gpn = unit_gpus(sc)  # GPUs per node (per cell of a disaggregated fleet)
+    idle_w_gpu = unit_idle_w_per_gpu(sc)
+    host0 = unit_host(sc)
     fac0 = Facility(sc.facility.pue, host0.idle_w, host0.load_factor)
     m, curve_source = daily_curve(sc)
     k = p.sample.nodes
@@ -381,17 +390,17 @@ def project(sc: Scenario, workers: int = 1,
         n_sims = runner.simulations
 
     carbon = p.carbon.hourly() if p.carbon is not None else None
-    idle_gpu_node_w = gpn * cal.power.idle_w
+    idle_gpu_node_w = gpn * idle_w_gpu
     warm = p.idle.warmup_s if p.idle.policy == "autoscale" else 0.0
 
     def day(levels: list[LevelResult], fac: Facility) -> tuple[dict[str, float], pd.DataFrame]:
         hourly = []
         for h in range(HOURS):
             li = plan.level_of_hour[h]
-            lv = idle_level(gpn, cal.power.idle_w, classes) if li < 0 else \
+            lv = idle_level(gpn, idle_w_gpu, classes) if li < 0 else \
                 levels[li].rescaled(float(plan.rate_per_node[h]))
             hourly.append(lv.node_power(HostPower(fac.host_idle_w, fac.host_load_factor, gpn,
-                                                  cal.power.idle_w, host0.rated_w)))
+                                                  idle_w_gpu, host0.rated_w)))
         return integrate_day(plan, hourly, fac, warm, idle_gpu_node_w, carbon)
 
     tot0, hourly0 = day(nominal, fac0)
@@ -449,6 +458,11 @@ def project(sc: Scenario, workers: int = 1,
     queries = {c: s["queries_per_day"] * share for c, share in s["class_shares"].items() if share > 0}
     busy = {c: q * (s["wh_per_query_mean"].get(c) or 0.0) for c, q in queries.items()}
     s["energy_boundaries"] = projection_boundaries(s, queries, busy)
+    if sc.disaggregated:  # cells back to nodes, and each pool's share of the day
+        from simulator.projection.cells import to_nodes
+
+        to_nodes(sc, proj.summary, hourly0, levels_df, plan.level_of_hour, nominal)
+        gpn = max(1, round(gpn / sum(proj.summary["disaggregation"]["cell"].values())))
     if sc.cost is not None:
         from simulator.metrics.cost import projection_cost
         from simulator.projection.sample import mean_output_tokens
@@ -608,7 +622,7 @@ def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: lis
         "nodes_peak": int(plan.nodes_on.max()),
         "nodes_mean": float(plan.nodes_on.mean()),
         "nodes_min": int(plan.nodes_on.min()),
-        "gpus_peak": int(plan.nodes_on.max()) * sc.pool_specs()[0].gpus_per_node,
+        "gpus_peak": int(plan.nodes_on.max()) * unit_gpus(sc),
         "capacity_queries_per_s_per_node": cap,
         "capacity_ci_queries_per_s_per_node": (list(capacity_interval(search, p.fleet.slo_target,
                                                                         cap)) if cap else None),
@@ -647,6 +661,58 @@ def _summary(sc: Scenario, proj: Projection, tot: dict[str, float], nominal: lis
         s.update({"tco2_per_day_p5": c5, "tco2_per_day_p50": c50, "tco2_per_day_p95": c95,
                   "tco2_per_day_nominal": tot["co2_t"]})
     return s
+
+
+# ------------------------------------------------------------------ disaggregated: the split
+def project_split(sc: Scenario, workers: int = 1,
+                  progress: Callable[[int], None] | None = None,
+                  on_total: Callable[[int], None] | None = None, force: bool = False,
+                  cluster: Any = None) -> Projection:
+    """Project a disaggregated fleet whose cell is searched: every candidate of
+    ``projection.fleet.prefill_decode_splits`` gets the capacity search of a projection (its
+    own cells, the same stream), the one with the most queries/s per node at the SLO is
+    projected (ties: the first given), and every candidate is reported
+    (``disaggregation.split_search``: capacity per cell and per node, and the GPU power and
+    GPU energy per query of the fastest trial that met the SLO)."""
+    from simulator.projection.cells import with_split
+
+    p = sc.projection
+    assert p is not None and p.fleet.prefill_decode_splits is not None
+    rows: list[dict[str, Any]] = []
+    found: dict[tuple[int, int], tuple[Scenario, float, list[tuple[float, LevelResult]]]] = {}
+    first_error: ScenarioError | None = None
+    for pre, dec in p.fleet.prefill_decode_splits:
+        sub = with_split(sc, int(pre), int(dec))
+        row: dict[str, Any] = {"prefill_nodes": int(pre), "decode_nodes": int(dec)}
+        try:
+            cap, search = pool_capacity(sub, workers, progress, cluster)
+        except ScenarioError as e:
+            first_error = first_error or e
+            rows.append({**row, "error": str(e).split(": ", 1)[-1]})
+            continue
+        # the fastest full-length trial that met the SLO: its GPU power over its rate
+        met = [(r, lv) for r, lv in search if r <= cap and lv.min_attainment()
+               >= p.fleet.slo_target]
+        rate, lv = max(met, key=lambda x: (x[0], x[1].window_s)) if met else (cap, None)
+        gpu_w = (lv.gpu_prefill_w + lv.gpu_decode_w + lv.gpu_idle_w) if lv else math.nan
+        rows.append({**row, "capacity_queries_per_s_per_cell": cap,
+                     "capacity_queries_per_s_per_node": cap / (pre + dec),
+                     "gpu_j_per_query_at_capacity": gpu_w / rate if lv else math.nan,
+                     "gpu_w_per_node_at_capacity": gpu_w / (pre + dec) if lv else math.nan,
+                     "trials": len(search)})
+        found[(int(pre), int(dec))] = (sub, cap, search)
+    if not found:
+        assert first_error is not None
+        raise first_error
+    best = max(found, key=lambda k: found[k][1] / sum(k))  # max() keeps the first of ties
+    sub, cap, search = found[best]
+    proj = project(sub, workers, progress, on_total, force, known_capacity=(cap, search),
+                   cluster=cluster)
+    for r in rows:
+        r["chosen"] = (r["prefill_nodes"], r["decode_nodes"]) == best
+    proj.summary["disaggregation"]["split_search"] = rows
+    proj.scenario = sc
+    return proj
 
 
 # ------------------------------------------------------------------ fleets of several pools

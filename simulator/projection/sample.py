@@ -90,8 +90,53 @@ def perturb_calibration(cal: Calibration, p: Perturbation) -> Calibration:
 
 
 def level_calibration(sc: Scenario) -> Calibration:
-    """The fitted coefficients of the scenario's (one) pool."""
+    """The fitted coefficients of the scenario's (first) pool."""
     return pool_calibration(sc, sc.pool_specs()[0])
+
+
+# ------------------------------------------------------------------ the unit a projection scales
+# A projection scales a *unit* to the fleet: one node of a one-pool fleet, or, for a
+# disaggregated fleet (pools of role prefill and decode), one *cell*: the pools as the scenario
+# gives them (``deployment.nodes`` of each: e.g. 1 prompt + 2 token nodes), since a request
+# needs both and its KV cache moves between them. Everything a projection calls "per node"
+# (rate, capacity, power) is then per cell, and the summary converts back to nodes.
+def unit_nodes(sc: Scenario) -> dict[str, int]:
+    """Nodes of every pool in one unit: {pool: 1} for a one-pool fleet, the scenario's pool
+    sizes for a disaggregated one."""
+    specs = sc.pool_specs()
+    if not sc.disaggregated:
+        return {specs[0].name: 1}
+    return {p.name: p.deployment.nodes for p in specs}
+
+
+def unit_gpus(sc: Scenario) -> int:
+    """GPUs in one unit."""
+    specs = {p.name: p for p in sc.pool_specs()}
+    return sum(n * specs[name].gpus_per_node for name, n in unit_nodes(sc).items())
+
+
+def unit_idle_w_per_gpu(sc: Scenario) -> float:
+    """Mean idle power of the unit's GPUs, W (each pool's calibrated idle power)."""
+    specs = {p.name: p for p in sc.pool_specs()}
+    units = unit_nodes(sc)
+    tot = sum(n * specs[k].gpus_per_node * pool_calibration(sc, specs[k]).power.idle_w
+              for k, n in units.items())
+    return tot / unit_gpus(sc)
+
+
+def unit_host(sc: Scenario) -> HostPower:
+    """The host model of one unit: its nodes' hosts summed (idle power and rating add up; the
+    load factor is the nodes' GPU-weighted mean, exact when the pools share one node type).
+    Linear below the rating, so a unit's host power at its GPUs' total power is the sum of its
+    nodes' (while no node is at its rating)."""
+    specs = {p.name: p for p in sc.pool_specs()}
+    hosts = {k: specs[k].host(sc.facility, pool_calibration(sc, specs[k]).power.idle_w)
+             for k in unit_nodes(sc)}
+    units = unit_nodes(sc)
+    gpus = unit_gpus(sc)
+    lf = sum(n * hosts[k].gpus_per_node * hosts[k].load_factor for k, n in units.items()) / gpus
+    return HostPower(sum(n * hosts[k].idle_w for k, n in units.items()), lf, gpus,
+                     unit_idle_w_per_gpu(sc), sum(n * hosts[k].rated_w for k, n in units.items()))
 
 
 # ------------------------------------------------------------------ scenario of a level
@@ -107,9 +152,13 @@ def trace_rate_per_s(sc: Scenario) -> float:
 
 
 def with_nodes(sc: Scenario, nodes: int) -> Scenario:
-    """``sc`` with its one pool resized to ``nodes`` (validated)."""
+    """``sc`` with its one pool resized to ``nodes`` (validated); a disaggregated fleet with
+    ``nodes`` cells (every pool ``nodes`` times its unit size)."""
     if sc.pools is None:
         return sc.derive(deployment=replace(sc.deployment, nodes=nodes))
+    if sc.disaggregated:
+        return sc.derive(pools=[replace(p, deployment=replace(
+            p.deployment, nodes=p.deployment.nodes * nodes)) for p in sc.pools])
     (pool,) = sc.pools
     return sc.derive(pools=[replace(pool, deployment=replace(pool.deployment, nodes=nodes))])
 
@@ -188,34 +237,57 @@ def level_requests(sc: Scenario, total_rate_per_s: float) -> int:
 
 
 def throughput_bound_per_node(sc: Scenario, cal: Calibration) -> float:
-    """An upper bound on the requests/s one node of the scenario's (one) pool can complete,
-    from the physics alone (no simulation), requests/s.
+    """An upper bound on the requests/s one node of the scenario's (one) pool can complete
+    (one cell of a disaggregated fleet), from the physics alone (no simulation), requests/s.
 
     Every iteration takes at least ``t1``, the time of the smallest one (one sequence decoding
     one token, uncapped); an iteration holds at most ``max_batch_size`` sequences and
     ``max_batched_tokens`` tokens; a request needs one iteration per output token and its
     prompt's tokens. So a replica completes at most ``min(B / (E[out] t1), M / (E[in] t1))``
     requests/s, the expectations over the workload's requests with requests longer than
-    ``max_model_len`` counted as 0 (they are dropped and cost nothing). The true capacity is
-    far lower (a batch of B is much slower than t1); the bound only spares the capacity search
-    and an overloaded fleet from simulating rates no node can serve."""
-    from simulator.physics.iteration import IterationModel
-    from simulator.physics.shapes import decode_shape
+    ``max_model_len`` counted as 0 (they are dropped and cost nothing). A cell's prefill pool
+    is bound by the prompts only, its decode pool by the outputs only, and the cell by the
+    smaller. The true capacity is far lower (a batch of B is much slower than t1); the bound
+    only spares the capacity search and an overloaded fleet from simulating rates no node can
+    serve. ``cal``: the calibration of the (first) pool; other pools use their own."""
     from simulator.workload.arrivals import Workload
 
-    pool = sc.pool_specs()[0]
+    inp, out = Workload(sc.workload, np.random.SeedSequence(0), sc.base_dir).length_sample(20_000)
+    if not sc.disaggregated:
+        pool = sc.pool_specs()[0]
+        by_out, by_in = _replica_bounds(pool, cal, inp, out)
+        return min(by_out, by_in) * pool.replicas_per_node
+    prompts = outputs = 0.0
+    for pool in sc.pool_specs():
+        by_out, by_in = _replica_bounds(pool, pool_calibration(sc, pool), inp, out)
+        n = pool.replicas_per_node * pool.deployment.nodes
+        if pool.role == "prefill":
+            prompts += by_in * n
+        elif pool.role == "decode":
+            outputs += by_out * n
+        else:
+            prompts += min(by_out, by_in) * n
+            outputs += min(by_out, by_in) * n
+    return min(prompts, outputs)
+
+
+def _replica_bounds(pool: Any, cal: Calibration, inp: np.ndarray,
+                    out: np.ndarray) -> tuple[float, float]:
+    """(by batch slots over outputs, by batched tokens over prompts): requests/s one replica
+    of ``pool`` completes at most (see :func:`throughput_bound_per_node`)."""
+    from simulator.physics.iteration import IterationModel
+    from simulator.physics.shapes import decode_shape
+
     d, s = pool.deployment, pool.serving
     prof = pool.profile()
     model = IterationModel.build(pool.model_shape(), d.tp, d.precision, d.kv_precision, cal,
                                  prof.gpu, prof.dvfs())
     t1 = model.cost(decode_shape(1, 1), prof.gpu.tdp_w).time_s
-    inp, out = Workload(sc.workload, np.random.SeedSequence(0), sc.base_dir).length_sample(20_000)
     served = (inp + out) <= s.max_model_len
     e_out, e_in = float((out * served).mean()), float((inp * served).mean())
-    if e_out <= 0 or t1 <= 0:
-        return math.inf
-    per_replica = min(s.max_batch_size / (e_out * t1), s.max_batched_tokens / (e_in * t1))
-    return per_replica * pool.replicas_per_node
+    if e_out <= 0 or e_in <= 0 or t1 <= 0:
+        return math.inf, math.inf
+    return s.max_batch_size / (e_out * t1), s.max_batched_tokens / (e_in * t1)
 
 
 # ------------------------------------------------------------------ one level's result
@@ -237,7 +309,9 @@ class LevelResult:
     considered: dict[str, int] = field(default_factory=dict)  # completed + dropped
     request_energy_j: dict[str, np.ndarray] = field(default_factory=dict)  # completed, measured
     gpu_peak_w: float = 0.0  # highest per-GPU power of any iteration of the run
-    gpu_cap_w: float = math.inf  # the GPUs' cap in the run
+    gpu_cap_w: float = math.inf  # the GPUs' cap in the run (the lowest pool's)
+    link_w: float = 0.0  # KV-transfer links' added host power per node (cell), W
+    pool_gpu_w: dict[str, float] = field(default_factory=dict)  # per pool, per cell, W
 
     def with_power_factor(self, factor: float) -> "LevelResult | None":
         """This level as a run whose busy GPU power (floor, activity, energy per byte) is
@@ -254,7 +328,7 @@ class LevelResult:
                            self.gpu_decode_w * factor, self.busy_gpu_fraction,
                            self.gpus_per_node, self.idle_w_per_gpu, self.throughput_per_node,
                            self.slo_met, self.considered, {}, self.gpu_peak_w * factor,
-                           self.gpu_cap_w)
+                           self.gpu_cap_w, self.link_w, self.pool_gpu_w)
 
     @property
     def gpu_idle_w(self) -> float:
@@ -269,7 +343,7 @@ class LevelResult:
         idle = host.node_w(self.gpus_per_node * self.idle_w_per_gpu)
         return {"gpu_prefill_w": self.gpu_prefill_w, "gpu_decode_w": self.gpu_decode_w,
                 "gpu_idle_w": self.gpu_idle_w, "host_idle_w": idle,
-                "host_busy_w": host.node_w(gpu) - idle}
+                "host_busy_w": host.node_w(gpu) - idle + self.link_w}
 
     def attainment(self, cls: str) -> float:
         n = self.considered.get(cls, 0)
@@ -301,7 +375,8 @@ class LevelResult:
                            self.gpu_decode_w * r, min(1.0, self.busy_gpu_fraction * r),
                            self.gpus_per_node, self.idle_w_per_gpu,
                            self.throughput_per_node * r, self.slo_met, self.considered,
-                           self.request_energy_j, self.gpu_peak_w, self.gpu_cap_w)
+                           self.request_energy_j, self.gpu_peak_w, self.gpu_cap_w,
+                           self.link_w * r, self.pool_gpu_w)
 
 
 def idle_level(gpus_per_node: int, idle_w: float, classes: list[str]) -> LevelResult:
@@ -310,30 +385,39 @@ def idle_level(gpus_per_node: int, idle_w: float, classes: list[str]) -> LevelRe
                        {c: 0 for c in classes}, {c: 0 for c in classes})
 
 
-def measure(res: Any, rate_per_node: float, keep_requests: bool = True) -> LevelResult:
-    """Reduce a sampled run to its steady-state per-node figures."""
+def measure(res: Any, rate_per_node: float, keep_requests: bool = True,
+            units: int | None = None) -> LevelResult:
+    """Reduce a sampled run to its steady-state per-node figures (per cell of a disaggregated
+    fleet: ``units`` cells were simulated; default one per node)."""
     w0, w1 = res.window_s
     win = max(w1 - w0, 1e-12)
     led = res.ledger.window(w0, w1, host=False)  # host power is applied per draw, later
     from simulator.metrics.requests import COMPLETED, IN_FLIGHT
 
-    nodes = res.fleet.nodes
-    pool = res.fleet.pools[0]
+    pools = res.fleet.pools
+    units = res.fleet.nodes if units is None else units
     t = res.table
     m = ~t["warmup"]
     state = t["state"]
     finish = t["finish_s"]
     in_win = m & (state == COMPLETED) & (finish >= w0) & (finish <= w1)
+    pool_gpu_w = {}
+    if len(pools) > 1:
+        for pl in pools:
+            pw = res.ledger.window(w0, w1, pool=pl, host=False)
+            pool_gpu_w[pl.spec.name] = (pw.busy_gpu_j + pw.idle_gpu_j) / win / units
     out = LevelResult(
         rate_per_node=rate_per_node, window_s=win,
-        gpu_prefill_w=led.prefill_gpu_j / win / nodes,
-        gpu_decode_w=led.decode_gpu_j / win / nodes,
+        gpu_prefill_w=led.prefill_gpu_j / win / units,
+        gpu_decode_w=led.decode_gpu_j / win / units,
         busy_gpu_fraction=led.busy_gpu_s / (win * led.gpus),
-        gpus_per_node=pool.gpus_per_node, idle_w_per_gpu=pool.idle_w,
-        throughput_per_node=int(in_win.sum()) / win / nodes,
+        gpus_per_node=led.gpus // units,
+        idle_w_per_gpu=sum(pl.idle_w * pl.gpus for pl in pools) / led.gpus,
+        throughput_per_node=int(in_win.sum()) / win / units,
         gpu_peak_w=max((float(r.rec.array("peak_w").max()) for r in res.fleet.replicas
                         if len(r.rec)), default=0.0),
-        gpu_cap_w=pool.spec.gpu_cap_w)
+        gpu_cap_w=min(pl.spec.gpu_cap_w for pl in pools),
+        link_w=_link_w(res, w0, w1) / units, pool_gpu_w=pool_gpu_w)
     cls = t["class"]
     met = t["slo_met"]
     energy = t["energy_j"]
@@ -373,8 +457,24 @@ def run_level(job: LevelJob) -> LevelResult:
     from simulator.api import simulate
 
     sc = job.scenario
-    cal = perturb_calibration(level_calibration(sc), job.pert)
+    cal: Calibration | dict[str, Calibration] = perturb_calibration(level_calibration(sc),
+                                                                    job.pert)
+    if len(sc.pool_specs()) > 1:  # a disaggregated cell: every pool its own coefficients
+        cal = {p.name: perturb_calibration(pool_calibration(sc, p), job.pert)
+               for p in sc.pool_specs()}
     lsc = level_scenario(sc, job.rate_per_node, job.nodes, job.requests, job.warmup_s,
                          job.seed, job.pert, job.trace_rate, job.fleet_rate)
     return measure(simulate(lsc, cal, summary=False, models=_MODELS), job.rate_per_node,
-                   job.keep_requests)
+                   job.keep_requests, job.nodes)
+
+
+def _link_w(res: Any, w0: float, w1: float) -> float:
+    """Mean power the KV-transfer links add over ``[w0, w1]``, W (0 without a KV mover): the
+    exact overlap of every transfer's link interval with the window."""
+    c = res.transfers
+    if not c or not len(c["end_s"]):
+        return 0.0
+    t1 = np.asarray(c["end_s"], float)
+    t0, p = t1 - np.asarray(c["move_s"], float), np.asarray(c["link_w"], float)
+    overlap = np.clip(np.minimum(t1, w1) - np.maximum(t0, w0), 0.0, None)
+    return float((overlap * p).sum()) / max(w1 - w0, 1e-12)

@@ -80,6 +80,13 @@ class FleetPolicy(Strict):
     capacity_tolerance: float = Field(
         0.02, gt=0.0, le=0.5, description="relative precision of the per-node capacity search,"
         " dimensionless (the search stops when its bracket is narrower than this)")
+    prefill_decode_splits: list[Annotated[list[Annotated[int, Field(ge=1, le=64)]],
+                                           Field(min_length=2, max_length=2)]] | None = Field(
+        None, min_length=1, max_length=32, description="a disaggregated fleet (one prefill and"
+        " one decode pool): the cells [prefill nodes, decode nodes] to try, e.g. [[1, 1], [1, 2],"
+        " [2, 3]]; each one's capacity at the SLO is searched and the cell with the most"
+        " queries/s per node is projected (ties: the first given); every candidate is reported"
+        " under disaggregation.split_search. Default: the cell the pools' deployment.nodes give")
 
     def pool_nodes(self, pool: str) -> int | str:
         """The nodes given for one pool of a multi-pool fleet (``nodes`` is a mapping)."""
@@ -267,7 +274,13 @@ def check_projection(sc: Any) -> None:
     p = sc.projection
     if p is None:
         return
-    if sc.pools is not None and len(sc.pools) > 1:
+    disaggregated = sc.pools is not None and any(pool.role == "prefill" for pool in sc.pools)
+    if disaggregated:
+        check_cell_fleet(p.fleet, [pool.role for pool in sc.pools], sc.workload.arrival)
+    elif p.fleet.prefill_decode_splits is not None:
+        raise ValueError("projection.fleet.prefill_decode_splits: a split is for a disaggregated"
+                         " fleet (pools of role prefill and decode); remove it")
+    elif sc.pools is not None and len(sc.pools) > 1:
         check_pool_fleet(p.fleet, [pool.name for pool in sc.pools], sc.workload.arrival)
     elif isinstance(p.fleet.nodes, dict):
         raise ValueError("projection.fleet.nodes: a mapping {pool: nodes} is for a fleet of"
@@ -287,6 +300,26 @@ def check_projection(sc: Any) -> None:
             and p.idle.min_nodes > p.fleet.nodes):
         raise ValueError(f"projection.idle.min_nodes ({p.idle.min_nodes}) exceeds"
                          f" projection.fleet.nodes ({p.fleet.nodes})")
+
+
+def check_cell_fleet(fleet: FleetPolicy, roles: list[str], arrival: str) -> None:
+    """Rules of a disaggregated projection fleet (ValueError naming the field): it is sized in
+    cells of its pools (their deployment.nodes), so its size is 'auto'; a split search needs
+    one prefill and one decode pool; arrivals are open-loop and synthetic (a cell's share of a
+    replayed trace is not modelled)."""
+    if fleet.nodes != "auto":
+        raise ValueError("projection.fleet.nodes: a disaggregated fleet is sized in cells of its"
+                         " pools (each pool's deployment.nodes per cell); set it to 'auto' (a"
+                         f" given fleet is not projected yet), not {fleet.nodes!r}")
+    if fleet.split != "capacity":
+        raise ValueError("projection.fleet.split: a fill order is for pools that serve whole"
+                         " requests, not for a disaggregated fleet")
+    if fleet.prefill_decode_splits is not None and sorted(roles) != ["decode", "prefill"]:
+        raise ValueError("projection.fleet.prefill_decode_splits: a split search needs exactly"
+                         f" one prefill and one decode pool (the pools' roles: {roles})")
+    if arrival not in ("poisson", "gamma"):
+        raise ValueError(f"workload.arrival: a disaggregated projection needs poisson or gamma"
+                         f" arrivals (got {arrival!r})")
 
 
 def check_pool_fleet(fleet: FleetPolicy, pools: list[str], arrival: str) -> None:

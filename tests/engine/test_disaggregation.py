@@ -294,18 +294,14 @@ def test_bundled_scenario_runs_and_its_baseline_override_works():
         load_scenario(path, ["pools.2.role=mixed"])
 
 
-def test_projection_and_estimate_of_a_disaggregated_fleet_are_refused_in_one_line():
-    from simulator.projection.project import check_projection_limits, project
-
-    d = disagg()
-    d["projection"] = {"queries_per_day": 1e6, "fleet": {"nodes": {"prompt": 1, "token": 1}}}
-    sc = scenario_from_dict(d)
-    for f in (check_projection_limits, project):
-        with pytest.raises(ScenarioError, match=r"pools\.0\.role.*does not handle a"
-                           r" disaggregated"):
-            f(sc)
+def test_the_estimate_of_a_disaggregated_fleet_is_refused_in_one_line():
+    """The analytical estimate has no KV move; projections of disaggregated fleets are
+    tested in tests/projection/test_disaggregated.py."""
     from simulator.estimate.model import estimate
 
+    d = disagg()
+    d["projection"] = {"queries_per_day": 1e6, "fleet": {"nodes": "auto"}}
+    sc = scenario_from_dict(d)
     with pytest.raises(ScenarioError, match=r"^pools\.0\.role: the analytical estimate does not"):
         estimate(sc)
 
