@@ -1,6 +1,6 @@
-"""Project the four reference fleet-days and write their results into README.md.
+"""Project the reference fleet-days and write their results into README.md.
 
-    python scripts/reference_table.py                    # run all four, update README.md
+    python scripts/reference_table.py                    # run them all, update README.md
     python scripts/reference_table.py --draws 20 --workers 2
     python scripts/reference_table.py --from-summaries out/reference   # table only
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ["1b-chat", "1b-chat-10pct-long", "1b-chat-10pct-long-fp8kv", "1b-efficient",
-             "azure-mix", "1b-chat-moe", "1b-chat-moe-10pct-long"]
+             "azure-mix", "1b-chat-moe", "1b-chat-moe-10pct-long", "1b-chat-disaggregated"]
 START, END = "<!-- projection-table:start -->", "<!-- projection-table:end -->"
 
 

@@ -119,6 +119,8 @@ def unit_idle_w_per_gpu(sc: Scenario) -> float:
     """Mean idle power of the unit's GPUs, W (each pool's calibrated idle power)."""
     specs = {p.name: p for p in sc.pool_specs()}
     units = unit_nodes(sc)
+    if len(units) == 1:
+        return pool_calibration(sc, sc.pool_specs()[0]).power.idle_w
     tot = sum(n * specs[k].gpus_per_node * pool_calibration(sc, specs[k]).power.idle_w
               for k, n in units.items())
     return tot / unit_gpus(sc)
@@ -130,6 +132,9 @@ def unit_host(sc: Scenario) -> HostPower:
     Linear below the rating, so a unit's host power at its GPUs' total power is the sum of its
     nodes' (while no node is at its rating)."""
     specs = {p.name: p for p in sc.pool_specs()}
+    if not sc.disaggregated:
+        pool = sc.pool_specs()[0]
+        return pool.host(sc.facility, pool_calibration(sc, pool).power.idle_w)
     hosts = {k: specs[k].host(sc.facility, pool_calibration(sc, specs[k]).power.idle_w)
              for k in unit_nodes(sc)}
     units = unit_nodes(sc)
