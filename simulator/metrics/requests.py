@@ -57,12 +57,17 @@ class RequestTable:
     def __getitem__(self, name: str) -> np.ndarray:
         return self.cols[name]
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """:data:`COLUMNS`, then any a run added (a disaggregated run's latency phases)."""
+        return COLUMNS + tuple(k for k in self.cols if k not in COLUMNS)
+
     def frame(self) -> "pd.DataFrame":
         """The table as a pandas DataFrame (categorical ``class`` and ``state``)."""
         import pandas as pd
 
         data = {}
-        for name in COLUMNS:
+        for name in self.names:
             x = self.cols[name]
             if name == "class":
                 x = pd.Categorical.from_codes(x, categories=list(self.classes))
@@ -76,7 +81,8 @@ class RequestTable:
 
         n = len(self)
         fields = []
-        for name in COLUMNS:
+        names = self.names
+        for name in names:
             if name in ("class", "state"):
                 fields.append(pa.field(name, pa.dictionary(pa.int8(), pa.string())))
             else:
@@ -86,7 +92,7 @@ class RequestTable:
         for lo in range(0, max(n, 1), ROW_GROUP):
             hi = min(n, lo + ROW_GROUP)
             arrays = []
-            for name in COLUMNS:
+            for name in names:
                 x = self.cols[name][lo:hi]
                 if name in dicts:
                     arrays.append(pa.DictionaryArray.from_arrays(

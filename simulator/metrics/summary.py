@@ -67,9 +67,10 @@ def collect(run: EngineRun, controllers: Sequence[Controller] = (),
                     measurement_window(run, table), list(run.workload.class_names),
                     controllers={c.name: c for c in controllers})
     if run.mover is not None:
-        from simulator.metrics.transfer import transfer_columns
+        from simulator.metrics.transfer import add_phase_columns, transfer_columns
 
         res.transfers = transfer_columns(run.mover.rows)
+        add_phase_columns(table, res.transfers)
     if not summary:
         return res
     res.summary = summarise(res)

@@ -31,25 +31,45 @@ def transfer_columns(rows) -> dict[str, np.ndarray]:
     return {k: v[order] for k, v in cols.items()}
 
 
-def phases_s(tr: dict[str, np.ndarray], table: "RequestTable",
-             mask: np.ndarray) -> dict[str, np.ndarray]:
-    """Per phase, the seconds of every request of ``mask`` (table rows) that moved."""
+#: columns a disaggregated run adds to its request table (seconds; NaN where the request did
+#: not move: a one-token answer, or one still waiting for decode room or in flight)
+PHASE_COLUMNS = ("prefill_s", "kv_wait_s", "kv_transfer_s", "decode_s", "decode_replica")
+
+
+def add_phase_columns(table: "RequestTable", tr: dict[str, np.ndarray]) -> None:
+    """Where each moved request's latency went, as columns of ``table`` (after ``queue_s``,
+    which every run has): ``prefill_s`` (first scheduled to prompt done), ``kv_wait_s``
+    (waiting for decode room), ``kv_transfer_s`` (the exposed transfer), ``decode_s``
+    (transfer end to last token; NaN until finished) and ``decode_replica`` (-1: none). For a
+    completed moved request ``queue_s + prefill_s + kv_wait_s + kv_transfer_s + decode_s``
+    is its ``e2e_s``."""
     rid = table["request_id"]
+    n = rid.size
     pos = np.searchsorted(tr["request_id"], rid)
     pos_c = np.clip(pos, 0, max(tr["request_id"].size - 1, 0))
-    moved = mask & (pos < tr["request_id"].size)
+    moved = pos < tr["request_id"].size
     if tr["request_id"].size:
         moved &= tr["request_id"][pos_c] == rid
     p = pos_c[moved]
-    arrival = table["arrival_s"][moved]
-    first_sched = arrival + table["queue_s"][moved]
-    return {
-        "queue": first_sched - arrival,
-        "prefill": tr["prefill_done_s"][p] - first_sched,
-        "kv_wait": tr["start_s"][p] - tr["prefill_done_s"][p],
-        "kv_transfer": tr["end_s"][p] - tr["start_s"][p],
-        "decode": table["finish_s"][moved] - tr["end_s"][p],
-    }
+    first_sched = table["arrival_s"][moved] + table["queue_s"][moved]
+    cols = {k: np.full(n, np.nan) for k in PHASE_COLUMNS[:-1]}
+    cols["prefill_s"][moved] = tr["prefill_done_s"][p] - first_sched
+    cols["kv_wait_s"][moved] = tr["start_s"][p] - tr["prefill_done_s"][p]
+    cols["kv_transfer_s"][moved] = tr["end_s"][p] - tr["start_s"][p]
+    cols["decode_s"][moved] = table["finish_s"][moved] - tr["end_s"][p]
+    dst = np.full(n, -1, dtype=np.int64)
+    dst[moved] = tr["dst_replica"][p].astype(np.int64)
+    cols["decode_replica"] = dst
+    table.cols.update(cols)
+
+
+def phases_s(table: "RequestTable", mask: np.ndarray) -> dict[str, np.ndarray]:
+    """Per phase, the seconds of every request of ``mask`` (table rows) that moved (the
+    columns :func:`add_phase_columns` added)."""
+    m = mask & (table["decode_replica"] >= 0)
+    return {"queue": table["queue_s"][m], "prefill": table["prefill_s"][m],
+            "kv_wait": table["kv_wait_s"][m], "kv_transfer": table["kv_transfer_s"][m],
+            "decode": table["decode_s"][m]}
 
 
 def _pct(x: np.ndarray, q: float) -> float:
@@ -62,7 +82,7 @@ def transfer_summary(tr: dict[str, np.ndarray], table: "RequestTable",
     measured completed requests ``done``)."""
     dur = tr["end_s"] - tr["start_s"]
     wait = tr["start_s"] - tr["prefill_done_s"]
-    ph = phases_s(tr, table, done)
+    ph = phases_s(table, done)
     return {
         "transfers": int(tr["request_id"].size),
         "bytes_total": float(tr["bytes"].sum()),

@@ -335,6 +335,30 @@ def test_cli_run_writes_the_transfers_and_prints_where_latency_went(tmp_path):
     assert len(t) == int((req["output_tokens"] > 1).sum())
     first = req.loc[t["request_id"], "arrival_s"] + req.loc[t["request_id"], "ttft_s"]
     np.testing.assert_allclose(first.to_numpy(), t["end_s"].to_numpy(), rtol=1e-12)
+    # where each request's latency went: columns of requests.parquet that add up to e2e_s
+    moved = req.loc[t["request_id"]]
+    parts = moved[["queue_s", "prefill_s", "kv_wait_s", "kv_transfer_s", "decode_s"]]
+    np.testing.assert_allclose(parts.sum(axis=1), moved["e2e_s"], rtol=1e-9)
+    assert (parts >= 0).all().all()
+    np.testing.assert_array_equal(moved["decode_replica"], t["dst_replica"].astype(int))
+    np.testing.assert_allclose(moved["kv_transfer_s"], t["end_s"] - t["start_s"], rtol=1e-12)
+    one = req[req["output_tokens"] <= 1]
+    assert one["prefill_s"].isna().all() and (one["decode_replica"] == -1).all()
+
+
+def test_a_disaggregated_runs_phase_columns_agree_with_its_summary():
+    from simulator.metrics.requests import COLUMNS
+    from simulator.metrics.transfer import PHASE_COLUMNS
+
+    res = run(disagg(workload__rate_per_s=30.0))
+    t = res.requests
+    assert list(t.columns) == list(COLUMNS) + list(PHASE_COLUMNS)
+    done = (~t["warmup"]) & (t["state"] == "completed") & (t["decode_replica"] >= 0)
+    means = res.summary["kv_transfer"]["latency_s_mean"]
+    for phase in ("queue", "prefill", "kv_wait", "kv_transfer", "decode"):
+        assert t.loc[done, f"{phase}_s"].mean() == pytest.approx(means[phase], rel=1e-12)
+    # a run that is not disaggregated keeps its columns
+    assert list(simulate(scenario_from_dict(small())).requests.columns) == list(COLUMNS)
 
 
 # ---------------------------------------------------------------- random layouts
