@@ -145,6 +145,7 @@ def steady_metrics(run, cond: dict, timing: TimingParams, power: PowerParams | N
     if power is None:
         td, tmix, ed, em = wd.time_s, wm.time_s, 0.0, 0.0
     else:
+        dev = run_device(run)
         d, cap = dev.dvfs(), dev.gpu.tdp_w
         cd, cm = iteration_cost(power, wd, cap, d), iteration_cost(power, wm, cap, d)
         td, tmix, ed, em = cd.time_s, cm.time_s, cd.energy_j, cm.energy_j

@@ -33,3 +33,24 @@ def test_decode_energy_linear_in_context():
     t = [c.time_s for c in costs]
     assert abs((e[2] - e[1]) - (e[1] - e[0])) < 1e-12 * max(e)
     assert abs((t[2] - t[1]) - (t[1] - t[0])) < 1e-12 * max(t)
+
+
+def test_the_closed_form_run_metrics_price_power_on_the_runs_own_gpu():
+    """steady_metrics (the sensitivity study of `fleetsim calibrate`) with a power model: a
+    run's ITL and per-GPU power come out finite and physical, under the run's GPU's cap."""
+    from pathlib import Path
+
+    from simulator.calibration import mlenergy
+    from simulator.calibration import sources as S
+    from simulator.devices import load_profile
+
+    data = Path(__file__).resolve().parents[2] / "calibration" / "data"
+    ml, _ = S.load_mlenergy(data / "sources" / "mlenergy-v3" / "runs.csv", gpu="H100")
+    lengths = S.load_output_lengths(data / "sources" / "mlenergy-v3" / "output_lengths.csv", ml)
+    ml["lengths"] = [lengths[r] for r in ml["row"]]
+    cond = mlenergy.load_conditions(data / "mlenergy_conditions.yaml")
+    cal = load_profile("H100").calibration()
+    run = next(ml.itertuples(index=False))
+    m = mlenergy.steady_metrics(run, cond, cal.timing, cal.power)
+    assert 1e-3 < m["itl_s"] < 1.0
+    assert cal.power.idle_w < m["gpu_power_w"] <= 700.0
