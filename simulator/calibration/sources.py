@@ -10,7 +10,7 @@ from a bad file.
 Layout of a data folder (``calibration/data`` by default)::
 
     sources/vidur-h100/<model>/mlp.csv          per-op timings (Vidur, ms)
-    sources/vidur-h100/network-dgx/all_reduce.csv, send_recv.csv   NCCL (ms, fp16 elements)
+    sources/vidur-h100/network-dgx/all_reduce.csv, send_recv.csv   NCCL (ms, bytes)
     sources/splitwise/perf_model.csv            end-to-end llama2-70b / bloom-176b (ms)
     sources/mlenergy-v3/runs.csv                ML.ENERGY v3 serving runs (H100 and B200)
     sources/mlenergy-v3/output_lengths.csv      their measured output-length histograms
@@ -359,7 +359,13 @@ def merge_op_sources(vidur: pd.DataFrame, profiles: pd.DataFrame) -> pd.DataFram
 
 # ------------------------------------------------------------------ NCCL
 def load_collective(path: str | Path, collective: str) -> pd.DataFrame:
-    """Vidur NCCL table: columns num_workers, size (fp16 elements) -> bytes, t_s."""
+    """Vidur NCCL table: columns num_workers, size (bytes) -> bytes, t_s.
+
+    ``size`` is in bytes: Vidur's profiler allocates ``size`` fp16 elements but records
+    ``size * 2`` as the row's size (``vidur/profiling/collectives/collectives_wrapper.py``,
+    "bytes"), and Vidur's own predictor turns it into tokens as ``size / hidden / 2`` (2 bytes
+    per element). Read as elements instead, a 2-GPU all-reduce would move 450-525 GB/s and a
+    one-way send 724 GB/s, above NVLink 4's 450 GB/s per direction."""
     path = Path(path)
     df = _read_csv(path)
     col = f"time_stats.{collective}.median"
@@ -369,7 +375,7 @@ def load_collective(path: str | Path, collective: str) -> pd.DataFrame:
     extra = ["devices_per_node"] if "devices_per_node" in df.columns else []
     out = pd.DataFrame({"file": str(path), "row": df.index + 2,
                         "workers": df["num_workers"].astype(int),
-                        "bytes": df["size"].astype(float) * 2.0,  # fp16 elements
+                        "bytes": df["size"].astype(float),  # bytes (see the docstring)
                         "t_s": df[col].astype(float) * MS})
     for c in extra:
         out[c] = df[c].astype(int)
