@@ -16,9 +16,9 @@ Link constants (:data:`LINKS`), per GPU, one direction:
 * ``nvlink``: NVLink 4 (H100), fitted to the measured NCCL send/recv table of Vidur
   (``calibration/data/sources/vidur-h100/network-dgx/send_recv.csv``, rows with both GPUs in
   one node, messages above 16 MB, median times): 362 GB/s and 8 us, reading the table's
-  ``size`` as bytes. (Read as fp16 elements, as ``calibration/sources.py`` does for its
-  collectives, the same rows imply 724 GB/s, above NVLink 4's 450 GB/s per direction, which
-  a one-way send cannot exceed.) ``tests/engine/test_disaggregation.py`` refits it.
+  ``size`` as bytes, as ``calibration/sources.py`` does (read as fp16 elements the same rows
+  would imply 724 GB/s, above NVLink 4's 450 GB/s per direction, which a one-way send cannot
+  exceed). ``tests/engine/test_disaggregation.py`` refits it.
 * ``infiniband``: 400 Gb/s per GPU (one ConnectX-7 NDR port per GPU, as in a DGX H100), the
   line rate: a **stated assumption** (optimistic; the same table's cross-node rows, one GPU
   per node, imply 34 GB/s = 69 % of it), with a 10 us latency (an assumption).
