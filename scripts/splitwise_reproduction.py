@@ -74,6 +74,9 @@ SLO = {("ttft", 50): 2.0, ("ttft", 90): 3.0, ("ttft", 99): 6.0,
 PAPER = {"split": {"conv": (25, 15), "code": (35, 5)}, "hhcap_power_saving": 0.25,
          "kv_exposed_ms": 5.0, "kv_e2e_overhead": 0.008,
          "abstract_cost": (1.4, 0.20), "abstract_iso": 2.35}
+#: serving-stack speed: Splitwise's 2023 stack (the scenario's calibration), or today's (the H100
+#: profile's own calibration: vLLM 0.11 serving constants)
+STACKS = {"2023": [], "today": ["simulation.calibration=null"]}
 DESIGNS = ("Baseline-H100", "Splitwise-HH", "Splitwise-HHcap iso-power", "Splitwise-HHcap iso-cost")
 
 
@@ -133,7 +136,7 @@ def power_units(design: str, prompt: int) -> float:
 
 
 def overrides(design: str, trace: str, prompt: int, rate: float, requests: int,
-              seed: int = SEED) -> list[str]:
+              seed: int = SEED, stack: str = "2023") -> list[str]:
     p, t = machines(design, prompt)
     o = [f"workload.classes.conv.input_tokens.trace={TRACES[trace]}",
          f"workload.classes.conv.output_tokens.trace={TRACES[trace]}",
@@ -144,27 +147,29 @@ def overrides(design: str, trace: str, prompt: int, rate: float, requests: int,
         o += ["pools.0.role=mixed", "pools.1.role=mixed", "kv_transfer=null"]
     if "HHcap" in design:
         o.append(f"pools.1.deployment.gpu_cap_w={CAP_W!r}")
-    return o
+    return o + STACKS[stack]
 
 
 class Runner:
     """Simulates points (cached) and searches the maximum rate meeting the SLOs."""
 
-    def __init__(self, ref: dict[str, list[float]], seed: int = SEED):
+    def __init__(self, ref: dict[str, list[float]], seed: int = SEED, stack: str = "2023"):
         from simulator.engine.fleet import ModelCache
 
         self.ref = ref
         self.seed = seed
+        self.stack = stack
         self.models = ModelCache()
         self.cache: dict[tuple, dict] = {}
         self.sims = 0
 
     def point(self, design: str, trace: str, prompt: int, rate: float, requests: int = REQUESTS) -> dict:
-        key = (design, trace, prompt, round(rate, 9), requests, self.seed)
+        key = (design, trace, prompt, round(rate, 9), requests, self.seed, self.stack)
         if key not in self.cache:
             from simulator.api import load_scenario, simulate
 
-            sc = load_scenario(SCENARIO, overrides(design, trace, prompt, rate, requests, self.seed))
+            sc = load_scenario(SCENARIO, overrides(design, trace, prompt, rate, requests, self.seed,
+                                                       self.stack))
             res = simulate(sc, summary=False, models=self.models)
             self.sims += 1
             t = res.requests
@@ -235,7 +240,7 @@ class Runner:
 
 
 def cap_effect(runner: Runner) -> dict:
-    """What the 70 % cap costs one machine in fleetsim (2023 stack) against Splitwise's own
+    """What the 70 % cap costs one machine in fleetsim (both stacks) against Splitwise's own
     measurement (h100-80gb-pcap against h100-80gb in perf_model.csv)."""
     import numpy as np
     import pandas as pd
@@ -248,7 +253,7 @@ def cap_effect(runner: Runner) -> dict:
     sw_prompt = float(np.median(g.loc["h100-80gb-pcap"]["prompt_time"] / g.loc["h100-80gb"]["prompt_time"]))
     sw_token = float(np.median(g.loc["h100-80gb-pcap"]["token_time"] / g.loc["h100-80gb"]["token_time"]))
 
-    def one(cap: float | None, prompt: int, out: int, clients: int) -> tuple[float, float]:
+    def one(cap: float | None, prompt: int, out: int, clients: int, stack: str) -> tuple[float, float]:
         o = ["pools=null", "kv_transfer=null", "deployment.nodes=1",
              f"workload.classes.conv.input_tokens={{dist: fixed, value: {prompt}}}",
              f"workload.classes.conv.output_tokens={{dist: fixed, value: {out}}}",
@@ -256,33 +261,42 @@ def cap_effect(runner: Runner) -> dict:
              "simulation.requests=60", "simulation.warmup_requests=10"]
         if cap is not None:
             o.append(f"deployment.gpu_cap_w={cap!r}")
+        o += STACKS[stack]
         t = simulate(load_scenario(SCENARIO, o), summary=False, models=runner.models).requests
         t = t[~t["warmup"].astype(bool)]
         return float(t["ttft_s"].median()), float(t["tpot_s"].median())
 
-    rows = {}
-    for cap in (None, CAP_W, 490.0):
-        ttft, _ = one(cap, 2048, 2, 1)
-        _, tpot = one(cap, 1024, 256, 64)
-        rows["uncapped" if cap is None else f"{cap:g}"] = {"prefill_2048_s": ttft, "tpot_batch64_s": tpot}
-    return {"fleetsim": rows, "splitwise_prompt_ratio": sw_prompt, "splitwise_token_ratio": sw_token}
+    out = {"splitwise_prompt_ratio": sw_prompt, "splitwise_token_ratio": sw_token}
+    for stack, key in (("2023", "fleetsim"), ("today", "fleetsim_today")):
+        rows = {}
+        for cap in (None, CAP_W, 490.0):
+            ttft, _ = one(cap, 2048, 2, 1, stack)
+            _, tpot = one(cap, 1024, 256, 64, stack)
+            rows["uncapped" if cap is None else f"{cap:g}"] = {"prefill_2048_s": ttft, "tpot_batch64_s": tpot}
+        out[key] = rows
+    return out
 
 
-def run_all() -> dict:
-    ref = reference()
-    r = Runner(ref)
-    t0 = time.time()
+def search_designs(r: Runner, t0: float) -> list[dict]:
     results = []
     for trace in TRACES:
         start = 40.0
         for design in DESIGNS:
             row = r.best(design, trace, start)
             results.append(row)
-            print(f"{trace:5s} {design:28s} P{row['prompt_machines']}+T{row['token_machines']}"
+            print(f"{r.stack:5s} {trace:5s} {design:28s} P{row['prompt_machines']}+T{row['token_machines']}"
                   f" {row['max_rate_per_s']:.2f} req/s  ({r.sims} sims, {time.time() - t0:.0f} s)",
                   flush=True)
             if design == "Baseline-H100" and row["max_rate_per_s"] > 0:
                 start = row["max_rate_per_s"]
+    return results
+
+
+def run_all() -> dict:
+    ref = reference()
+    r = Runner(ref)
+    t0 = time.time()
+    results = search_designs(r, t0)
     # the seed's share of the noise: the baseline and Splitwise-HH's split searched again on
     # another seed (the split kept)
     r1 = Runner(ref, seed=SEED + 1)
@@ -294,10 +308,14 @@ def run_all() -> dict:
             check.append({"trace": row["trace"], "design": row["design"], "seed": SEED + 1,
                           "max_rate_per_s": cap})
     print(f"seed check: {check} ({r1.sims} sims)", flush=True)
+    # the same search on today's stack (same SLO reference, same designs)
+    rt = Runner(ref, stack="today")
+    rt.models = r.models
+    results_today = search_designs(rt, t0)
     return {"n_baseline_machines": N, "cap_w": CAP_W, "cap_fraction": CAP_FRACTION,
             "requests": REQUESTS, "warmup": WARMUP, "tolerance": TOL, "seed": SEED,
-            "simulations": r.sims + r1.sims, "wall_s": round(time.time() - t0, 1),
-            "seed_check": check,
+            "simulations": r.sims + r1.sims + rt.sims, "wall_s": round(time.time() - t0, 1),
+            "seed_check": check, "results_today": results_today,
             "reference": ref, "results": results, "cap_effect": cap_effect(r)}
 
 
@@ -402,16 +420,43 @@ def render(data: dict) -> str:
                      f" {cap['prefill_2048_s'] / f['uncapped']['prefill_2048_s']:.2f}x /"
                      f" {cap['tpot_batch64_s'] / f['uncapped']['tpot_batch64_s']:.2f}x at {data['cap_w']:g} W |")
     u = f["uncapped"]
+    today = data.get("results_today") or []
+    if today:
+        bt = {r["trace"]: r for r in today if r["design"] == "Baseline-H100"}
+        lines += ["", "The same search on today's stack (the H100 profile's own calibration, vLLM 0.11"
+                  " serving constants; the same SLOs, still relative to Splitwise's 2023 DGX-A100 times):", "",
+                  "| trace | design | prompt + token machines | max throughput | vs baseline"
+                  " | per power vs baseline | binding |", "|---|---|---|---:|---:|---:|---|"]
+        for r in today:
+            b = bt[r["trace"]]
+            thr = r["max_rate_per_s"]
+            lay = (f"{r['machines']} mixed" if r["design"] == "Baseline-H100"
+                   else f"{r['prompt_machines']} + {r['token_machines']}")
+            per_p = _x(thr / r["power_units"], b["max_rate_per_s"] / b["power_units"]) if thr else "n/a"
+            tight = ""
+            if r["at_max"]:
+                s = r["at_max"]["slowdowns"]
+                k = max(SLO, key=lambda k: s[f"{k[0]}_p{k[1]}"] / SLO[k])
+                tight = f"{k[0].upper()} P{k[1]}"
+            lines.append(f"| {r['trace']} | {r['design']} | {lay} | {thr:.1f} req/s |"
+                         f" {_x(thr, b['max_rate_per_s'])} | {per_p} | {tight} |")
+    ft = ce.get("fleetsim_today")
     lines += ["", "What the cap costs one machine (Llama-2-70B, TP 8; fleetsim: a lone 2,048-token"
               " prompt, and the time per output token of 64 sequences of 1,024 + 256 tokens):", "",
-              "| GPU cap | fleetsim prefill | fleetsim TPOT at batch 64 | Splitwise measured (70 % machine cap) |",
-              "|---|---:|---:|---|"]
+              "| GPU cap | prefill, 2023 stack | TPOT at batch 64, 2023 stack"
+              + (" | prefill, today's stack | TPOT at batch 64, today's stack" if ft else "")
+              + " | Splitwise measured (70 % machine cap) |",
+              "|---|---:|---:|" + ("---:|---:|" if ft else "") + "---|"]
+
+    def cells(v: dict, u: dict) -> str:
+        return (f" {1e3 * v['prefill_2048_s']:.0f} ms ({v['prefill_2048_s'] / u['prefill_2048_s']:.2f}x) |"
+                f" {1e3 * v['tpot_batch64_s']:.1f} ms ({v['tpot_batch64_s'] / u['tpot_batch64_s']:.2f}x) |")
+
     for k, v in f.items():
         sw = (f"prompt {ce['splitwise_prompt_ratio']:.2f}x, token {ce['splitwise_token_ratio']:.2f}x"
               if k == f"{data['cap_w']:g}" else "")
-        lines.append(f"| {k if k == 'uncapped' else k + ' W'} | {1e3 * v['prefill_2048_s']:.0f} ms"
-                     f" ({v['prefill_2048_s'] / u['prefill_2048_s']:.2f}x) | {1e3 * v['tpot_batch64_s']:.1f} ms"
-                     f" ({v['tpot_batch64_s'] / u['tpot_batch64_s']:.2f}x) | {sw} |")
+        lines.append(f"| {k if k == 'uncapped' else k + ' W'} |" + cells(v, u)
+                     + (cells(ft[k], ft["uncapped"]) if ft else "") + f" {sw} |")
     return "\n".join(lines)
 
 
