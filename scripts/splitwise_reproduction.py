@@ -1,6 +1,6 @@
 """The Splitwise reproduction: docs/splitwise-reproduction.md, from simulations.
 
-    python scripts/splitwise_reproduction.py                 # simulate (~5-10 min), write JSON + page
+    python scripts/splitwise_reproduction.py                 # simulate (~10 min), write JSON + page
     python scripts/splitwise_reproduction.py --from-results  # page from the saved JSON only
     python scripts/splitwise_reproduction.py --check         # exit 1 if the page is not current
 
@@ -28,6 +28,9 @@ simulator (Mutinifni/splitwise-sim) implements it and as reproduced here:
 
 fleetsim runs them on the 2023 serving stack Splitwise measured (the H100's
 ``calibration-splitwise2023.yaml``); ``scenarios/splitwise-llama2-70b.yaml`` is the layout.
+Then: the baseline and Splitwise-HH searched again on a second seed (the seed's share of the
+noise), the same search on today's stack (the profile's own calibration), and what the cap
+costs one machine on both stacks.
 """
 
 from __future__ import annotations
