@@ -482,3 +482,21 @@ def test_summary_numbers_are_finite_where_promised(tmp_path):
     for key in ("simulated_time_s", "energy_gpu_j", "energy_it_j", "energy_facility_j",
                 "ttft_s_p50", "gpu_power_w_mean", "energy_per_query_wh_mean"):
         assert isinstance(s[key], float) and math.isfinite(s[key]), key
+
+
+def test_a_missing_trace_or_column_names_the_scenario_and_the_field(tmp_path):
+    """A trace the scenario names that does not exist (replayed, or read by an empirical length),
+    or an empirical column not in the trace's header: the scenario's mistake, so the line names
+    the scenario file and the field (what is wrong inside a trace names the trace file)."""
+    emp = {"dist": "empirical", "trace": str(TRACE), "column": "ContextTokens"}
+    base = {"workload": {"rate_per_s": 1.0, "classes": {"chat": {"input_tokens": emp}}},
+            "simulation": {"requests": 20}}
+    s = write(tmp_path, base)
+    line = bad(tmp_path, "run", str(s), "--set", "workload.classes.chat.input_tokens.trace=nope.csv")
+    assert "s.yaml" in line and "workload.classes.chat.input_tokens.trace" in line and "nope.csv" in line
+    line = bad(tmp_path, "run", str(s), "--set", "workload.classes.chat.input_tokens.column=Tokens")
+    assert "s.yaml" in line and "workload.classes.chat.input_tokens.column" in line and "'ContextTokens'" in line
+    replay = write(tmp_path, {"workload": {"arrival": "replay", "traces": {"chat": "missing.csv"}},
+                              "simulation": {"requests": 20}}, "r.yaml")
+    line = bad(tmp_path, "validate", str(replay), out=False)
+    assert "r.yaml" in line and "workload.traces.chat" in line

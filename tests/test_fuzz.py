@@ -69,6 +69,12 @@ def _shrink(d: dict) -> dict:
         wl["clients"] = min(int(wl.get("clients", 8)), 8)
     for name, path in (wl.get("traces") or {}).items():
         wl["traces"][name] = str((REPO / "scenarios" / path).resolve())
+    for cls in (wl.get("classes") or {}).values():  # empirical lengths read a trace too
+        for length in (cls.get(k) for k in ("input_tokens", "output_tokens")):
+            if isinstance(length, dict) and "trace" in length:
+                length["trace"] = str((REPO / "scenarios" / length["trace"]).resolve())
+    if sim.get("calibration"):
+        sim["calibration"] = str((REPO / "scenarios" / sim["calibration"]).resolve())
     proj = d.get("projection")
     if proj is not None:
         proj["uncertainty"] = {"draws": 0}

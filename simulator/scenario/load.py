@@ -210,4 +210,36 @@ def load_scenario(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
     for text in overrides:
         key, value = parse_override(text)
         set_path(data, key, value)
-    return scenario_from_dict(data, file=str(path), base_dir=Path(path).resolve().parent)
+    sc = scenario_from_dict(data, file=str(path), base_dir=Path(path).resolve().parent)
+    check_trace_files(sc)
+    return sc
+
+
+def check_trace_files(sc: Scenario) -> None:
+    """Every trace the scenario names (replayed, or read by an empirical length) exists: else one
+    line naming the scenario file and the field (what is wrong inside a trace is the trace
+    reader's to say, naming the trace file)."""
+    wl = sc.workload
+    named = [(f"workload.traces.{k}", v, None) for k, v in (wl.traces or {}).items()]
+    for name, cls in wl.classes.items():
+        for which in ("input_tokens", "output_tokens"):
+            spec = getattr(cls, which)
+            t = getattr(spec, "trace", None)
+            if isinstance(t, str):
+                named.append((f"workload.classes.{name}.{which}.trace", t, getattr(spec, "column", None)))
+    for field, text, column in named:
+        p = Path(text).expanduser()
+        p = p if p.is_absolute() else sc.base_dir / p
+        if not p.exists():
+            raise ScenarioError(f"trace file not found: {p}", file=sc.file, field=field)
+        if column is None or not p.is_file():
+            continue
+        try:  # the header only; anything unreadable is the trace reader's to report
+            with p.open(encoding="utf-8") as f:
+                header = [c.strip() for c in f.readline().rstrip("\r\n").split(",")]
+        except (OSError, UnicodeDecodeError):
+            continue
+        if header != [""] and column not in header:
+            raise ScenarioError(f"column {column!r} is not in {p.name}; its columns:"
+                                f" {', '.join(map(repr, header))}", file=sc.file,
+                                field=field[: -len("trace")] + "column")
