@@ -145,6 +145,7 @@ def steady_metrics(run, cond: dict, timing: TimingParams, power: PowerParams | N
     if power is None:
         td, tmix, ed, em = wd.time_s, wm.time_s, 0.0, 0.0
     else:
+        dev = run_device(run)
         d, cap = dev.dvfs(), dev.gpu.tdp_w
         cd, cm = iteration_cost(power, wd, cap, d), iteration_cost(power, wm, cap, d)
         td, tmix, ed, em = cd.time_s, cm.time_s, cd.energy_j, cm.energy_j
@@ -331,20 +332,24 @@ MOE_ETA_COMPUTE = 0.8
 
 
 def fit_moe_timing(runs: pd.DataFrame, cond: dict, base: TimingParams, max_nfev: int = 200,
-                   input_scale: float = 1.0) -> TimingParams:
+                   input_scale: float = 1.0, robust: float | None = None,
+                   precisions: list[str] | tuple[str, ...] = ()) -> TimingParams:
     """Fit the mixture-of-experts terms to the MoE runs' median ITL (steady-state model), with
     every dense coefficient (per-op, serving stack) fixed at ``base``.
 
     Free, per expert weight precision present (BF16, FP8 block-scaled, MXFP4: three different
     kernels in vLLM): the grouped expert GEMM's HBM efficiency and the rows per expert at which
     its compute efficiency is half its maximum; and one time per MoE layer under expert
-    parallelism (dispatch and combine). Each model's runs together weigh the same.
+    parallelism (dispatch and combine). Each model's runs together weigh the same. ``robust``:
+    see :func:`_loss`. ``precisions``: expert precisions that must get an entry; one without a
+    run in ``runs`` (a held-out model that is its GPU's only one in that precision) takes the
+    BF16 kernel's fitted terms (as fractions of its own precision's peak), an assumption.
     """
     meas = runs["itl_s"].to_numpy()
     per_model = runs.groupby("model")["model"].transform("size").to_numpy()
     sw = np.sqrt(1.0 / per_model)
-    precisions = sorted(runs["precision"].unique())
-    n = len(precisions)
+    fitted = sorted(runs["precision"].unique())
+    n = len(fitted)
     x0 = np.array([64.0, 0.7] * n + [2e-5])
     lb = np.array([0.0, 0.05] * n + [0.0])
     ub = np.array([8192.0, 1.0] * n + [1e-3])
@@ -352,13 +357,19 @@ def fit_moe_timing(runs: pd.DataFrame, cond: dict, base: TimingParams, max_nfev:
     rows = list(runs.itertuples(index=False))
 
     def resid(x):
-        p = _moe_timing_with(base, x, precisions)
+        p = _moe_timing_with(base, x, fitted)
         pred = np.array([steady_metrics(r, cond, p, None, input_scale)["itl_s"] for r in rows])
         return (pred / meas - 1.0) * sw
 
     r = least_squares(resid, x0, bounds=(lb, ub), x_scale=sc, method="trf", xtol=1e-10,
-                      ftol=1e-10, max_nfev=max_nfev)
-    return _moe_timing_with(base, r.x, precisions)
+                      ftol=1e-10, max_nfev=max_nfev, **_loss(robust))
+    t = _moe_timing_with(base, r.x, fitted)
+    missing = [p for p in precisions if p not in t.experts]
+    if missing:
+        if "bf16" not in t.experts:
+            raise ValueError(f"no runs to fit the expert terms of {missing}")
+        t = t.model_copy(update={"experts": {**t.experts, **{p: t.experts["bf16"] for p in missing}}})
+    return t
 
 
 def _loss(robust: float | None) -> dict[str, Any]:

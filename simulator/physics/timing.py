@@ -58,6 +58,30 @@ def roofline_s(op: RooflineOp, m: float, flops: float, nbytes: float, peak_flops
     return op.overhead_s + max(flops / (peak_flops * eta_c), nbytes / (bw_bytes_per_s * op.eta_memory))
 
 
+@lru_cache(maxsize=64)
+def _popularity(E: int, k: int, s: float) -> tuple[float, ...]:
+    """Per-token probability that each of ``E`` experts is among a token's ``k``: ``k p_i``
+    with Zipf popularity ``p_i ~ i^-s`` (capped at 1)."""
+    w = [(i + 1) ** -s for i in range(E)]
+    tot = sum(w)
+    return tuple(min(1.0, k * x / tot) for x in w)
+
+
+def touched_fraction(E: int, k: int, m_rows: float, s: float = 0.0) -> float:
+    """Expected fraction of ``E`` experts that at least one of ``m_rows`` tokens (``k`` experts
+    each) routes to: ``1 - (1 - k / E)^m`` under uniform routing (``s`` = 0); with Zipf
+    popularity of exponent ``s``, the mean over experts of ``1 - (1 - k p_i)^m`` (popular experts
+    are shared by many tokens, so fewer distinct experts are touched)."""
+    if k >= E:
+        return 1.0
+    if s <= 0.0:
+        return -math.expm1(m_rows * math.log1p(-k / E))
+    tot = 0.0
+    for q in _popularity(int(E), int(k), float(s)):
+        tot += 1.0 if q >= 1.0 else -math.expm1(m_rows * math.log1p(-q))
+    return tot / E
+
+
 @dataclass(frozen=True)
 class DecodeLine:
     """A decode-only iteration of fixed batch size n is linear in its total context c:
@@ -187,7 +211,7 @@ class TimingModel:
         E, k = mdl.experts, mdl.experts_per_token
         prec = expert_precision(mdl, self.precision)
         f = expert_ffn(mdl, self.precision)
-        p_touch = -math.expm1(m_rows * math.log1p(-k / E)) if k < E else 1.0
+        p_touch = touched_fraction(E, k, m_rows, self.params.expert_popularity_exponent)
         routed = m_rows * k
         if self.expert_parallel and tp > 1:
             mean = routed / tp
