@@ -321,11 +321,15 @@ def fit_timing(runs: pd.DataFrame, cond: dict, base: TimingParams, max_nfev: int
 def _moe_timing_with(base: TimingParams, x: np.ndarray, precisions: list[str]) -> TimingParams:
     from simulator.physics.params import RooflineOp
 
+    n = len(precisions)
     experts = {p: RooflineOp(eta_compute_max=MOE_ETA_COMPUTE, m_half_tokens=float(x[2 * i]),
                              eta_memory=float(x[2 * i + 1])) for i, p in enumerate(precisions)}
-    return base.model_copy(update={"experts": experts, "expert_parallel_layer_s": float(x[-1])})
+    return base.model_copy(update={"experts": experts, "expert_parallel_layer_s": float(x[2 * n]),
+                                   "expert_popularity_exponent": float(x[2 * n + 1])})
 
 
+#: upper bound of the fitted Zipf exponent of expert popularity
+MAX_POPULARITY_EXPONENT = 3.0
 #: compute efficiency of the grouped expert GEMM with many rows per expert (as the dense GEMMs'
 #: fitted 0.75-0.8; the MoE runs hardly reach it: their rows per expert are few)
 MOE_ETA_COMPUTE = 0.8
@@ -339,8 +343,10 @@ def fit_moe_timing(runs: pd.DataFrame, cond: dict, base: TimingParams, max_nfev:
 
     Free, per expert weight precision present (BF16, FP8 block-scaled, MXFP4: three different
     kernels in vLLM): the grouped expert GEMM's HBM efficiency and the rows per expert at which
-    its compute efficiency is half its maximum; and one time per MoE layer under expert
-    parallelism (dispatch and combine). Each model's runs together weigh the same. ``robust``:
+    its compute efficiency is half its maximum; shared by all: one time per MoE layer under
+    expert parallelism (dispatch and combine) and the Zipf exponent of the experts' routing
+    popularity (how many distinct experts a batch touches, so how many expert weights it
+    reads). Each model's runs together weigh the same. ``robust``:
     see :func:`_loss`. ``precisions``: expert precisions that must get an entry; one without a
     run in ``runs`` (a held-out model that is its GPU's only one in that precision) takes the
     BF16 kernel's fitted terms (as fractions of its own precision's peak), an assumption.
@@ -350,10 +356,10 @@ def fit_moe_timing(runs: pd.DataFrame, cond: dict, base: TimingParams, max_nfev:
     sw = np.sqrt(1.0 / per_model)
     fitted = sorted(runs["precision"].unique())
     n = len(fitted)
-    x0 = np.array([64.0, 0.7] * n + [2e-5])
-    lb = np.array([0.0, 0.05] * n + [0.0])
-    ub = np.array([8192.0, 1.0] * n + [1e-3])
-    sc = np.array([32.0, 0.1] * n + [1e-5])
+    x0 = np.array([64.0, 0.7] * n + [2e-5, 0.5])
+    lb = np.array([0.0, 0.05] * n + [0.0, 0.0])
+    ub = np.array([8192.0, 1.0] * n + [1e-3, MAX_POPULARITY_EXPONENT])
+    sc = np.array([32.0, 0.1] * n + [1e-5, 0.2])
     rows = list(runs.itertuples(index=False))
 
     def resid(x):

@@ -42,8 +42,10 @@ from simulator.physics.shapes import IterationShape
 class Work:
     """Time and work of an iteration (or a part of it), per GPU: seconds, BF16-equivalent tensor
     FLOPs, HBM bytes, and its phases: ``(time_s, flops, hbm_bytes)`` of the non-attention ops,
-    of prefill attention and of decode attention (kernel overheads that move nothing belong
-    to none), from which the power model reads how active the GPU is."""
+    of a mixture of experts' routed experts, of prefill attention and of decode attention
+    (kernel overheads that move nothing belong to none), from which the power model reads how
+    active the GPU is. The routed experts' row carries the FLOPs and bytes that give their
+    busy rates (:meth:`TimingModel.experts`), not their totals."""
 
     time_s: float
     flops: float
@@ -60,11 +62,18 @@ def roofline_s(op: RooflineOp, m: float, flops: float, nbytes: float, peak_flops
 
 @lru_cache(maxsize=64)
 def _popularity(E: int, k: int, s: float) -> tuple[float, ...]:
-    """Per-token probability that each of ``E`` experts is among a token's ``k``: ``k p_i``
-    with Zipf popularity ``p_i ~ i^-s`` (capped at 1)."""
+    """Per-token probability ``q_i`` that expert ``i`` is among a token's ``k`` (``sum q_i = k``,
+    each at most 1) with Zipf popularity ``p_i ~ i^-s``: ``q_i = min(1, c p_i)``, ``c`` such that
+    the ``q_i`` sum to ``k`` (a token picks ``k`` distinct experts)."""
     w = [(i + 1) ** -s for i in range(E)]
-    tot = sum(w)
-    return tuple(min(1.0, k * x / tot) for x in w)
+    capped, rest = 0, sum(w)
+    while capped < E:  # the most popular experts saturate at 1 first
+        c = (k - capped) / rest
+        if c * w[capped] <= 1.0:
+            break
+        rest -= w[capped]
+        capped += 1
+    return tuple(1.0 if i < capped else c * x for i, x in enumerate(w))
 
 
 def touched_fraction(E: int, k: int, m_rows: float, s: float = 0.0) -> float:
@@ -229,7 +238,15 @@ class TimingModel:
         if self.expert_parallel and tp > 1:
             t += self.params.expert_parallel_layer_s
         L = mdl.moe_layers
-        return Work(L * t, L * flops * (self.peak / peak), L * nbytes)
+        fl_eq = flops * (self.peak / peak)
+        # the power model's view (Work.phases): the expert kernels keep the SMs busy for their
+        # whole time, at the rates of the same FLOPs and bytes run at the dense GEMMs' fitted
+        # efficiencies (their extra time is tiles padded for few rows, scaling and routing
+        # work, not idle time)
+        up = self.params.gemm_op("up")
+        t_busy = max(flops / (peak * up.eta_compute_max), nbytes / (self.bw * up.eta_memory))
+        k_busy = t / t_busy if t_busy > 0 else 1.0
+        return Work(L * t, L * fl_eq, L * nbytes, ((L * t, L * fl_eq * k_busy, L * nbytes * k_busy),))
 
     def _linear(self, m_rows: int, sampled: int) -> Work:
         """Whole-model non-attention work: every GEMM in its precision group, the routed
@@ -238,9 +255,6 @@ class TimingModel:
         for g in self.gemms:
             w = self.gemm(g.op, m_rows, g.k, g.n, g.precision)
             t, fl, by = t + g.count * w.time_s, fl + g.count * w.flops, by + g.count * w.hbm_bytes
-        if self.model.is_moe and m_rows:
-            e = self.experts(m_rows)
-            t, fl, by = t + e.time_s, fl + e.flops, by + e.hbm_bytes
         rest = self._rest(m_rows)
         emb = self.elementwise_op("emb", m_rows, self.model.hidden_size * ACT_BYTES)
         head = (self.gemm("lm_head", sampled, self.model.hidden_size, self.model.vocab_size / self.tp)
@@ -249,6 +263,9 @@ class TimingModel:
         t += rest.time_s + emb.time_s + head.time_s + p.iteration_fixed_s + p.per_seq_s * sampled
         fl += head.flops
         by += rest.hbm_bytes + emb.hbm_bytes + head.hbm_bytes
+        if self.model.is_moe and m_rows:  # the routed experts: a phase of their own
+            e = self.experts(m_rows)
+            return Work(t + e.time_s, fl + e.flops, by + e.hbm_bytes, ((t, fl, by),) + e.phases)
         return Work(t, fl, by, ((t, fl, by),))
 
     def decode_attention(self, n_seqs: int) -> tuple[float, float, float, float]:
