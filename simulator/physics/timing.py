@@ -207,14 +207,22 @@ class TimingModel:
         """The routed experts of every MoE layer for ``m_rows`` tokens, on the busiest GPU.
 
         Under uniform routing an expert receives at least one of the ``m`` tokens with
-        probability ``1 - (1 - k / E)^m``; every expert touched has its weights read whole
-        (why small-batch MoE decode reads far more than its active parameters). With expert
+        probability ``1 - (1 - k / E)^m``; with Zipf popularity
+        (``TimingParams.expert_popularity_exponent`` > 0, :func:`touched_fraction`) popular
+        experts are shared by more tokens and fewer distinct ones are touched. Every expert
+        touched has its weights read whole (why small-batch MoE decode reads far more than its
+        active parameters). With expert
         parallelism a GPU holds ``E / tp`` whole experts and gets ``m k / tp`` token rows on
         average; the busiest one ``skew x`` that ``+ sqrt(2 mean ln tp)`` (the expected maximum
         of ``tp`` Poisson-like loads; ``skew`` = ``TimingParams.expert_skew``, routing beyond
         uniform). Sliced like a dense MLP (tensor parallelism), every GPU does ``1 / tp`` of
         every touched expert for all ``m k`` rows. The grouped GEMM's compute efficiency
         follows the rows per touched expert.
+
+        Power (the returned phase): the expert kernels count as busy for their whole time, at
+        the FLOP and byte rates of the same work run at the dense ``up`` GEMM's fitted
+        efficiencies; their fitted efficiencies set how long they take, not how idle the GPU
+        is meanwhile.
         """
         mdl, tp = self.model, self.tp
         E, k = mdl.experts, mdl.experts_per_token
