@@ -20,10 +20,10 @@ runs on the H100 and the B200. For a GPU like the B200 the pipeline is:
 4. **leave-one-model-out**: each model refitted without it, every run simulated with the engine
    (ITL, power and J per output token come out of the simulation, J/token is never fitted);
 5. runs excluded from the fit (:data:`EXCLUDED`, each with its reason) are still simulated with
-   the final calibration and their errors reported beside the others.
-
+   the final calibration and their errors reported beside the others;
 6. **mixtures of experts**, as on the H100: the expert terms (grouped-GEMM efficiency per
-   expert weight precision, expert-parallel layer time) fitted on this GPU's MoE runs on top of
+   expert weight precision, expert-parallel layer time, popularity exponent; soft-L1 as the
+   dense fit) fitted on this GPU's MoE runs on top of
    its dense fit (which saw no MoE run), leave-one-model-out over the MoE models; the power
    model is never fitted on an MoE run, so MoE power is a check. Runs with attention data
    parallelism (``dp`` > 1) cannot be simulated and are skipped by the loader with the reason.
