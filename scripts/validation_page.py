@@ -79,8 +79,9 @@ def serving_section() -> list[str]:
         lines.append(f"| ML.ENERGY v3, mixtures of experts, H100 | the same | {moe['runs']} | ITL"
                      f" {_mape(moe['itl_mape'])}, power {_mape(moe['gpu_power_mape'])}, J/token"
                      f" {_mape(moe['j_per_token_mape'])} | three expert kernels with one or two models"
-                     " each; Llama-4's vLLM path slower than its shape; FP8 block-scaled experts draw more"
-                     " power than their rates imply (calibration/README.md) |")
+                     " each; Llama-4's vLLM path slower than its shape (so its power over-predicted);"
+                     " Qwen3-235B's block-scaled FP8 experts draw more power than the model gives"
+                     " (calibration/README.md) |")
     sw = e["splitwise"]
     bl = sw["bloom_176b_held_out"]
     lines.append(f"| Splitwise (ISCA 2024) `perf_model.csv`, bloom-176b TP8 (in no fit) | prefill time,"

@@ -321,45 +321,61 @@ def fit_timing(runs: pd.DataFrame, cond: dict, base: TimingParams, max_nfev: int
 def _moe_timing_with(base: TimingParams, x: np.ndarray, precisions: list[str]) -> TimingParams:
     from simulator.physics.params import RooflineOp
 
+    n = len(precisions)
     experts = {p: RooflineOp(eta_compute_max=MOE_ETA_COMPUTE, m_half_tokens=float(x[2 * i]),
                              eta_memory=float(x[2 * i + 1])) for i, p in enumerate(precisions)}
-    return base.model_copy(update={"experts": experts, "expert_parallel_layer_s": float(x[-1])})
+    return base.model_copy(update={"experts": experts, "expert_parallel_layer_s": float(x[2 * n]),
+                                   "expert_popularity_exponent": float(x[2 * n + 1])})
 
 
+#: upper bound of the fitted Zipf exponent of expert popularity
+MAX_POPULARITY_EXPONENT = 3.0
 #: compute efficiency of the grouped expert GEMM with many rows per expert (as the dense GEMMs'
 #: fitted 0.75-0.8; the MoE runs hardly reach it: their rows per expert are few)
 MOE_ETA_COMPUTE = 0.8
 
 
 def fit_moe_timing(runs: pd.DataFrame, cond: dict, base: TimingParams, max_nfev: int = 200,
-                   input_scale: float = 1.0) -> TimingParams:
+                   input_scale: float = 1.0, robust: float | None = None,
+                   precisions: list[str] | tuple[str, ...] = ()) -> TimingParams:
     """Fit the mixture-of-experts terms to the MoE runs' median ITL (steady-state model), with
     every dense coefficient (per-op, serving stack) fixed at ``base``.
 
     Free, per expert weight precision present (BF16, FP8 block-scaled, MXFP4: three different
     kernels in vLLM): the grouped expert GEMM's HBM efficiency and the rows per expert at which
-    its compute efficiency is half its maximum; and one time per MoE layer under expert
-    parallelism (dispatch and combine). Each model's runs together weigh the same.
+    its compute efficiency is half its maximum; shared by all: one time per MoE layer under
+    expert parallelism (dispatch and combine) and the Zipf exponent of the experts' routing
+    popularity (how many distinct experts a batch touches, so how many expert weights it
+    reads). Each model's runs together weigh the same. ``robust``:
+    see :func:`_loss`. ``precisions``: expert precisions that must get an entry; one without a
+    run in ``runs`` (a held-out model that is its GPU's only one in that precision) takes the
+    BF16 kernel's fitted terms (as fractions of its own precision's peak), an assumption.
     """
     meas = runs["itl_s"].to_numpy()
     per_model = runs.groupby("model")["model"].transform("size").to_numpy()
     sw = np.sqrt(1.0 / per_model)
-    precisions = sorted(runs["precision"].unique())
-    n = len(precisions)
-    x0 = np.array([64.0, 0.7] * n + [2e-5])
-    lb = np.array([0.0, 0.05] * n + [0.0])
-    ub = np.array([8192.0, 1.0] * n + [1e-3])
-    sc = np.array([32.0, 0.1] * n + [1e-5])
+    fitted = sorted(runs["precision"].unique())
+    n = len(fitted)
+    x0 = np.array([64.0, 0.7] * n + [2e-5, 0.5])
+    lb = np.array([0.0, 0.05] * n + [0.0, 0.0])
+    ub = np.array([8192.0, 1.0] * n + [1e-3, MAX_POPULARITY_EXPONENT])
+    sc = np.array([32.0, 0.1] * n + [1e-5, 0.2])
     rows = list(runs.itertuples(index=False))
 
     def resid(x):
-        p = _moe_timing_with(base, x, precisions)
+        p = _moe_timing_with(base, x, fitted)
         pred = np.array([steady_metrics(r, cond, p, None, input_scale)["itl_s"] for r in rows])
         return (pred / meas - 1.0) * sw
 
     r = least_squares(resid, x0, bounds=(lb, ub), x_scale=sc, method="trf", xtol=1e-10,
-                      ftol=1e-10, max_nfev=max_nfev)
-    return _moe_timing_with(base, r.x, precisions)
+                      ftol=1e-10, max_nfev=max_nfev, **_loss(robust))
+    t = _moe_timing_with(base, r.x, fitted)
+    missing = [p for p in precisions if p not in t.experts]
+    if missing:
+        if "bf16" not in t.experts:
+            raise ValueError(f"no runs to fit the expert terms of {missing}")
+        t = t.model_copy(update={"experts": {**t.experts, **{p: t.experts["bf16"] for p in missing}}})
+    return t
 
 
 def _loss(robust: float | None) -> dict[str, Any]:

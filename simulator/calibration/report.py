@@ -119,7 +119,8 @@ def combined_table(h: dict, b: dict) -> str:
                         ("MoE J per output token (simulated)", "j_per_token_mape")):
         moe, moe2 = h.get("mlenergy_moe"), b.get("mlenergy_moe")
         if moe:
-            runs = f" (H100 {moe['runs']} runs)" if key == "itl_mape" else ""
+            runs = ((f" (H100 {moe['runs']} runs" + (f", {g2} {moe2['runs']})" if moe2 else ")"))
+                    if key == "itl_mape" else "")
             rows.append((f"ML.ENERGY {e_name}{runs}", moe[key],
                          moe2[key] if moe2 else "not fitted", 0.10))
     out = [f"Method: H100 {h['method']}; {g2} {b['method']} (per-op and NCCL fits transferred from"
@@ -134,18 +135,20 @@ def combined_table(h: dict, b: dict) -> str:
     gt = ml.get("group_target_mape", 0.15)
     out += ["", f"ML.ENERGY by GPU, model and TP (leave-one-model-out; target {_pct(gt)} each):", "",
             "| GPU | model | runs | ITL | power | J/token | met |", "|---|---|---:|---:|---:|---:|:---:|"]
-    for gpu, e in (("H100", h), ("H100 MoE", {"mlenergy": h.get("mlenergy_moe") or {}}), (g2, b)):
+    for gpu, e in (("H100", h), ("H100 MoE", {"mlenergy": h.get("mlenergy_moe") or {}}), (g2, b),
+                   (f"{g2} MoE", {"mlenergy": b.get("mlenergy_moe") or {}})):
         for name, g in (e["mlenergy"].get("by_group") or {}).items():
             worst = max(g["itl"], g["gpu_power"], g["j_per_token"])
             out.append(f"| {gpu} | {name} | {g['runs']} | {_pct(g['itl'])} | {_pct(g['gpu_power'])} |"
                        f" {_pct(g['j_per_token'])} | {_ok(worst, gt)} |")
-    ex = ml2.get("excluded") or {}
+    ex = [(f"{g2} {name}", g) for name, g in (ml2.get("excluded") or {}).items()]
+    ex += [(f"{g2} MoE {name}", g) for name, g in ((b.get("mlenergy_moe") or {}).get("excluded") or {}).items()]
     if ex:
         out += ["", f"{g2} runs left out of the fit (reason: calibration/README.md), simulated with"
                 " the shipped calibration:", "",
                 "| GPU | runs | ITL | power | J/token |", "|---|---:|---:|---:|---:|"]
-        for name, g in ex.items():
-            out.append(f"| {g2} {name} | {g['runs']} | {_pct(g['itl'])} | {_pct(g['gpu_power'])} |"
+        for name, g in ex:
+            out.append(f"| {name} | {g['runs']} | {_pct(g['itl'])} | {_pct(g['gpu_power'])} |"
                        f" {_pct(g['j_per_token'])} |")
     checks = []
     for gpu, e, bound in (("H100", h, SATURATED_GEMM_MAX_W), (g2, b, None)):
@@ -162,21 +165,30 @@ def combined_table(h: dict, b: dict) -> str:
 def device_table(e: dict) -> str:
     """The error table of one GPU calibrated by transfer (its own report)."""
     ml = e["mlenergy"]
+    moe = e.get("mlenergy_moe") or {}
     gt = ml.get("group_target_mape", 0.15)
     out = [f"Method: {e['method']}.", "", "| quantity | MAPE | target | met |", "|---|---:|---:|:---:|"]
-    for name, v in ((f"ML.ENERGY median ITL ({ml['runs']} runs)", ml["itl_mape"]),
-                    ("ML.ENERGY per-GPU power", ml["gpu_power_mape"]),
-                    ("ML.ENERGY J per output token (simulated)", ml["j_per_token_mape"])):
+    rows = [(f"ML.ENERGY median ITL ({ml['runs']} runs)", ml["itl_mape"]),
+            ("ML.ENERGY per-GPU power", ml["gpu_power_mape"]),
+            ("ML.ENERGY J per output token (simulated)", ml["j_per_token_mape"])]
+    if moe:
+        rows += [(f"ML.ENERGY MoE median ITL ({moe['runs']} runs; power never fitted on MoE)",
+                  moe["itl_mape"]),
+                 ("ML.ENERGY MoE per-GPU power", moe["gpu_power_mape"]),
+                 ("ML.ENERGY MoE J per output token (simulated)", moe["j_per_token_mape"])]
+    for name, v in rows:
         out.append(f"| {name} | {_pct(v)} | {_pct(0.10)} | {_ok(v, 0.10)} |")
     out += ["", f"By model and TP (target {_pct(gt)} each):", "",
             "| model | runs | ITL | power | J/token | met |", "|---|---:|---:|---:|---:|:---:|"]
-    for name, g in (ml.get("by_group") or {}).items():
-        worst = max(g["itl"], g["gpu_power"], g["j_per_token"])
-        out.append(f"| {name} | {g['runs']} | {_pct(g['itl'])} | {_pct(g['gpu_power'])} |"
-                   f" {_pct(g['j_per_token'])} | {_ok(worst, gt)} |")
-    for name, g in (ml.get("excluded") or {}).items():
-        out.append(f"| {name} (left out of the fit) | {g['runs']} | {_pct(g['itl'])} |"
-                   f" {_pct(g['gpu_power'])} | {_pct(g['j_per_token'])} | |")
+    for block, tag in ((ml, ""), (moe, "MoE ")):
+        for name, g in (block.get("by_group") or {}).items():
+            worst = max(g["itl"], g["gpu_power"], g["j_per_token"])
+            out.append(f"| {tag}{name} | {g['runs']} | {_pct(g['itl'])} | {_pct(g['gpu_power'])} |"
+                       f" {_pct(g['j_per_token'])} | {_ok(worst, gt)} |")
+    for block, tag in ((ml, ""), (moe, "MoE ")):
+        for name, g in (block.get("excluded") or {}).items():
+            out.append(f"| {tag}{name} (left out of the fit) | {g['runs']} | {_pct(g['itl'])} |"
+                       f" {_pct(g['gpu_power'])} | {_pct(g['j_per_token'])} | |")
     return "\n".join(out)
 
 

@@ -20,10 +20,13 @@ runs on the H100 and the B200. For a GPU like the B200 the pipeline is:
 4. **leave-one-model-out**: each model refitted without it, every run simulated with the engine
    (ITL, power and J per output token come out of the simulation, J/token is never fitted);
 5. runs excluded from the fit (:data:`EXCLUDED`, each with its reason) are still simulated with
-   the final calibration and their errors reported beside the others.
-
-Mixture-of-experts runs are skipped by the loader with their reason, as on the H100; when the
-timing model represents experts they join this fit unchanged (the exclusion rules name models).
+   the final calibration and their errors reported beside the others;
+6. **mixtures of experts**, as on the H100: the expert terms (grouped-GEMM efficiency per
+   expert weight precision, expert-parallel layer time, popularity exponent; soft-L1 as the
+   dense fit) fitted on this GPU's MoE runs on top of
+   its dense fit (which saw no MoE run), leave-one-model-out over the MoE models; the power
+   model is never fitted on an MoE run, so MoE power is a check. Runs with attention data
+   parallelism (``dp`` > 1) cannot be simulated and are skipped by the loader with the reason.
 
 Residuals for Monte Carlo: ``itl``, ``gpu_power``, ``j_per_token`` from the held-out runs;
 ``decode_time`` (the memory-bound side of a projection's timing draw) is this GPU's ``itl``;
@@ -58,8 +61,7 @@ IDLE_ANCHORS_W = {"B200-SXM-180GB": 114.0}
 ROBUST = 0.05
 
 #: (ML.ENERGY gpu, task, fleetsim model) -> why those runs are left out of the fit (they are
-#: still simulated and their errors reported). Mixture-of-experts runs are skipped
-#: (MOE_NOT_FITTED).
+#: still simulated and their errors reported).
 GPQA_GAP = (
     "median ITL 30-48 ms nearly flat from 8 to 128 concurrent sequences at 290-510 W per GPU"
     " (Qwen3-8B/14B): the GPU idles ~25 ms of every step. The same models' H100 gpqa runs"
@@ -67,11 +69,16 @@ GPQA_GAP = (
     " (5-7 ms at batch 8) show no such gap, so it is a property of those runs' serving set-up"
     " (long reasoning outputs with the reasoning parser, 8 API servers), not of the GPU;"
     " no shape-based term represents it")
-#: why a transferred GPU's mixture-of-experts runs are not simulated (yet)
-MOE_NOT_FITTED = ("mixture of experts: the expert terms (grouped-GEMM efficiency, expert-parallel"
-                  " layer time) are fitted on the H100 runs only; a transfer fit of them is open"
-                  " work (issue 14)")
-EXCLUDED = {("B200", "gpqa", "Qwen3-8B"): GPQA_GAP, ("B200", "gpqa", "Qwen3-14B"): GPQA_GAP}
+#: the same gap in the one B200 MoE gpqa sweep of a Qwen3 thinking model that has it
+GPQA_GAP_MOE = (
+    "median ITL 32-41 ms nearly flat from 8 to 64 concurrent sequences at 305-470 W per GPU"
+    " (Qwen3-30B-A3B-Thinking): the GPU idles most of every step. The same model's H100 gpqa runs"
+    " (12-29 ms, growing with the batch) and the same shape's B200 chat and code runs"
+    " (8.2-8.4 ms at 660-700 W at batch 8) show no such gap: the idle-gap pathology of the dense"
+    " B200 gpqa runs (Qwen3 reasoning set-up), not a property of the GPU or of the experts;"
+    " no shape-based term represents it")
+EXCLUDED = {("B200", "gpqa", "Qwen3-8B"): GPQA_GAP, ("B200", "gpqa", "Qwen3-14B"): GPQA_GAP,
+            ("B200", "gpqa", "Qwen3-30B-A3B"): GPQA_GAP_MOE}
 
 
 @dataclass
@@ -83,6 +90,8 @@ class TransferResults:
     cal: Calibration
     errors: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    moe_runs: pd.DataFrame | None = None
+    moe_excluded: pd.DataFrame | None = None
 
 
 def mlenergy_gpu(dev: DeviceProfile) -> str:
@@ -103,16 +112,14 @@ def transfer_timing(base: TimingParams, src: DeviceProfile, dst: DeviceProfile) 
     return base.model_copy(update={"all_reduce": ar})
 
 
-def load_runs(data: Path, gpu: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(runs to fit, excluded runs with their reason, runs that cannot be simulated)."""
+def load_runs(data: Path, gpu: str, moe: bool = False
+              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(runs to fit, excluded runs with their reason, runs that cannot be simulated): the dense
+    runs, or with ``moe`` the mixture-of-experts runs."""
     src = data / "sources" / "mlenergy-v3"
     ml, skipped = S.load_mlenergy(src / "runs.csv", gpu=gpu)
-    if "moe" in ml and ml["moe"].any():  # the expert terms are fitted on the H100 only so far
-        moe = ml[ml["moe"]]
-        skipped = pd.concat([skipped, pd.DataFrame(
-            {"row": moe["row"], "model": moe["model"], "task": moe["task"], "reason": MOE_NOT_FITTED})],
-            ignore_index=True)
-        ml = ml[~ml["moe"]].reset_index(drop=True)
+    if len(ml):
+        ml = ml[ml["moe"] == moe].reset_index(drop=True)
     lengths = S.load_output_lengths(src / "output_lengths.csv", ml)
     ml["lengths"] = [lengths[r] for r in ml["row"]]
     reason = [EXCLUDED.get((gpu, t, m)) for t, m in zip(ml["task"], ml["model"])]
@@ -149,12 +156,17 @@ def run(gpu: str, data: str | Path = "calibration/data", out: str | Path | None 
     if fast:
         ops = _subsample_ops(ops)
     ml, excluded, skipped = load_runs(data, ml_gpu)
+    moe, moe_excluded, _ = load_runs(data, ml_gpu, moe=True)
     if fast:
         ml = ml.iloc[::3].reset_index(drop=True)
         excluded = excluded.iloc[::4].reset_index(drop=True)
+        moe = moe.iloc[::8].reset_index(drop=True)
+        moe_excluded = moe_excluded.iloc[::4].reset_index(drop=True)
     idle_w = IDLE_ANCHORS_W[dev.name]
     models = sorted(ml["model"].unique())
-    tick, close = _progress(progress, (len(models) if not fast else 0) + 3, f"calibrate {gpu}")
+    moe_models = sorted(moe["model"].unique()) if len(moe) else []
+    tick, close = _progress(progress, (len(models) if not fast else 0) + 3
+                            + (len(moe_models) + 1 if len(moe) else 0), f"calibrate {gpu}")
     tick = tick or (lambda n=1: None)
 
     base = transfer_timing(fit_timing_base(ops, ar), src_dev, dev)
@@ -187,8 +199,30 @@ def run(gpu: str, data: str | Path = "calibration/data", out: str | Path | None 
         _simulate_into(exc, i, excluded.iloc[i], cond, cal_core, "fit")
     tick()
 
+    # mixtures of experts, as on the H100: their terms on this GPU's MoE runs on top of every
+    # dense coefficient (which never saw an MoE run); power is not refitted: MoE power is a check
+    moe_res = moe_exc = None
+    if len(moe):
+        from simulator.calibration.pipeline import _simulate_runs
+
+        dense_timing = timing
+        precs = sorted(moe["precision"].unique())
+        timing = mlenergy.fit_moe_timing(moe, cond, dense_timing, max_nfev=40 if fast else 200,
+                                         robust=ROBUST)
+        cal_core = Calibration(version="1.0", timing=timing, power=power)
+        tick()
+        moe_res = _simulate_runs(moe, cond, cal_core, lambda train: Calibration(
+            version="1.0", timing=mlenergy.fit_moe_timing(train, cond, dense_timing, robust=ROBUST,
+                                                          precisions=precs),
+            power=power), not fast, tick)
+        moe_exc = moe_excluded.copy()
+        for i in range(len(moe_excluded)):
+            _simulate_into(moe_exc, i, moe_excluded.iloc[i], cond, cal_core, "fit")
+
     how = "leave-one-model-out" if not fast else "in-sample (fast mode: no refits)"
     errors = _errors(res, exc, how, dev, src_dev)
+    if moe_res is not None:
+        errors["mlenergy_moe"] = _moe_errors(moe_res, moe_exc, how)
     errors["mlenergy"]["saturated_gemm_w"] = mlenergy.saturated_gemm_power_w(power, dev)
     h100_res = load_calibration(profile_dir(SOURCE_GPU) / "calibration.yaml").residuals
     residuals = {
@@ -207,6 +241,8 @@ def run(gpu: str, data: str | Path = "calibration/data", out: str | Path | None 
                                 f" ML.ENERGY Benchmark v3 (Apache-2.0), {ml_gpu} rows"},
         "rows_used": {"per_op_h100": int(len(ops)), "all_reduce_h100": int(len(ar)),
                       "mlenergy_runs": int(len(ml)), "mlenergy_excluded": int(len(excluded)),
+                      "mlenergy_moe_runs": int(len(moe)),
+                      "mlenergy_moe_excluded": int(len(moe_excluded)),
                       "mlenergy_skipped": int(len(skipped))},
         "anchors": {"idle_w": idle_w, "peak_bf16_flops": dev.gpu.peak_bf16_flops,
                     "hbm_bw_bytes_per_s": dev.gpu.hbm_bw_bytes_per_s, "cap_w": dev.gpu.tdp_w},
@@ -228,7 +264,10 @@ def run(gpu: str, data: str | Path = "calibration/data", out: str | Path | None 
         "timing_fields": {"gemm/elementwise": f"transferred from {SOURCE_GPU} (Vidur)",
                           "all_reduce": "transferred, scaled by NVLink bandwidth",
                           "iteration_fixed_s, per_seq_s, attn_decode, attn_prefill":
-                          f"ML.ENERGY {ml_gpu} median ITL"},
+                          f"ML.ENERGY {ml_gpu} median ITL",
+                          "experts, expert_parallel_layer_s": f"ML.ENERGY {ml_gpu} MoE median ITL"
+                          " (dense coefficients fixed); a precision missing from a leave-one-"
+                          "model-out fit takes the BF16 kernel's terms"},
         "power_fields": {"idle_w": "anchor (see assumptions)",
                          "p_busy_w, p_active_w, activity_flops_per_s, activity_bytes_per_s,"
                          " e_byte_j": f"ML.ENERGY {ml_gpu} per-GPU power, a saturated BF16 GEMM"
@@ -242,8 +281,9 @@ def run(gpu: str, data: str | Path = "calibration/data", out: str | Path | None 
                     f" calibrate --gpu {gpu}`; do not edit by hand.",
         timing=timing, power=power, provenance=prov, errors=_round(errors), residuals=residuals)
     _write_yaml(cal, out)
-    notes = [f"{len(excluded)} {ml_gpu} runs excluded from the fit: see the excluded table."]
-    out_res = TransferResults(dev.name, res, exc, skipped, cal, errors, notes)
+    notes = [f"{len(excluded) + len(moe_excluded)} {ml_gpu} runs excluded from the fit: see the"
+             " excluded tables."]
+    out_res = TransferResults(dev.name, res, exc, skipped, cal, errors, notes, moe_res, moe_exc)
     if report is not None:
         write_report(out_res, Path(report), out)
         if out.resolve() == (profile_dir(dev.name) / "calibration.yaml").resolve():
@@ -301,6 +341,17 @@ def _errors(res: pd.DataFrame, exc: pd.DataFrame, how: str, dev: DeviceProfile,
     }
 
 
+def _moe_errors(res: pd.DataFrame, exc: pd.DataFrame, how: str) -> dict[str, Any]:
+    from simulator.calibration.pipeline import _ml_errors
+
+    e = _ml_errors(res, how + "; MoE terms fitted on the other MoE models' runs; power and every"
+                   " dense coefficient never saw an MoE run; every run simulated with the engine")
+    e["excluded"] = {f"{m} {t}": {**{q: _mape(g, q, c, "fit") for q, c in QUANTITIES},
+                                  "runs": int(len(g)), "reason": str(g["reason"].iloc[0])}
+                     for (m, t), g in exc.groupby(["model", "task"])}
+    return e
+
+
 # ------------------------------------------------------------------ report
 def write_report(res: TransferResults, d: Path, out_yaml: Path) -> Path:
     """Markdown report and the predicted-against-measured chart of a transfer calibration."""
@@ -341,12 +392,27 @@ def write_report(res: TransferResults, d: Path, out_yaml: Path) -> Path:
         md.append(f"| {r.model} | {r.task} | {r.tp} | {r.max_num_seqs} | {r.itl_s * 1e3:.1f} / {r.itl_lomo * 1e3:.1f} |"
                   f" {r.gpu_power_w:.0f} / {r.gpu_power_lomo:.0f} | {r.j_per_token:.3f} / {r.j_per_token_lomo:.3f} |"
                   f" {r.avg_batch:.0f} / {r.batch_lomo:.0f} |")
-    if len(res.ml_excluded):
+    moe = res.moe_runs if res.moe_runs is not None else pd.DataFrame()
+    if len(moe):
+        mo = e["mlenergy_moe"]
+        md += ["", "Mixtures of experts (expert terms fitted on the other MoE models' runs on top of the"
+               " dense fit; power never fitted on an MoE run). In-sample: ITL"
+               f" {_pct(mo['itl_mape_in_sample'])}, power {_pct(mo['gpu_power_mape_in_sample'])},"
+               f" J/token {_pct(mo['j_per_token_mape_in_sample'])}.", "",
+               "| model | precision | task | TP | EP | max_num_seqs | ITL ms meas / sim | W/GPU meas / sim | J/token meas / sim | batch meas / sim |",
+               "|---|---|---|---:|:---:|---:|---:|---:|---:|---:|"]
+        for r in moe.itertuples():
+            md.append(f"| {r.model} | {r.precision} | {r.task} | {r.tp} | {'yes' if r.expert_parallel else ''} |"
+                      f" {r.max_num_seqs} | {r.itl_s * 1e3:.1f} / {r.itl_lomo * 1e3:.1f} |"
+                      f" {r.gpu_power_w:.0f} / {r.gpu_power_lomo:.0f} | {r.j_per_token:.3f} / {r.j_per_token_lomo:.3f} |"
+                      f" {r.avg_batch:.0f} / {r.batch_lomo:.0f} |")
+    ex_all = [x for x in (res.ml_excluded, res.moe_excluded) if x is not None and len(x)]
+    if ex_all:
         md += ["", "Excluded from the fit, simulated with the shipped calibration (in-sample"
                " figures would be better than these; they are not held out either):", "",
                "| model | task | max_num_seqs | ITL ms meas / sim | W/GPU meas / sim | J/token meas / sim |",
                "|---|---|---:|---:|---:|---:|"]
-        for r in res.ml_excluded.itertuples():
+        for r in pd.concat(ex_all, ignore_index=True).itertuples():
             md.append(f"| {r.model} | {r.task} | {r.max_num_seqs} | {r.itl_s * 1e3:.1f} / {r.itl_fit * 1e3:.1f} |"
                       f" {r.gpu_power_w:.0f} / {r.gpu_power_fit:.0f} | {r.j_per_token:.3f} / {r.j_per_token_fit:.3f} |")
         md += ["", "Why:", ""] + [f"* {k}: {v}" for k, v in

@@ -75,6 +75,10 @@ class TimingParams(Frozen):
         " expert set its compute efficiency; a precision without an entry uses the 'up' GEMM's")
     expert_skew: float = Field(1.0, ge=1.0, description="routed rows on the busiest GPU under"
                                " expert parallelism, as a multiple of uniform routing's mean")
+    expert_popularity_exponent: float = Field(
+        0.0, ge=0.0, description="Zipf exponent of the experts' routing popularity (the i-th most"
+        " popular expert is picked in proportion to i^-s); it sets how many distinct experts a"
+        " batch touches. 0: uniform routing")
     expert_parallel_layer_s: float = Field(0.0, ge=0, description="extra time of an MoE layer"
                                            " under expert parallelism (dispatch and combine of"
                                            " the tokens across the GPUs), s")

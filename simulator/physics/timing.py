@@ -42,8 +42,10 @@ from simulator.physics.shapes import IterationShape
 class Work:
     """Time and work of an iteration (or a part of it), per GPU: seconds, BF16-equivalent tensor
     FLOPs, HBM bytes, and its phases: ``(time_s, flops, hbm_bytes)`` of the non-attention ops,
-    of prefill attention and of decode attention (kernel overheads that move nothing belong
-    to none), from which the power model reads how active the GPU is."""
+    of a mixture of experts' routed experts, of prefill attention and of decode attention
+    (kernel overheads that move nothing belong to none), from which the power model reads how
+    active the GPU is. The routed experts' row carries the FLOPs and bytes that give their
+    busy rates (:meth:`TimingModel.experts`), not their totals."""
 
     time_s: float
     flops: float
@@ -56,6 +58,37 @@ def roofline_s(op: RooflineOp, m: float, flops: float, nbytes: float, peak_flops
     """Time of one kernel in seconds under the fitted roofline (see :class:`RooflineOp`)."""
     eta_c = op.eta_compute_max * (m / (m + op.m_half_tokens) if op.m_half_tokens > 0 else 1.0)
     return op.overhead_s + max(flops / (peak_flops * eta_c), nbytes / (bw_bytes_per_s * op.eta_memory))
+
+
+@lru_cache(maxsize=64)
+def _popularity(E: int, k: int, s: float) -> tuple[float, ...]:
+    """Per-token probability ``q_i`` that expert ``i`` is among a token's ``k`` (``sum q_i = k``,
+    each at most 1) with Zipf popularity ``p_i ~ i^-s``: ``q_i = min(1, c p_i)``, ``c`` such that
+    the ``q_i`` sum to ``k`` (a token picks ``k`` distinct experts)."""
+    w = [(i + 1) ** -s for i in range(E)]
+    capped, rest = 0, sum(w)
+    while capped < E:  # the most popular experts saturate at 1 first
+        c = (k - capped) / rest
+        if c * w[capped] <= 1.0:
+            break
+        rest -= w[capped]
+        capped += 1
+    return tuple(1.0 if i < capped else c * x for i, x in enumerate(w))
+
+
+def touched_fraction(E: int, k: int, m_rows: float, s: float = 0.0) -> float:
+    """Expected fraction of ``E`` experts that at least one of ``m_rows`` tokens (``k`` experts
+    each) routes to: ``1 - (1 - k / E)^m`` under uniform routing (``s`` = 0); with Zipf
+    popularity of exponent ``s``, the mean over experts of ``1 - (1 - k p_i)^m`` (popular experts
+    are shared by many tokens, so fewer distinct experts are touched)."""
+    if k >= E:
+        return 1.0
+    if s <= 0.0:
+        return -math.expm1(m_rows * math.log1p(-k / E))
+    tot = 0.0
+    for q in _popularity(int(E), int(k), float(s)):
+        tot += 1.0 if q >= 1.0 else -math.expm1(m_rows * math.log1p(-q))
+    return tot / E
 
 
 @dataclass(frozen=True)
@@ -174,20 +207,28 @@ class TimingModel:
         """The routed experts of every MoE layer for ``m_rows`` tokens, on the busiest GPU.
 
         Under uniform routing an expert receives at least one of the ``m`` tokens with
-        probability ``1 - (1 - k / E)^m``; every expert touched has its weights read whole
-        (why small-batch MoE decode reads far more than its active parameters). With expert
+        probability ``1 - (1 - k / E)^m``; with Zipf popularity
+        (``TimingParams.expert_popularity_exponent`` > 0, :func:`touched_fraction`) popular
+        experts are shared by more tokens and fewer distinct ones are touched. Every expert
+        touched has its weights read whole (why small-batch MoE decode reads far more than its
+        active parameters). With expert
         parallelism a GPU holds ``E / tp`` whole experts and gets ``m k / tp`` token rows on
         average; the busiest one ``skew x`` that ``+ sqrt(2 mean ln tp)`` (the expected maximum
         of ``tp`` Poisson-like loads; ``skew`` = ``TimingParams.expert_skew``, routing beyond
         uniform). Sliced like a dense MLP (tensor parallelism), every GPU does ``1 / tp`` of
         every touched expert for all ``m k`` rows. The grouped GEMM's compute efficiency
         follows the rows per touched expert.
+
+        Power (the returned phase): the expert kernels count as busy for their whole time, at
+        the FLOP and byte rates of the same work run at the dense ``up`` GEMM's fitted
+        efficiencies; their fitted efficiencies set how long they take, not how idle the GPU
+        is meanwhile.
         """
         mdl, tp = self.model, self.tp
         E, k = mdl.experts, mdl.experts_per_token
         prec = expert_precision(mdl, self.precision)
         f = expert_ffn(mdl, self.precision)
-        p_touch = -math.expm1(m_rows * math.log1p(-k / E)) if k < E else 1.0
+        p_touch = touched_fraction(E, k, m_rows, self.params.expert_popularity_exponent)
         routed = m_rows * k
         if self.expert_parallel and tp > 1:
             mean = routed / tp
@@ -205,7 +246,15 @@ class TimingModel:
         if self.expert_parallel and tp > 1:
             t += self.params.expert_parallel_layer_s
         L = mdl.moe_layers
-        return Work(L * t, L * flops * (self.peak / peak), L * nbytes)
+        fl_eq = flops * (self.peak / peak)
+        # the power model's view (Work.phases): the expert kernels keep the SMs busy for their
+        # whole time, at the rates of the same FLOPs and bytes run at the dense GEMMs' fitted
+        # efficiencies (their extra time is tiles padded for few rows, scaling and routing
+        # work, not idle time)
+        up = self.params.gemm_op("up")
+        t_busy = max(flops / (peak * up.eta_compute_max), nbytes / (self.bw * up.eta_memory))
+        k_busy = t / t_busy if t_busy > 0 else 1.0
+        return Work(L * t, L * fl_eq, L * nbytes, ((L * t, L * fl_eq * k_busy, L * nbytes * k_busy),))
 
     def _linear(self, m_rows: int, sampled: int) -> Work:
         """Whole-model non-attention work: every GEMM in its precision group, the routed
@@ -214,9 +263,6 @@ class TimingModel:
         for g in self.gemms:
             w = self.gemm(g.op, m_rows, g.k, g.n, g.precision)
             t, fl, by = t + g.count * w.time_s, fl + g.count * w.flops, by + g.count * w.hbm_bytes
-        if self.model.is_moe and m_rows:
-            e = self.experts(m_rows)
-            t, fl, by = t + e.time_s, fl + e.flops, by + e.hbm_bytes
         rest = self._rest(m_rows)
         emb = self.elementwise_op("emb", m_rows, self.model.hidden_size * ACT_BYTES)
         head = (self.gemm("lm_head", sampled, self.model.hidden_size, self.model.vocab_size / self.tp)
@@ -225,6 +271,9 @@ class TimingModel:
         t += rest.time_s + emb.time_s + head.time_s + p.iteration_fixed_s + p.per_seq_s * sampled
         fl += head.flops
         by += rest.hbm_bytes + emb.hbm_bytes + head.hbm_bytes
+        if self.model.is_moe and m_rows:  # the routed experts: a phase of their own
+            e = self.experts(m_rows)
+            return Work(t + e.time_s, fl + e.flops, by + e.hbm_bytes, ((t, fl, by),) + e.phases)
         return Work(t, fl, by, ((t, fl, by),))
 
     def decode_attention(self, n_seqs: int) -> tuple[float, float, float, float]:

@@ -48,6 +48,20 @@ def test_excluded_runs_are_the_b200_gpqa_runs_only():
     assert len(hx) == 0 and (h["task"] == "gpqa").any()
 
 
+def test_b200_moe_runs_fit_all_but_the_idle_gap_sweep():
+    """The B200 MoE runs are fitted (attention data parallelism is skipped by the loader); only
+    the Qwen3-30B-A3B gpqa sweep, with the dense gpqa runs' idle gap, is left out."""
+    fit, excluded, skipped = transfer.load_runs(DATA, "B200", moe=True)
+    assert len(fit) == 119 and fit["moe"].all()
+    assert set(excluded["model"]) == {"Qwen3-30B-A3B"} and (excluded["task"] == "gpqa").all()
+    assert len(excluded) == 7 and excluded["reason"].str.contains("idles").all()
+    assert (fit["task"] == "gpqa").any()  # Qwen3-235B and gpt-oss gpqa runs have no gap
+    assert skipped["reason"].str.contains("data parallelism").sum() == 16
+    cal = load_profile("B200").calibration()
+    assert set(cal.timing.experts) == {"bf16", "fp8", "mxfp4"}
+    assert cal.errors["mlenergy_moe"]["runs"] == 119 and cal.errors["mlenergy_moe"]["excluded"]
+
+
 def test_the_transferred_all_reduce_scales_with_nvlink():
     h100, b200 = load_profile("H100"), load_profile("B200")
     base = h100.calibration().timing
