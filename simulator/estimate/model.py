@@ -119,7 +119,8 @@ def busy_share(mean_in_service: float, replicas: int) -> float:
         p *= m / n
         below += n * p
         cdf += p
-    return (below + r * (1.0 - cdf)) / r
+    # rounding in the sums can put the share a few ulps above 1 near saturation
+    return min(1.0, (below + r * (1.0 - cdf)) / r)
 
 
 @dataclass
