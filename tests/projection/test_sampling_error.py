@@ -21,7 +21,7 @@ def test_sampled_day_matches_every_node_simulated_always_on():
 
 
 def test_sampled_day_matches_every_node_simulated_autoscaled():
-    p = project(tiny("projection.fleet.nodes=auto", "projection.queries_per_day=2.5e8",
+    p = project(tiny("projection.fleet.nodes=auto", "projection.queries_per_day=1.9e8",
                      "projection.idle.policy=autoscale", "projection.idle.min_nodes=4",
                      "projection.uncertainty.draws=0", "projection.sample.requests=2000",
                      "projection.fleet.capacity_tolerance=0.1"))
