@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from simulator.projection.day import J_PER_GWH
-from simulator.projection.sample import LevelResult, unit_nodes
+from simulator.projection.sample import LevelResult, UnitPool, unit_nodes, unit_pools
 from simulator.scenario.schema import Scenario
 from simulator.strict import replace
 
@@ -41,32 +41,19 @@ def with_split(sc: Scenario, prefill_nodes: int, decode_nodes: int) -> Scenario:
         p, fleet=replace(p.fleet, prefill_decode_splits=None)))
 
 
-def pool_it_w(sc: Scenario, gpu_w: dict[str, float]) -> dict[str, float]:
+def pool_it_w(parts: list[UnitPool], gpu_w: dict[str, float]) -> dict[str, float]:
     """IT power of each pool's nodes in one cell, W: the GPUs' power ``gpu_w`` (per pool, per
     cell) plus the pool's hosts at it (each node carrying an equal share)."""
-    from simulator.engine.fleet import pool_calibration
-
-    out = {}
-    for pl in sc.pool_specs():
-        n = unit_nodes(sc)[pl.name]
-        host = pl.host(sc.facility, pool_calibration(sc, pl).power.idle_w)
-        out[pl.name] = gpu_w[pl.name] + n * float(host.node_w(gpu_w[pl.name] / n))
-    return out
-
-
-def idle_gpu_w(sc: Scenario) -> dict[str, float]:
-    """Every pool's GPUs in one cell at idle power, W."""
-    from simulator.engine.fleet import pool_calibration
-
-    return {pl.name: unit_nodes(sc)[pl.name] * pl.gpus_per_node
-            * pool_calibration(sc, pl).power.idle_w for pl in sc.pool_specs()}
+    return {u.name: gpu_w[u.name] + u.nodes * float(u.host.node_w(gpu_w[u.name] / u.nodes))
+            for u in parts}
 
 
 def pool_shares(sc: Scenario, level_of_hour: np.ndarray,
                 levels: list[LevelResult]) -> list[dict[str, float]]:
     """Each hour's share of the IT energy by pool (see the module docstring)."""
-    idle = pool_it_w(sc, idle_gpu_w(sc))
-    by_level = [pool_it_w(sc, lv.pool_gpu_w) if lv.pool_gpu_w else idle for lv in levels]
+    parts = unit_pools(sc)
+    idle = pool_it_w(parts, {u.name: u.nodes * u.gpus_per_node * u.gpu_idle_w for u in parts})
+    by_level = [pool_it_w(parts, lv.pool_gpu_w) if lv.pool_gpu_w else idle for lv in levels]
     out = []
     for li in level_of_hour:
         w = idle if li < 0 else by_level[int(li)]

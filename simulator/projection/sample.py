@@ -115,15 +115,35 @@ def unit_gpus(sc: Scenario) -> int:
     return sum(n * specs[name].gpus_per_node for name, n in unit_nodes(sc).items())
 
 
+@dataclass(frozen=True)
+class UnitPool:
+    """One pool's part of a unit: its nodes per unit, one node's host model and its GPUs'
+    calibrated idle power."""
+
+    name: str
+    nodes: int
+    gpus_per_node: int
+    host: HostPower
+    gpu_idle_w: float
+
+
+def unit_pools(sc: Scenario) -> list[UnitPool]:
+    """The unit's pools (one for a one-pool fleet), each calibration looked up once."""
+    specs = {p.name: p for p in sc.pool_specs()}
+    out = []
+    for name, n in unit_nodes(sc).items():
+        pool = specs[name]
+        idle = pool_calibration(sc, pool).power.idle_w
+        out.append(UnitPool(name, n, pool.gpus_per_node, pool.host(sc.facility, idle), idle))
+    return out
+
+
 def unit_idle_w_per_gpu(sc: Scenario) -> float:
     """Mean idle power of the unit's GPUs, W (each pool's calibrated idle power)."""
-    specs = {p.name: p for p in sc.pool_specs()}
-    units = unit_nodes(sc)
-    if len(units) == 1:
-        return pool_calibration(sc, sc.pool_specs()[0]).power.idle_w
-    tot = sum(n * specs[k].gpus_per_node * pool_calibration(sc, specs[k]).power.idle_w
-              for k, n in units.items())
-    return tot / unit_gpus(sc)
+    parts = unit_pools(sc)
+    if len(parts) == 1:
+        return parts[0].gpu_idle_w
+    return sum(u.nodes * u.gpus_per_node * u.gpu_idle_w for u in parts) / unit_gpus(sc)
 
 
 def unit_host(sc: Scenario) -> HostPower:
@@ -131,17 +151,13 @@ def unit_host(sc: Scenario) -> HostPower:
     load factor is the nodes' GPU-weighted mean, exact when the pools share one node type).
     Linear below the rating, so a unit's host power at its GPUs' total power is the sum of its
     nodes' (while no node is at its rating)."""
-    specs = {p.name: p for p in sc.pool_specs()}
+    parts = unit_pools(sc)
     if not sc.disaggregated:
-        pool = sc.pool_specs()[0]
-        return pool.host(sc.facility, pool_calibration(sc, pool).power.idle_w)
-    hosts = {k: specs[k].host(sc.facility, pool_calibration(sc, specs[k]).power.idle_w)
-             for k in unit_nodes(sc)}
-    units = unit_nodes(sc)
+        return parts[0].host
     gpus = unit_gpus(sc)
-    lf = sum(n * hosts[k].gpus_per_node * hosts[k].load_factor for k, n in units.items()) / gpus
-    return HostPower(sum(n * hosts[k].idle_w for k, n in units.items()), lf, gpus,
-                     unit_idle_w_per_gpu(sc), sum(n * hosts[k].rated_w for k, n in units.items()))
+    lf = sum(u.nodes * u.host.gpus_per_node * u.host.load_factor for u in parts) / gpus
+    return HostPower(sum(u.nodes * u.host.idle_w for u in parts), lf, gpus,
+                     unit_idle_w_per_gpu(sc), sum(u.nodes * u.host.rated_w for u in parts))
 
 
 # ------------------------------------------------------------------ scenario of a level
