@@ -17,7 +17,7 @@ from simulator.estimate import estimate
 from simulator.estimate.model import busy_share, lengths
 from simulator.estimate.validate import saturated, steady, steady_energy_wh, window_throughput
 from simulator.scenario.load import scenario_from_dict
-from tests.conftest import small
+from tests.conftest import CHAT, small
 
 
 def test_estimate_is_within_ten_percent_of_the_simulator_at_steady_state():
@@ -106,3 +106,46 @@ def test_fleetsim_estimate_and_sweep_estimate(tmp_path):
 
     t = pd.read_parquet(tmp_path / "sw" / "results.parquet")
     assert len(t) == 3 and t["energy_per_query_wh_mean"].is_monotonic_decreasing
+
+
+def test_a_cache_kept_across_a_sweeps_points_changes_no_result_and_keeps_nothing_stale():
+    """One EstimateCache over points that differ in rate, cap, output length, seed and
+    max_model_len gives each point what a fresh estimate gives; points that differ only in
+    output length (or seed) do not share their lengths."""
+    from simulator.estimate.model import EstimateCache
+
+    def chat(median: float) -> dict:
+        return {"chat": {**CHAT, "output_tokens": {"dist": "exponential", "median": median}}}
+
+    points = [small(), small(workload__rate_per_s=5.0), small(workload__classes=chat(900.0)),
+              small(workload__classes=chat(900.0), workload__rate_per_s=5.0),
+              small(deployment__gpu_cap_w=300.0), small(simulation__seed=4),
+              small(serving__max_model_len=700), small()]
+    cache = EstimateCache(entries=3)  # small: entries are evicted and built again
+    for d in points:
+        sc = scenario_from_dict(d)
+        assert estimate(sc, cache).as_dict() == estimate(sc).as_dict()
+    short = estimate(scenario_from_dict(points[0]), cache)
+    long = estimate(scenario_from_dict(points[2]), cache)
+    assert long.mean_batch_size > 2 * short.mean_batch_size
+    assert (estimate(scenario_from_dict(points[5]), cache).energy_per_query_wh_mean
+            != short.energy_per_query_wh_mean)  # another seed, another length sample
+
+
+def test_sweep_estimate_on_workers_matches_one_process(tmp_path):
+    """The chunked worker path of ``fleetsim sweep --estimate`` (a cache per chunk: 15 points
+    on 2 workers go in chunks of 2) writes the points a single process writes."""
+    import pandas as pd
+
+    from simulator.cli import main
+
+    tables = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        sw = CliRunner().invoke(main, ["sweep", "scenarios/default.yaml", "-o", str(out),
+                                       "--estimate", "--grid", "workload.rate_per_s=1,2,4,8,16",
+                                       "--grid", "deployment.gpu_cap_w=400,500,700",
+                                       "--workers", workers, "--quiet"])
+        assert sw.exit_code == 0, sw.output
+        tables.append(pd.read_parquet(out / "results.parquet"))  # in the points' order
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)

@@ -32,6 +32,7 @@ the simulation (no queueing: TTFT tails and SLO attainment need the simulator).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,6 +40,7 @@ import numpy as np
 
 from simulator.engine.fleet import plan_pool_memory, pool_calibration
 from simulator.engine.kvcache import WATERMARK_FRACTION
+from simulator.physics.host import HostPower
 from simulator.physics.iteration import IterationModel
 from simulator.physics.shapes import IterationShape
 from simulator.scenario.schema import PoolSpec, Scenario
@@ -82,6 +84,12 @@ class Lengths:
         return self.decode_ctx / self.decode_steps if self.decode_steps > 0 else self.mean_in
 
 
+#: workload fields that move no length draw of :meth:`Workload.length_sample` (the arrival
+#: process's rate and shape, the closed loop's clients): left out of the lengths' cache key
+_RATE_FIELDS = frozenset({"rate_per_s", "cv", "hourly_multipliers", "start_hour", "clients",
+                          "think_time_s"})
+
+
 def lengths(sc: Scenario, max_model_len: int) -> Lengths:
     """The workload's length moments from a deterministic sample (:data:`LENGTH_SAMPLE`)."""
     from simulator.workload.arrivals import Workload
@@ -90,18 +98,42 @@ def lengths(sc: Scenario, max_model_len: int) -> Lengths:
                         sc.base_dir).length_sample(LENGTH_SAMPLE)
     inp, out = inp.astype(np.float64), out.astype(np.float64)
     keep = (inp + out) <= max_model_len
-    if not keep.any():
+    kept = int(np.count_nonzero(keep))
+    if not kept:
         return Lengths(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    i, o = inp[keep], out[keep]
+    i, o = (inp, out) if kept == len(keep) else (inp[keep], out[keep])
     m = o - 1.0
     # contexts over decode steps j = 1..m are i + j: sum m i + m (m + 1) / 2, sum of squares
-    # m i^2 + i m (m + 1) + m (m + 1) (2 m + 1) / 6
-    return Lengths(served=float(keep.mean()), mean_in=float(i.mean()), mean_out=float(o.mean()),
-                   decode_steps=float(m.mean()),
-                   decode_ctx=float((m * i + m * (m + 1.0) / 2.0).mean()),
-                   prompt_pairs=float((i * (i + 1.0) / 2.0).mean()),
-                   decode_ctx_sq=float((m * i * i + i * m * (m + 1.0)
-                                        + m * (m + 1.0) * (2.0 * m + 1.0) / 6.0).mean()))
+    # m i^2 + i m (m + 1) + m (m + 1) (2 m + 1) / 6 (the same floating-point expressions as
+    # written out, their common factors computed once; ``x.sum() / n`` is ``x.mean()``)
+    mi, mm1 = m * i, m * (m + 1.0)
+    return Lengths(served=kept / len(keep), mean_in=float(i.sum() / kept),
+                   mean_out=float(o.sum() / kept), decode_steps=float(m.sum() / kept),
+                   decode_ctx=float((mi + mm1 / 2.0).sum() / kept),
+                   prompt_pairs=float((i * (i + 1.0) / 2.0).sum() / kept),
+                   decode_ctx_sq=float((mi * i + mi * (m + 1.0)
+                                        + mm1 * (2.0 * m + 1.0) / 6.0).sum() / kept))
+
+
+@dataclass(frozen=True)
+class PoolPhysics:
+    """What one pool's replicas cost, from the pool's spec alone (no workload): its iteration
+    model, the KV tokens admitted below the watermark, its host and a GPU's idle power."""
+
+    model: IterationModel
+    kv_admit_tokens: float
+    host: HostPower
+    idle_w: float  # one GPU
+
+    @classmethod
+    def build(cls, sc: Scenario, pool: PoolSpec) -> "PoolPhysics":
+        cal = pool_calibration(sc, pool)
+        d = pool.deployment
+        prof = pool.profile()
+        model = IterationModel.build(pool.model_shape(), d.tp, d.precision, d.kv_precision, cal,
+                                     prof.gpu, prof.dvfs(), expert_parallel=d.expert_parallel)
+        return cls(model, plan_pool_memory(pool).kv_tokens * (1.0 - WATERMARK_FRACTION),
+                   pool.host(sc.facility, cal.power.idle_w), cal.power.idle_w)
 
 
 def busy_share(mean_in_service: float, replicas: int) -> float:
@@ -142,25 +174,24 @@ class ReplicaState:
 class ReplicaModel:
     """One pool's replica: its physics, limits and the workload's lengths."""
 
-    def __init__(self, sc: Scenario, pool: PoolSpec, lens: Lengths):
-        cal = pool_calibration(sc, pool)
+    def __init__(self, sc: Scenario, pool: PoolSpec, lens: Lengths,
+                 physics: PoolPhysics | None = None):
+        phys = physics if physics is not None else PoolPhysics.build(sc, pool)
         d, s = pool.deployment, pool.serving
-        prof = pool.profile()
-        self.model = IterationModel.build(pool.model_shape(), d.tp, d.precision, d.kv_precision,
-                                          cal, prof.gpu, prof.dvfs(),
-                                          expert_parallel=d.expert_parallel)
+        self.model = phys.model
         self.cap_w = pool.gpu_cap_w
         self.tp = d.tp
         self.chunked = s.chunked_prefill
         self.budget = min(s.max_batched_tokens, s.chunk_size_tokens or s.max_batched_tokens)
         self.max_batch = s.max_batch_size
         self.max_batched_tokens = s.max_batched_tokens
-        mem = plan_pool_memory(pool)
-        self.kv_admit_tokens = mem.kv_tokens * (1.0 - WATERMARK_FRACTION)
+        self.kv_admit_tokens = phys.kv_admit_tokens
         self.kv_slack = s.block_size_tokens - 1
-        self.host = pool.host(sc.facility, cal.power.idle_w)
-        self.idle_w = cal.power.idle_w  # one GPU
+        self.host = phys.host
+        self.idle_w = phys.idle_w  # one GPU
         self.lens = lens
+        self._capacity: float | None = None  # capacity(), kept (it does not depend on the rate)
+        self._lone_prefill_s: float | None = None
 
     # ------------------------------------------------------------------ iterations
     def _cost(self, prefill_tokens: float, prompts: float, decodes: float) -> tuple[float, float]:
@@ -219,7 +250,15 @@ class ReplicaModel:
             return ReplicaState(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, False)
         steps = L.decode_steps
 
+        last: list[Any] = [None, None]  # the latest (t, state(t)): the loop's last is the answer
+
         def state(t: float) -> tuple[float, tuple, float, float, float]:
+            if t == last[0]:
+                return last[1]
+            last[0], last[1] = t, _state(t)
+            return last[1]
+
+        def _state(t: float) -> tuple[float, tuple, float, float, float]:
             occupied = lam * (steps + 1.0) * t  # requests in service per replica
             u = busy_share(occupied * replicas, replicas) if balanced else \
                 (-math.expm1(-occupied) if occupied < 50 else 1.0)
@@ -230,7 +269,9 @@ class ReplicaModel:
             it = self._iteration(a, batch)
             return it[0], it, u, a, batch
 
-        t0 = self._cost(L.mean_in, 1.0, 0.0)[0]  # a lone request's prefill
+        if self._lone_prefill_s is None:
+            self._lone_prefill_s = self._cost(L.mean_in, 1.0, 0.0)[0]
+        t0 = self._lone_prefill_s  # a lone request's prefill
         t1 = state(t0)[0]
         x0, g0 = t0, t1 - t0
         x1 = t1
@@ -255,7 +296,12 @@ class ReplicaModel:
 
     def capacity(self) -> float:
         """The most requests/s one replica completes (its batch full: the iteration time is
-        explicit there, see the module docstring)."""
+        explicit there, see the module docstring); computed once per model."""
+        if self._capacity is None:
+            self._capacity = self._full_batch_rate()
+        return self._capacity
+
+    def _full_batch_rate(self) -> float:
         L = self.lens
         if L.decode_steps <= 0:
             # one-token outputs: prefill-bound
@@ -271,6 +317,52 @@ class ReplicaModel:
         f, _ = self._prefill(a, a * L.mean_in)
         decoding_share = 1.0 if self.chunked else max(1.0 - f, 1e-9)
         return b * decoding_share / (L.decode_steps * t_mean)
+
+
+class EstimateCache:
+    """What :func:`estimate` derives from a scenario that the points of a sweep share, kept
+    across calls (one cache for the points of one sweep, passed explicitly; never a global):
+
+    * the length moments, by the workload less the fields that move no length draw
+      (:data:`_RATE_FIELDS`), the seed, the scenario's folder and ``max_model_len``;
+    * each pool's :class:`PoolPhysics`, by the pool, the facility, the scenario's calibration
+      and folder (its iteration model keeps its per-shape caches);
+    * each pool's :class:`ReplicaModel`, by those two keys (it keeps its capacity and a lone
+      prompt's prefill, which do not depend on the rate).
+
+    Each is a pure function of its key, so results are the same with or without a cache (a
+    trace or length file edited between two calls is not seen). The least recently used of
+    more than ``entries`` of each kind go."""
+
+    def __init__(self, entries: int = 16):
+        self.entries = entries
+        self._lengths: dict[tuple[Any, ...], Lengths] = {}
+        self._physics: dict[tuple[Any, ...], PoolPhysics] = {}
+        self._replicas: dict[tuple[Any, ...], ReplicaModel] = {}
+
+    def replica(self, sc: Scenario, pool: PoolSpec) -> ReplicaModel:
+        """The replica model of ``pool`` in ``sc``, as ``ReplicaModel(sc, pool, lengths(...))``."""
+        mml = pool.serving.max_model_len
+        lkey = (sc.workload.model_dump_json(exclude=_RATE_FIELDS), sc.simulation.seed,
+                str(sc.base_dir), mml)
+        pkey = (pool.model_dump_json(), sc.facility.model_dump_json(), sc.simulation.calibration,
+                str(sc.base_dir))
+
+        def build() -> ReplicaModel:
+            lens = self._get(self._lengths, lkey, lambda: lengths(sc, mml))
+            phys = self._get(self._physics, pkey, lambda: PoolPhysics.build(sc, pool))
+            return ReplicaModel(sc, pool, lens, phys)
+
+        return self._get(self._replicas, (pkey, lkey), build)
+
+    def _get(self, store: dict, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        hit = store.pop(key, None)
+        if hit is None:
+            hit = make()
+            while len(store) >= self.entries:
+                store.pop(next(iter(store)))
+        store[key] = hit  # most recent last
+        return hit
 
 
 @dataclass
@@ -312,19 +404,16 @@ def _offered_rate(sc: Scenario) -> float | None:
     return float(w.rate_per_s) * m
 
 
-def estimate(sc: Scenario) -> Estimate:
-    """The analytical steady state of ``sc`` (see the module docstring)."""
-    sc.refuse_disaggregated("the analytical estimate")
+def estimate(sc: Scenario, cache: EstimateCache | None = None) -> Estimate:
+    """The analytical steady state of ``sc`` (see the module docstring). ``cache`` keeps what
+    a sweep's points share (:class:`EstimateCache`); the result is the same without it."""
     pools = sc.pool_specs()
+    if any(p.role == "prefill" for p in pools):  # sc.disaggregated, from the pools at hand
+        sc.refuse_disaggregated("the analytical estimate")
     pue = sc.facility.pue
-    models: list[tuple[PoolSpec, ReplicaModel, int]] = []
-    lens_by_len: dict[int, Lengths] = {}
-    for pool in pools:
-        mml = pool.serving.max_model_len
-        if mml not in lens_by_len:
-            lens_by_len[mml] = lengths(sc, mml)
-        n_rep = pool.deployment.nodes * pool.replicas_per_node
-        models.append((pool, ReplicaModel(sc, pool, lens_by_len[mml]), n_rep))
+    cache = cache if cache is not None else EstimateCache()  # pools of one length share theirs
+    models = [(pool, cache.replica(sc, pool), pool.deployment.nodes * pool.replicas_per_node)
+              for pool in pools]
     replicas = sum(n for _, _, n in models)
     caps = [m.capacity() for _, m, _ in models]
     capacity = sum(c * n for c, (_, _, n) in zip(caps, models))

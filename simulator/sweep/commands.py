@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.scenario.schema import Scenario
+
+if TYPE_CHECKING:
+    from simulator.estimate.model import EstimateCache
 
 
 def run_command(sc: Scenario, out_dir: Path) -> dict[str, Any]:
@@ -37,13 +40,15 @@ def run_summary_command(sc: Scenario, out_dir: Path) -> dict[str, Any]:
     return res.summary
 
 
-def estimate_command(sc: Scenario, out_dir: Path) -> dict[str, Any]:
+def estimate_command(sc: Scenario, out_dir: Path,
+                     cache: EstimateCache | None = None) -> dict[str, Any]:
     """``fleetsim estimate``: the analytical steady state, milliseconds a point
-    (``fleetsim sweep --estimate``); writes ``summary.json``."""
+    (``fleetsim sweep --estimate``); writes ``summary.json``. ``cache``: what the sweep's
+    points share (the runner keeps one per worker; the result is the same without it)."""
     from simulator.estimate import estimate
     from simulator.output import write_json
 
-    summary = estimate(sc).as_dict()
+    summary = estimate(sc, cache).as_dict()
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "summary.json", summary)
     return summary

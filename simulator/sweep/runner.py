@@ -22,13 +22,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.errors import FleetsimError
 from simulator.output import _exchange, prepare_dir, write_json
 from simulator.sweep.results import collect_results, write_table
 from simulator.sweep.spec import Sweep
 from simulator.workers import process_pool
+
+if TYPE_CHECKING:
+    from simulator.estimate.model import EstimateCache
 
 
 #: folder under OUT/points where points are written before being renamed into place
@@ -55,11 +58,12 @@ class PointOutcome:
     error: str | None = None
 
 
-def run_point(task: PointTask) -> PointOutcome:
-    """Run one point into ``OUT/points/<id>`` atomically. Top-level: pickled by reference."""
+def run_point(task: PointTask, estimates: EstimateCache | None = None) -> PointOutcome:
+    """Run one point into ``OUT/points/<id>`` atomically. Top-level: pickled by reference.
+    ``estimates``: the cache the ``estimate`` command keeps across the points it is given."""
     from simulator.output import write_json
     from simulator.scenario.load import scenario_from_dict
-    from simulator.sweep.commands import COMMANDS
+    from simulator.sweep.commands import COMMANDS, estimate_command
 
     points = Path(task.out_dir) / "points"
     final = points / task.id
@@ -68,7 +72,10 @@ def run_point(task: PointTask) -> PointOutcome:
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
         sc = scenario_from_dict(task.data, file=task.file, base_dir=task.base_dir)
-        summary = COMMANDS[task.command](sc, staging)
+        if task.command == "estimate" and estimates is not None:
+            summary = estimate_command(sc, staging, estimates)
+        else:
+            summary = COMMANDS[task.command](sc, staging)
         staging.mkdir(parents=True, exist_ok=True)
         if not (staging / "summary.json").exists():
             write_json(staging / "summary.json", summary)
@@ -135,13 +142,46 @@ def is_finished(out_dir: Path, pid: str, sha: str) -> bool:
     return (d / "summary.json").exists() and meta.get("scenario_sha") == sha
 
 
+def _estimates(tasks: list[PointTask]) -> EstimateCache | None:
+    """One cache for these points when they are estimates (their lengths and pool models are
+    shared: milliseconds a point, a sweep's points mostly differ in rate, cap or size)."""
+    if not any(t.command == "estimate" for t in tasks):
+        return None
+    from simulator.estimate.model import EstimateCache
+
+    return EstimateCache()
+
+
+def run_points(tasks: list[PointTask]) -> list[PointOutcome]:
+    """:func:`run_point` for each of ``tasks`` in turn, estimates sharing one cache.
+    Top-level: pickled by reference."""
+    cache = _estimates(tasks)
+    return [run_point(t, cache) for t in tasks]
+
+
 def _serial(tasks: list[PointTask]) -> Iterator[PointOutcome]:
+    cache = _estimates(tasks)
     for t in tasks:
-        yield run_point(t)
+        yield run_point(t, cache)
+
+
+#: estimate points go to the workers in about this many chunks per worker (each chunk keeps
+#: one cache; a point takes milliseconds, so a chunk is short and progress still moves)
+CHUNKS_PER_WORKER = 4
 
 
 def _processes(tasks: list[PointTask], workers: int) -> Iterator[PointOutcome]:
     with process_pool(workers) as pool:
+        if tasks and tasks[0].command == "estimate":
+            n = max(1, -(-len(tasks) // (workers * CHUNKS_PER_WORKER)))
+            chunks = [pool.submit(run_points, tasks[i:i + n]) for i in range(0, len(tasks), n)]
+            try:
+                for f in as_completed(chunks):
+                    yield from f.result()
+            finally:
+                for f in chunks:
+                    f.cancel()
+            return
         futures = [pool.submit(run_point, t) for t in tasks]
         try:
             for f in as_completed(futures):
