@@ -172,3 +172,46 @@ def test_memory_weights_per_gpu():
                                            ("Qwen3-32B", 32.8), ("CodeLlama-34B", 33.7)])
 def test_catalog_parameter_counts_match_published(name, params_b):
     assert CATALOG[name].params_total / 1e9 == pytest.approx(params_b, rel=0.02)
+
+
+def _linear_from_ops(t: TimingModel, m_rows: int, sampled: int) -> tuple[float, float, float]:
+    """The non-attention work composed from the per-op methods (gemm, _rest, elementwise_op),
+    in the order TimingModel._linear sums them."""
+    from simulator.physics.layers import ACT_BYTES
+
+    tt = fl = by = 0.0
+    for g in t.gemms:
+        w = t.gemm(g.op, m_rows, g.k, g.n, g.precision)
+        tt, fl, by = tt + g.count * w.time_s, fl + g.count * w.flops, by + g.count * w.hbm_bytes
+    rest = t._rest(m_rows)
+    emb = t.elementwise_op("emb", m_rows, t.model.hidden_size * ACT_BYTES)
+    head_t = head_f = head_b = 0.0
+    if sampled:
+        h = t.gemm("lm_head", sampled, t.model.hidden_size, t.model.vocab_size / t.tp)
+        head_t, head_f, head_b = h.time_s, h.flops, h.hbm_bytes
+    p = t.params
+    tt += rest.time_s + emb.time_s + head_t + p.iteration_fixed_s + p.per_seq_s * sampled
+    fl += head_f
+    by += rest.hbm_bytes + emb.hbm_bytes + head_b
+    return tt, fl, by
+
+
+@pytest.mark.parametrize("gpu,model,tp,precision", [
+    ("H100", "Llama-3.1-70B", 8, "bf16"), ("H100", "Llama-3.1-8B", 1, "fp8"),
+    ("H100", "Llama-3.1-405B", 8, "fp8"), ("B200", "Qwen3-235B-A22B", 4, "fp8"),
+    ("H100", "gpt-oss-120b", 2, "mxfp4"), ("H100", "DeepSeek-V3", 8, "fp8"),
+    ("H100", "Llama-4-Maverick-17B-128E", 8, "fp8")])
+def test_linear_written_out_equals_its_ops_bit_for_bit(gpu, model, tp, precision):
+    """_linear inlines gemm/elementwise_op over constants looked up once: the same floats,
+    exactly, for every row count (with and without sampled rows)."""
+    prof = load_profile(gpu)
+    t = TimingModel(CATALOG[model], tp, precision, prof.calibration().timing, "bf16", prof.gpu)
+    for m_rows in (1, 2, 7, 64, 333, 4096, 8192):
+        for sampled in (0, 1, min(m_rows, 256)):
+            w = t._linear(m_rows, sampled)
+            tt, fl, by = _linear_from_ops(t, m_rows, sampled)
+            assert w.phases[0] == (tt, fl, by)
+            if t.model.is_moe:  # the routed experts come on top, as their own phase
+                e = t.experts(m_rows)
+                tt, fl, by = tt + e.time_s, fl + e.flops, by + e.hbm_bytes
+            assert (w.time_s, w.flops, w.hbm_bytes) == (tt, fl, by)

@@ -144,6 +144,15 @@ class TimingModel:
             ("act", m.moe_layers, g * moe_width * ACT_BYTES),
             ("add", 2 * m.layers, 3 * d * ACT_BYTES),
         ]
+        # _linear's constants, looked up once: per GEMM group (and the LM head) and per
+        # element-wise op, what gemm() and elementwise_op() would look up on every call
+        head_k, head_n = m.hidden_size, m.vocab_size / tp
+        self._gemm_rows = tuple(self._gemm_row(g.op, g.k, g.n, g.precision, g.count)
+                                for g in self.gemms)
+        self._head_row = self._gemm_row("lm_head", head_k, head_n, "bf16", 1)
+        self._elementwise_rows = tuple(self._elementwise_row(name, count, bpr)
+                                       for name, count, bpr in self.elementwise if count)
+        self._emb_row = self._elementwise_row("emb", 1, m.hidden_size * ACT_BYTES)
         # KV-cache bytes of one context token in one layer on one GPU: K and V of the GPU's
         # heads (a stack that repeats K/V to every query head reads them once per query head),
         # or the latent of multi-head latent attention (the same on every GPU)
@@ -193,6 +202,20 @@ class TimingModel:
         if fit is None:
             return wire_s
         return fit.alpha_s + fit.beta_s_per_byte * nbytes
+
+    def _gemm_row(self, name: str, k: float, n: float, precision: str, count: int) -> tuple:
+        """What :meth:`gemm` looks up for a GEMM of ``k`` x ``n`` weights (``count`` of them
+        per iteration), with the products it forms from them alone."""
+        op = self.params.gemm_op(name)
+        peak = self.gpu.peak_flops(precision)
+        return (count, k, n, k * n * BYTES_PER_ELEMENT[precision], k + n, op.eta_compute_max,
+                op.m_half_tokens, op.overhead_s, self.bw * op.eta_memory, peak, self.peak / peak)
+
+    def _elementwise_row(self, name: str, count: int, bytes_per_row: float) -> tuple:
+        """What :meth:`elementwise_op` looks up for op ``name`` (``count`` per iteration)."""
+        op = self.params.elementwise_op(name)
+        return (count, bytes_per_row, op.eta_compute_max, op.m_half_tokens, op.overhead_s,
+                self.bw * op.eta_memory)
 
     def _rest(self, m_rows: float) -> Work:
         """Element-wise ops of every layer and the two all-reduces per layer."""
@@ -258,19 +281,46 @@ class TimingModel:
 
     def _linear(self, m_rows: int, sampled: int) -> Work:
         """Whole-model non-attention work: every GEMM in its precision group, the routed
-        experts, element-wise ops and all-reduces, embedding, LM head, CPU costs."""
+        experts, element-wise ops and all-reduces, embedding, LM head, CPU costs.
+
+        :meth:`gemm`, :meth:`_rest` and :meth:`elementwise_op` written out over constants
+        looked up once (``_gemm_rows``, ...), with the same floating-point expressions in the
+        same order: the same result, bit for bit (``tests/test_physics.py``)."""
         t = fl = by = 0.0
-        for g in self.gemms:
-            w = self.gemm(g.op, m_rows, g.k, g.n, g.precision)
-            t, fl, by = t + g.count * w.time_s, fl + g.count * w.flops, by + g.count * w.hbm_bytes
-        rest = self._rest(m_rows)
-        emb = self.elementwise_op("emb", m_rows, self.model.hidden_size * ACT_BYTES)
-        head = (self.gemm("lm_head", sampled, self.model.hidden_size, self.model.vocab_size / self.tp)
-                if sampled else Work(0.0, 0.0, 0.0))
+        bw, peak_bf16 = self.bw, self.peak
+        m = m_rows
+        for count, k, n, weight_bytes, kn, eta_max, m_half, overhead, bw_eta, peak, ratio \
+                in self._gemm_rows:
+            flops = 2.0 * m * k * n
+            nbytes = weight_bytes + m * kn * ACT_BYTES
+            eta_c = eta_max * (m / (m + m_half) if m_half > 0 else 1.0)
+            w_t = overhead + max(flops / (peak * eta_c), nbytes / bw_eta)
+            t, fl, by = t + count * w_t, fl + count * (flops * ratio), by + count * nbytes
+        rest_t = rest_by = 0.0
+        for count, bpr, eta_max, m_half, overhead, bw_eta in self._elementwise_rows:
+            nbytes = m * bpr
+            eta_c = eta_max * (m / (m + m_half) if m_half > 0 else 1.0)
+            w_t = overhead + max(0.0 / (peak_bf16 * eta_c), nbytes / bw_eta)
+            rest_t, rest_by = rest_t + count * w_t, rest_by + count * nbytes
+        rest_t = rest_t + 2 * self.model.layers * self.all_reduce_s(m_rows)
+        _, bpr, eta_max, m_half, overhead, bw_eta = self._emb_row
+        emb_by = m * bpr
+        eta_c = eta_max * (m / (m + m_half) if m_half > 0 else 1.0)
+        emb_t = overhead + max(0.0 / (peak_bf16 * eta_c), emb_by / bw_eta)
+        head_t = head_fl = head_by = 0.0
+        if sampled:
+            _, k, n, weight_bytes, kn, eta_max, m_half, overhead, bw_eta, peak, ratio = \
+                self._head_row
+            s = sampled
+            flops = 2.0 * s * k * n
+            head_by = weight_bytes + s * kn * ACT_BYTES
+            eta_c = eta_max * (s / (s + m_half) if m_half > 0 else 1.0)
+            head_t = overhead + max(flops / (peak * eta_c), head_by / bw_eta)
+            head_fl = flops * ratio
         p = self.params
-        t += rest.time_s + emb.time_s + head.time_s + p.iteration_fixed_s + p.per_seq_s * sampled
-        fl += head.flops
-        by += rest.hbm_bytes + emb.hbm_bytes + head.hbm_bytes
+        t += rest_t + emb_t + head_t + p.iteration_fixed_s + p.per_seq_s * sampled
+        fl += head_fl
+        by += rest_by + emb_by + head_by
         if self.model.is_moe and m_rows:  # the routed experts: a phase of their own
             e = self.experts(m_rows)
             return Work(t + e.time_s, fl + e.flops, by + e.hbm_bytes, ((t, fl, by),) + e.phases)
