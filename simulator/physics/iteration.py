@@ -19,12 +19,14 @@ from simulator.physics.timing import TimingModel
 
 #: mixed-iteration bases kept per model before the cache starts over (bounds its memory)
 MIXED_CACHE_ENTRIES = 1 << 16
+#: decode spans kept per model before that cache starts over (a controller's caps vary)
+SPAN_CACHE_ENTRIES = 1 << 14
 
 
 class IterationModel:
     """Time and per-GPU energy of one replica's iterations (pure; caches by shape)."""
 
-    __slots__ = ("timing", "power", "dvfs", "idle_w", "_mixed")
+    __slots__ = ("timing", "power", "dvfs", "idle_w", "_mixed", "_spans")
 
     def __init__(self, timing: TimingModel, calibration: Calibration, dvfs: DVFSParams):
         self.timing = timing
@@ -32,6 +34,7 @@ class IterationModel:
         self.dvfs = dvfs
         self.idle_w = calibration.power.idle_w  # per GPU, W
         self._mixed: dict[tuple, tuple[float, float]] = {}
+        self._spans: dict[tuple[int, float], DecodeSpan] = {}
 
     @classmethod
     def build(cls, model: ModelShape, tp: int, precision: str, kv_precision: str,
@@ -69,5 +72,14 @@ class IterationModel:
         return hit
 
     def decode_span(self, n_seqs: int, cap_w: float) -> DecodeSpan:
-        """Closed form of consecutive decode-only iterations of ``n_seqs`` sequences."""
-        return DecodeSpan(self.timing.decode_line(n_seqs), self.power, cap_w, self.dvfs)
+        """Closed form of consecutive decode-only iterations of ``n_seqs`` sequences; cached
+        (a span is immutable: every replica of the model, and every simulation that shares
+        the model, shares it)."""
+        key = (n_seqs, cap_w)
+        span = self._spans.get(key)
+        if span is None:
+            if len(self._spans) >= SPAN_CACHE_ENTRIES:
+                self._spans.clear()
+            span = self._spans[key] = DecodeSpan(self.timing.decode_line(n_seqs), self.power,
+                                                 cap_w, self.dvfs)
+        return span
