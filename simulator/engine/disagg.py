@@ -40,6 +40,9 @@ class DecodeLoad(Protocol):
     @property
     def kv(self): ...  # its KVCache (capacity_tokens, block_tokens)
 
+    @property
+    def limits(self): ...  # its BatchLimits (max_batch_size: vLLM's max_num_seqs)
+
 
 #: a decode policy: ``(replicas, context_tokens) -> index`` of one that fits, or -1
 DecodePolicy = Callable[[Sequence[DecodeLoad], int], int]
@@ -49,6 +52,8 @@ def fits(rep: DecodeLoad, context_tokens: int) -> bool:
     """``rep`` can take a request of ``context_tokens`` (plus a worst-case last block): within
     its admission room, or it holds nothing and the request fits its whole cache (so one
     request can always move; the scenario check guarantees it)."""
+    if rep.outstanding >= rep.limits.max_batch_size:  # every batch slot taken (max_num_seqs)
+        return False
     need = context_tokens + rep.kv.block_tokens - 1
     return rep.kv_room_tokens() >= need or (
         rep.outstanding == 0 and need <= rep.kv.capacity_tokens)
