@@ -22,7 +22,9 @@ served requests/s, ``T`` the mean iteration time while busy, ``u`` the busy frac
 
 Without chunked prefill the prompts run in prefill-only iterations that the decodes sit
 out. Lengths come from a deterministic sample of the workload (requests longer than
-``max_model_len`` are dropped, as the engine drops them). Pools share the load by replica.
+``max_model_len`` are dropped, as the engine drops them). Pools share the load by replica;
+a disaggregated fleet's prefill and decode stages each carry the whole rate, in series
+(:func:`estimate`).
 
 It is validated against the simulator on the bundled steady-state scenarios
 (:mod:`simulator.estimate.validate`, ``docs/estimate.md``): it screens, it does not replace
@@ -190,6 +192,10 @@ class ReplicaModel:
         self.host = phys.host
         self.idle_w = phys.idle_w  # one GPU
         self.lens = lens
+        # what the replica does to a request: all of it (mixed), its prompt and first token
+        # (prefill: no decodes here), or its other output tokens (decode: no prompts here)
+        self.role = pool.role
+        self.decode_steps = 0.0 if self.role == "prefill" else lens.decode_steps
         self._capacity: float | None = None  # capacity(), kept (it does not depend on the rate)
         self._lone_prefill_s: float | None = None
 
@@ -206,7 +212,7 @@ class ReplicaModel:
     def _prefill(self, a: float, lam_tokens_per_iter: float) -> tuple[float, float]:
         """(share of iterations with prefill, prompts each) for ``a`` arrivals per iteration
         needing ``lam_tokens_per_iter`` prompt tokens per iteration."""
-        if a <= 0.0:
+        if a <= 0.0 or self.role == "decode":
             return 0.0, 0.0
         f = -math.expm1(-a)
         f = min(1.0, max(f, lam_tokens_per_iter / self.budget))
@@ -248,7 +254,10 @@ class ReplicaModel:
         L = self.lens
         if lam <= 0.0 or L.decode_steps <= 0 and L.mean_in <= 0:
             return ReplicaState(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, False)
-        steps = L.decode_steps
+        steps = self.decode_steps
+        # iterations a request is in service here: its decode steps, after the one that
+        # completes its prompt (none of those on a decode replica, none of these on a prefill one)
+        in_service = steps if self.role == "decode" else steps + 1.0
 
         last: list[Any] = [None, None]  # the latest (t, state(t)): the loop's last is the answer
 
@@ -259,7 +268,7 @@ class ReplicaModel:
             return last[1]
 
         def _state(t: float) -> tuple[float, tuple, float, float, float]:
-            occupied = lam * (steps + 1.0) * t  # requests in service per replica
+            occupied = lam * in_service * t  # requests in service per replica
             u = busy_share(occupied * replicas, replicas) if balanced else \
                 (-math.expm1(-occupied) if occupied < 50 else 1.0)
             a = lam * t / u
@@ -269,9 +278,10 @@ class ReplicaModel:
             it = self._iteration(a, batch)
             return it[0], it, u, a, batch
 
-        if self._lone_prefill_s is None:
-            self._lone_prefill_s = self._cost(L.mean_in, 1.0, 0.0)[0]
-        t0 = self._lone_prefill_s  # a lone request's prefill
+        if self._lone_prefill_s is None:  # a lone request's prefill (decode replica: step)
+            self._lone_prefill_s = (self._cost(0.0, 0.0, 1.0) if self.role == "decode"
+                                    else self._cost(L.mean_in, 1.0, 0.0))[0]
+        t0 = self._lone_prefill_s
         t1 = state(t0)[0]
         x0, g0 = t0, t1 - t0
         x1 = t1
@@ -303,7 +313,10 @@ class ReplicaModel:
 
     def _full_batch_rate(self) -> float:
         L = self.lens
-        if L.decode_steps <= 0:
+        if self.role == "decode":  # decode steps only, the batch full
+            b = max(1.0, min(self.max_batch, self.kv_batch_limit()))
+            return b / (L.decode_steps * self._cost(0.0, 0.0, b)[0])
+        if self.decode_steps <= 0:
             # one-token outputs: prefill-bound
             t, _ = self._cost(self.max_batched_tokens, self.max_batched_tokens / max(L.mean_in, 1.0), 0.0)
             return self.max_batched_tokens / max(L.mean_in, 1.0) / t
@@ -404,32 +417,71 @@ def _offered_rate(sc: Scenario) -> float | None:
     return float(w.rate_per_s) * m
 
 
+def _link_j_per_request(sc: Scenario, models: list[tuple[PoolSpec, "ReplicaModel", int]],
+                        mean_in: float) -> tuple[float, float]:
+    """A disaggregated fleet's KV move of a mean prompt: (energy its links add, J; its
+    time, s), as the engine's KV mover computes them (``Link.time_s`` is affine in the bytes,
+    so the mean prompt's is the mean of the requests')."""
+    from simulator.physics.memory import kv_bytes_per_token
+
+    spec = sc.transfer_spec()
+    link = spec.link_model()
+    src = next(p for p, _, _ in models if p.role == "prefill")
+    d = src.deployment
+    gpus = min(d.tp, min(p.deployment.tp for p, _, _ in models if p.role == "decode"))
+    move_s = link.time_s(mean_in * kv_bytes_per_token(src.model_shape(), 1, d.kv_precision),
+                         gpus)
+    return link.transfer_power_w * gpus * move_s, move_s
+
+
 def estimate(sc: Scenario, cache: EstimateCache | None = None) -> Estimate:
     """The analytical steady state of ``sc`` (see the module docstring). ``cache`` keeps what
-    a sweep's points share (:class:`EstimateCache`); the result is the same without it."""
+    a sweep's points share (:class:`EstimateCache`); the result is the same without it.
+
+    A disaggregated fleet (pools of role prefill and decode): the router spreads the arrivals
+    over the prefill replicas (and any mixed ones); a request sent to a prefill replica (its
+    prompt and first token) goes on to a decode replica (its other tokens), so that chain
+    completes what its slower stage does, and such a query's energy is its share of both
+    stages plus what the links add to move its KV cache."""
     pools = sc.pool_specs()
-    if any(p.role == "prefill" for p in pools):  # sc.disaggregated, from the pools at hand
-        sc.refuse_disaggregated("the analytical estimate")
+    disagg = any(p.role == "prefill" for p in pools)  # sc.disaggregated, from the pools at hand
     pue = sc.facility.pue
     cache = cache if cache is not None else EstimateCache()  # pools of one length share theirs
     models = [(pool, cache.replica(sc, pool), pool.deployment.nodes * pool.replicas_per_node)
               for pool in pools]
-    replicas = sum(n for _, _, n in models)
     caps = [m.capacity() for _, m, _ in models]
-    capacity = sum(c * n for c, (_, _, n) in zip(caps, models))
+    if disagg:  # prefill then decode in series (the slower stage), mixed pools beside them
+        def of(role: str) -> tuple[int, float]:  # (replicas, capacity) of a role's pools
+            return (sum(n for p, _, n in models if p.role == role),
+                    sum(c * n for c, (p, _, n) in zip(caps, models) if p.role == role))
+        (n_prefill, cap_prefill), (n_decode, cap_decode), (n_mixed, cap_mixed) = (
+            of("prefill"), of("decode"), of("mixed"))
+        n_entry = n_prefill + n_mixed  # the replicas the router sends arrivals to
+        capacity = cap_mixed + min(cap_prefill, cap_decode)
+    else:
+        replicas = sum(n for _, _, n in models)
+        capacity = sum(c * n for c, (_, _, n) in zip(caps, models))
     offered = _offered_rate(sc)
     if offered is None:  # closed loop: the clients keep min(clients, batch) in service
         clients = sc.workload.clients or 0
         offered = min(capacity, capacity * clients / max(1.0, sum(
-            min(m.max_batch, m.kv_batch_limit()) * n for _, m, n in models)))
-    it_w = gpu_w_sum = busy_gpu = attributed = served_total = 0.0
+            min(m.max_batch, m.kv_batch_limit()) * n for p, m, n in models
+            if p.role != "prefill")))
+    it_w = gpu_w_sum = busy_gpu = attributed = served_total = moved = 0.0
     batch_w = tpot_w = ttft_w = 0.0
     gpus = nodes = 0
     out_pools: dict[str, dict[str, float]] = {}
     balanced = sc.router.policy in BALANCED_ROUTERS
     for (pool, m, n_rep), cap in zip(models, caps):
-        lam_rep = offered / replicas * m.lens.served
-        st = m.at_rate(min(lam_rep, cap), n_rep, balanced)
+        if disagg and pool.role == "decode":  # the prefill replicas' share; placement spreads it
+            lam_rep = offered * n_prefill / n_entry / n_decode * m.lens.served
+            st = m.at_rate(min(lam_rep, cap), n_rep, True)
+        elif disagg:
+            lam_rep = offered / n_entry * m.lens.served
+            st = m.at_rate(min(lam_rep, cap), n_rep, balanced)
+        else:
+            lam_rep = offered / replicas * m.lens.served
+            st = m.at_rate(min(lam_rep, cap), n_rep, balanced)
         served = st.rate_per_s * n_rep
         gpn = pool.gpus_per_node
         unused = gpn - pool.replicas_per_node * m.tp
@@ -444,15 +496,24 @@ def estimate(sc: Scenario, cache: EstimateCache | None = None) -> Estimate:
         nodes += pn
         busy_gpu += st.busy_fraction * m.tp * n_rep
         attributed += st.attributed_w * n_rep
-        served_total += served
-        batch_w += st.decode_batch * served
-        tpot_w += st.iteration_s * served
-        ttft_w += (0.5 * st.iteration_s + st.mixed_s) * served
+        if pool.role != "prefill":  # a query counts where it completes
+            served_total += served
+            moved += served if pool.role == "decode" else 0.0
+            batch_w += st.decode_batch * served
+            tpot_w += st.iteration_s * served
+        if pool.role != "decode":  # where its first token comes
+            ttft_w += (0.5 * st.iteration_s + st.mixed_s) * served
         out_pools[pool.name] = {
             "capacity_requests_per_s": cap * n_rep, "served_requests_per_s": served,
             "mean_batch_size": st.decode_batch, "iteration_s": st.iteration_s,
             "busy_fraction": st.busy_fraction, "gpu_busy_w_per_replica": st.gpu_busy_w,
             "node_power_w_mean": node_w, "saturated": float(lam_rep > cap * (1 + 1e-9))}
+    if disagg:  # the KV moves of the decode replicas' queries: link energy (theirs) and time
+        lens = next(m.lens for p, m, _ in models if p.role == "prefill")
+        link_j, move_s = _link_j_per_request(sc, models, lens.mean_in)
+        attributed += link_j * moved
+        it_w += link_j * moved
+        ttft_w += move_s * moved
     w = max(served_total, 1e-300)
     return Estimate(
         scenario=sc.name, capacity_requests_per_s=capacity, offered_requests_per_s=offered,

@@ -32,7 +32,8 @@ from simulator.scenario.schema import Scenario
 #: the bundled scenarios whose workload is a steady open loop (replay and row capping are not)
 STEADY_SCENARIOS = ("default", "1b-chat", "1b-chat-10pct-long", "1b-efficient",
                     "power-cap-sweep", "sweep-power-cap", "sweep-tp-rate",
-                    "sweep-mix-uncertainty", "sweep-projection")
+                    "sweep-mix-uncertainty", "sweep-projection", "disaggregated",
+                    "1b-chat-disaggregated", "splitwise-llama2-70b")
 
 
 @dataclass

@@ -625,18 +625,6 @@ class Scenario(Strict):
         """Some pool computes prompts only (role prefill) and hands its requests on."""
         return any(p.role == "prefill" for p in self.pool_specs())
 
-    def refuse_disaggregated(self, command: str) -> None:
-        """One line naming the first prefill pool's role when ``command`` cannot handle a
-        disaggregated fleet yet (issue 15)."""
-        if self.disaggregated:
-            from simulator.errors import ScenarioError
-
-            first = next(p for p in self.pool_specs() if p.role == "prefill")
-            raise ScenarioError(f"{command} does not handle a disaggregated fleet yet (pools of"
-                                " role prefill and decode); simulate it with `fleetsim run`,"
-                                " or size it with its split fixed with `fleetsim size`",
-                                file=self.file, field=f"{first.path}role")
-
     def transfer_spec(self) -> KVTransferSpec:
         """The kv_transfer section, or its defaults."""
         return self.kv_transfer if self.kv_transfer is not None else KVTransferSpec()

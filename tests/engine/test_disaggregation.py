@@ -16,7 +16,7 @@ from simulator.api import simulate
 from simulator.errors import ScenarioError
 from simulator.physics.transfer import GBIT, LINKS
 from simulator.scenario.load import scenario_from_dict
-from tests.conftest import small, timeline_energy_j
+from tests.conftest import CHAT, small, timeline_energy_j
 
 REPO = Path(__file__).resolve().parents[2]
 # Llama-3.1-8B: 32 layers x 8 KV heads x 128 x (K and V) x 2 bytes (bf16)
@@ -294,16 +294,69 @@ def test_bundled_scenario_runs_and_its_baseline_override_works():
         load_scenario(path, ["pools.2.role=mixed"])
 
 
-def test_the_estimate_of_a_disaggregated_fleet_is_refused_in_one_line():
-    """The analytical estimate has no KV move; projections of disaggregated fleets are
-    tested in tests/projection/test_disaggregated.py."""
-    from simulator.estimate.model import estimate
+def test_a_decode_replica_never_runs_more_than_max_batch_size_sequences():
+    """vLLM's max_num_seqs holds on a decode replica too: a prefilled request waits (its KV
+    on the prefill replica) for a batch slot, not only for KV room. A closed loop of many
+    clients against a KV cache far larger than 8 sequences need."""
+    d = disagg(serving__max_batch_size=8)
+    d["workload"] = {"arrival": "closed_loop", "clients": 64, "classes": {"chat": CHAT}}
+    res = run(d)
+    assert res.summary["requests_completed"] == 400
+    for rep in res.fleet.pools[1].replicas:
+        assert rep.kv.capacity_tokens > 100 * 8 * 800  # KV alone would admit far more
+        assert 0 < rep.rec.array("batch").max() <= 8
 
+
+def test_the_estimate_of_a_disaggregated_fleet_is_the_slower_stage_and_both_stages_energy():
+    """Capacity: the slower stage's (more decode nodes help until the prompts bind); energy per
+    query: each stage's share plus the KV move's link energy, exactly the link's power times
+    its time for the mean prompt (nvlink adds none)."""
+    from simulator.estimate.model import estimate
+    from simulator.physics.memory import kv_bytes_per_token
+    from simulator.physics.transfer import LINKS
+
+    est = {n: estimate(scenario_from_dict(disagg(decode_nodes=n))) for n in (1, 2, 8)}
+    pools = {n: e.pools for n, e in est.items()}
+    for n, e in est.items():
+        assert e.capacity_requests_per_s == pytest.approx(min(
+            pools[n]["prompt"]["capacity_requests_per_s"], pools[n]["token"]["capacity_requests_per_s"]))
+        assert e.served_requests_per_s == pytest.approx(e.offered_requests_per_s)  # once each
+    assert est[2].capacity_requests_per_s > est[1].capacity_requests_per_s
+    assert est[8].capacity_requests_per_s == pytest.approx(pools[8]["prompt"]["capacity_requests_per_s"])
+    # a mixed pool beside them serves whole requests in parallel with the chain
     d = disagg()
-    d["projection"] = {"queries_per_day": 1e6, "fleet": {"nodes": "auto"}}
-    sc = scenario_from_dict(d)
-    with pytest.raises(ScenarioError, match=r"^pools\.0\.role: the analytical estimate does not"):
-        estimate(sc)
+    d["pools"].append({"name": "whole", "role": "mixed", "deployment": {"nodes": 1}})
+    e = estimate(scenario_from_dict(d))
+    p = e.pools
+    assert e.capacity_requests_per_s == pytest.approx(p["whole"]["capacity_requests_per_s"] + min(
+        p["prompt"]["capacity_requests_per_s"], p["token"]["capacity_requests_per_s"]))
+    assert p["prompt"]["served_requests_per_s"] == pytest.approx(p["token"]["served_requests_per_s"])
+    assert e.served_requests_per_s == pytest.approx(
+        p["whole"]["served_requests_per_s"] + p["token"]["served_requests_per_s"])
+    ib, nv = (scenario_from_dict({**disagg(), "kv_transfer": {"link": k}}) for k in ("infiniband", "nvlink"))
+    e_ib, e_nv = estimate(ib), estimate(nv)
+    link = LINKS["infiniband"]
+    bpt = kv_bytes_per_token(ib.pool_specs()[0].model_shape(), 1, "bf16")
+    mean_in = 500.0  # CHAT's fixed prompt
+    link_j = link.transfer_power_w * 2 * link.time_s(mean_in * bpt, 2)  # TP 2 both sides
+    assert (e_ib.energy_per_query_wh_mean - e_nv.energy_per_query_wh_mean) == pytest.approx(
+        link_j * ib.facility.pue / 3600.0, rel=1e-9)
+    assert e_ib.ttft_s_no_queue - e_nv.ttft_s_no_queue == pytest.approx(
+        link.time_s(mean_in * bpt, 2) - LINKS["nvlink"].time_s(mean_in * bpt, 2), rel=1e-9)
+
+
+def test_the_estimate_of_a_disaggregated_fleet_is_within_ten_percent_of_the_simulator():
+    """Energy per query at half the estimated capacity and capacity (a closed loop keeping
+    every batch full), against the simulator's steady state."""
+    from simulator.estimate.model import estimate
+    from simulator.estimate.validate import saturated, steady, steady_energy_wh, window_throughput
+
+    sc = scenario_from_dict(disagg(serving__max_batch_size=64))
+    cap = estimate(sc).capacity_requests_per_s
+    run_sc = steady(sc, 0.5 * cap, 3000)
+    assert estimate(run_sc).energy_per_query_wh_mean == pytest.approx(
+        steady_energy_wh(simulate(run_sc)), rel=0.10)
+    assert cap == pytest.approx(window_throughput(simulate(saturated(sc, 3000))), rel=0.10)
 
 
 def test_capping_the_token_pool_to_70_percent_costs_little_and_the_prompt_pool_much():
