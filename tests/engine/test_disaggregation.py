@@ -345,6 +345,20 @@ def test_the_estimate_of_a_disaggregated_fleet_is_the_slower_stage_and_both_stag
         link.time_s(mean_in * bpt, 2) - LINKS["nvlink"].time_s(mean_in * bpt, 2), rel=1e-9)
 
 
+def test_the_estimate_ranks_the_1b_chat_cells_as_the_projections_split_search():
+    """docs/disaggregation.md: screening the cells with the estimate picks the 2:3 cell the
+    SLO search of the 1b-chat-disaggregated projection chose, and orders the rest alike."""
+    from simulator.estimate.model import estimate
+    from simulator.scenario.load import load_scenario
+
+    path = REPO / "scenarios" / "1b-chat-disaggregated.yaml"
+    per_node = {}
+    for p, d in ((1, 1), (1, 2), (1, 3), (2, 3)):
+        sc = load_scenario(path, [f"pools.0.deployment.nodes={p}", f"pools.1.deployment.nodes={d}"])
+        per_node[(p, d)] = estimate(sc).capacity_requests_per_s / (p + d)
+    assert sorted(per_node, key=per_node.get, reverse=True) == [(2, 3), (1, 2), (1, 1), (1, 3)]
+
+
 def test_the_estimate_of_a_disaggregated_fleet_is_within_ten_percent_of_the_simulator():
     """Energy per query at half the estimated capacity and capacity (a closed loop keeping
     every batch full), against the simulator's steady state."""
