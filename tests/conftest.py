@@ -48,3 +48,12 @@ def timeline_energy_j(res, nodes) -> tuple[float, float]:
         gpu_j += float((tl["gpu_power_w"].to_numpy() * dt).sum())
         host_j += float((tl["host_power_w"].to_numpy() * dt).sum())
     return gpu_j, host_j
+
+
+def assert_refused_in_one_line(d: dict, field: str) -> None:
+    """Loading scenario ``d`` fails with one line that names ``field``."""
+    from simulator.errors import ScenarioError
+
+    with pytest.raises(ScenarioError) as e:
+        scenario_from_dict(d)
+    assert field in str(e.value) and "\n" not in str(e.value)

@@ -11,7 +11,7 @@ import pytest
 from simulator.api import simulate
 from simulator.errors import ScenarioError
 from simulator.scenario.load import scenario_from_dict
-from tests.conftest import small, timeline_energy_j
+from tests.conftest import assert_refused_in_one_line, small, timeline_energy_j
 
 
 def two_pools(**over) -> dict:
@@ -103,9 +103,7 @@ def test_row_budget_spans_pools():
 def test_bad_pools_name_the_field(change, field):
     d = two_pools()
     change(d)
-    with pytest.raises(ScenarioError) as e:
-        scenario_from_dict(d)
-    assert field in str(e.value) and "\n" not in str(e.value)
+    assert_refused_in_one_line(d, field)
 
 
 def test_memory_error_names_the_pool():

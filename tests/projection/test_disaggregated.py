@@ -12,6 +12,7 @@ import pytest
 
 from simulator.errors import ScenarioError
 from simulator.scenario.load import scenario_from_dict
+from tests.conftest import assert_refused_in_one_line
 
 REPO = Path(__file__).resolve().parents[2]
 CURVE = [1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 1, 1]
@@ -179,9 +180,7 @@ def test_a_given_split_projects_as_the_searched_one(searched):
 def test_bad_cell_layouts_fail_in_one_line_naming_the_field(change, field):
     d = cell_dict()
     change(d)
-    with pytest.raises(ScenarioError) as e:
-        scenario_from_dict(d)
-    assert field in str(e.value) and "\n" not in str(e.value)
+    assert_refused_in_one_line(d, field)
 
 
 def test_a_split_on_a_fleet_that_is_not_disaggregated_is_refused():
