@@ -30,7 +30,7 @@ import yaml
 
 from simulator.calibration import fit_ops, mlenergy, splitwise
 from simulator.calibration import sources as S
-from simulator.calibration.anchors import h100_gpu
+from simulator.calibration.anchors import h100, h100_gpu
 from simulator.physics.params import Calibration, TimingParams
 
 VERSION = "1.0"
@@ -188,7 +188,11 @@ def run(data: str | Path = "calibration/data", out: str | Path = SHIPPED,
         notes.append("send_recv.csv is loaded and validated but not used: fleetsim models tensor"
                      " parallelism inside a node only (no pipeline stages).")
 
-    # 3. serving stack (ML.ENERGY)
+    # 3. serving stack (ML.ENERGY): the steady-state formula the fits use, scaled to the
+    # benchmark's protocol by factors simulated at the fits' data-free starting points
+    ml = mlenergy.with_protocol_factors(ml, cond, Calibration(
+        version=VERSION, timing=mlenergy.reference_timing(base),
+        power=mlenergy.reference_power(IDLE_W, h100())))
     timing = mlenergy.fit_timing(ml, cond, base, max_nfev=40 if opts.fast else 300)
     power = mlenergy.fit_power(ml, cond, timing, IDLE_W)
     cal_core = Calibration(version=VERSION, timing=timing, power=power)
@@ -221,6 +225,9 @@ def run(data: str | Path = "calibration/data", out: str | Path = SHIPPED,
     moe_res = None
     if len(moe):
         dense_timing = timing
+        moe = mlenergy.with_protocol_factors(moe, cond, Calibration(
+            version=VERSION, power=power,
+            timing=mlenergy.reference_moe_timing(dense_timing, sorted(moe["precision"].unique()))))
         timing = mlenergy.fit_moe_timing(moe, cond, dense_timing, max_nfev=40 if opts.fast else 200)
         cal_core = Calibration(version=VERSION, timing=timing, power=power)
         tick()
