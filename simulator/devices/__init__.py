@@ -12,6 +12,7 @@ from any directory. Adding a GPU type is adding a folder (``docs/extending.md``)
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -109,6 +110,11 @@ class DeviceProfile:
     def dvfs(self) -> DVFSParams:
         """The fitted power-cap clock model (read once)."""
         return _dvfs_resource(self.key, self.dvfs_file)
+
+    def fitted_sha(self) -> str:
+        """Fingerprint of the profile's fitted files (calibration and DVFS; read once): what a
+        recalibration changes though no scenario does."""
+        return _fitted_sha(self.key, self.calibration_file, self.dvfs_file)
 
     def cap_range_w(self) -> tuple[float, float]:
         return self.gpu.min_cap_w, self.gpu.tdp_w
@@ -226,6 +232,14 @@ def load_dvfs(path: str | Path) -> DVFSParams:
 def _calibration_resource(key: str, name: str) -> Calibration:
     with resources.as_file(_folder(key).joinpath(name)) as p:
         return load_calibration(p)
+
+
+@functools.lru_cache(maxsize=None)
+def _fitted_sha(key: str, *names: str) -> str:
+    h = hashlib.sha256()
+    for name in names:
+        h.update(_folder(key).joinpath(name).read_bytes())
+    return h.hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=None)

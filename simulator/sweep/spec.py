@@ -75,10 +75,27 @@ def point_id(overrides: dict[str, Any]) -> str:
 
 
 def scenario_sha(sc: Scenario, command: str) -> str:
-    """Fingerprint of what a point computes (resolved scenario and command)."""
-    text = json.dumps({"command": command, "scenario": sc.model_dump(mode="json")},
-                      sort_keys=True, default=str)
+    """Fingerprint of what a point computes: resolved scenario, command, and the fitted
+    coefficients its pools read (a device profile's files, or a scenario's own calibration
+    file by content), so a resumed sweep reruns its points after a recalibration."""
+    fitted = []
+    for pool in sc.pool_specs():
+        own = pool.hardware.calibration or sc.simulation.calibration
+        fitted.append(pool.profile().fitted_sha())
+        if own is not None:
+            fitted.append(_file_sha(str(sc.resolve(own))))
+    text = json.dumps({"command": command, "scenario": sc.model_dump(mode="json"),
+                       "fitted": fitted}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _file_sha(path: str) -> str:
+    """Content fingerprint of a file ('' when it cannot be read: the point's own run reports
+    that file, in one line)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return ""
 
 
 def parse_sweep_section(raw: Any, file: str | None) -> SweepSpec:

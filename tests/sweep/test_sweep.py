@@ -164,6 +164,28 @@ def test_changed_base_scenario_makes_points_stale(serial):
     assert not any(is_finished(out, p.id, p.scenario_sha) for p in changed.points)  # rerun
 
 
+def test_recalibration_makes_points_stale(serial, tmp_path, monkeypatch):
+    """A point computed with other fitted coefficients is not a result of this sweep: a
+    scenario's own calibration file is fingerprinted by content, a device profile's by its
+    fitted files."""
+    from simulator.devices import load_profile
+    from simulator.sweep.runner import is_finished
+
+    f, out, _ = serial
+    assert all(is_finished(out, p.id, p.scenario_sha) for p in build_sweep(str(f)).points)
+    prof = load_profile("H100")
+    monkeypatch.setattr(type(prof), "fitted_sha", lambda self: "recalibrated")
+    assert not any(is_finished(out, p.id, p.scenario_sha) for p in build_sweep(str(f)).points)
+    monkeypatch.undo()
+    cal = tmp_path / "cal.yaml"
+    cal.write_text((Path(__file__).parents[2] / "simulator" / "devices" / "h100" /
+                    prof.calibration_file).read_text())
+    own = build_sweep(str(f), [f"simulation.calibration={cal}"])
+    cal.write_text(cal.read_text().replace("idle_w: 70.0", "idle_w: 71.0"))
+    assert [p.scenario_sha for p in own.points] != \
+        [p.scenario_sha for p in build_sweep(str(f), [f"simulation.calibration={cal}"]).points]
+
+
 def test_cli_sweep_from_flags_and_rerun_skips(tmp_path):
     f = scenario_file(tmp_path)
     out = tmp_path / "cli"
