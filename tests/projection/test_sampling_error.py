@@ -21,9 +21,12 @@ def test_sampled_day_matches_every_node_simulated_always_on():
 
 
 def test_sampled_day_matches_every_node_simulated_autoscaled():
+    # the sampled day's bias falls with the sample: with the calibration refitted on the
+    # ML.ENERGY protocol (December 2026; 74 nodes at the peak, 65 before) 2,000 sampled
+    # requests give +1.08 %, 4,000 give +0.83 % (+0.60 % and +0.47 % before)
     p = project(tiny("projection.fleet.nodes=auto", "projection.queries_per_day=1.9e8",
                      "projection.idle.policy=autoscale", "projection.idle.min_nodes=4",
-                     "projection.uncertainty.draws=0", "projection.sample.requests=2000",
+                     "projection.uncertainty.draws=0", "projection.sample.requests=4000",
                      "projection.fleet.capacity_tolerance=0.1"))
     s = p.summary
     assert 50 <= s["nodes_peak"] <= 80 and s["nodes_min"] < s["nodes_peak"]
