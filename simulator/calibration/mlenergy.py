@@ -288,8 +288,8 @@ def simulate_run(run, cond: dict, cal: Calibration, input_scale: float = 1.0) ->
     first = t["arrival_s"] + t["ttft_s"]
     w0, w1 = benchmark_window(first, t["finish_s"], B)
     if w0 != w0:  # no window: after the prefill burst to the end
-        w0 = float(np.partition(first, min(B, len(first)) - 1)[min(B, len(first)) - 1])
-        w1 = float(np.nanmax(t["finish_s"]))
+        k = min(B, len(first)) - 1
+        w0, w1 = float(np.partition(first, k)[k]), float(np.nanmax(t["finish_s"]))
     win = res.ledger.window(w0, w1, host=False)
     dur = w1 - w0
     tp = int(run.tp)
