@@ -234,12 +234,31 @@ def _calibration_resource(key: str, name: str) -> Calibration:
         return load_calibration(p)
 
 
+def _sha(*blobs: bytes) -> str:
+    h = hashlib.sha256()
+    for b in blobs:
+        h.update(b)
+    return h.hexdigest()[:16]
+
+
 @functools.lru_cache(maxsize=None)
 def _fitted_sha(key: str, *names: str) -> str:
-    h = hashlib.sha256()
-    for name in names:
-        h.update(_folder(key).joinpath(name).read_bytes())
-    return h.hexdigest()[:16]
+    return _sha(*(_folder(key).joinpath(name).read_bytes() for name in names))
+
+
+def file_sha(path: str) -> str:
+    """Content fingerprint of a coefficient file outside the profiles (read once per version of
+    the file; '' when it cannot be read: the run that needs it reports that, in one line)."""
+    try:
+        st = Path(path).stat()
+        return _file_sha(path, st.st_mtime_ns, st.st_size)
+    except OSError:
+        return ""
+
+
+@functools.lru_cache(maxsize=64)
+def _file_sha(path: str, mtime_ns: int, size: int) -> str:
+    return _sha(Path(path).read_bytes())
 
 
 @functools.lru_cache(maxsize=None)

@@ -31,6 +31,7 @@ import numpy as np
 from pydantic import Field, Strict as StrictMode, ValidationError
 
 from simulator import yamlio
+from simulator.devices import file_sha
 from simulator.errors import FleetsimError, ScenarioError
 from simulator.yamlio import parse_value
 from simulator.scenario.load import (format_validation_error, parse_override, read_yaml,
@@ -83,19 +84,10 @@ def scenario_sha(sc: Scenario, command: str) -> str:
         own = pool.hardware.calibration or sc.simulation.calibration
         fitted.append(pool.profile().fitted_sha())
         if own is not None:
-            fitted.append(_file_sha(str(sc.resolve(own))))
+            fitted.append(file_sha(str(sc.resolve(own))))
     text = json.dumps({"command": command, "scenario": sc.model_dump(mode="json"),
                        "fitted": fitted}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _file_sha(path: str) -> str:
-    """Content fingerprint of a file ('' when it cannot be read: the point's own run reports
-    that file, in one line)."""
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    except OSError:
-        return ""
 
 
 def parse_sweep_section(raw: Any, file: str | None) -> SweepSpec:
