@@ -147,3 +147,24 @@ def test_clock_ratio_bisection_inlines_power(w, cap):
     e = demanded_energy_j(CAL.power, w)
     assert dvfs_capped(CAL.power, w, e, cap, DVFS) == dvfs_capped(
         CAL.power, w, e, cap, DVFS, activity_s(CAL.power, w.phases))
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True, width=64),
+       st.floats(0.0, 5000.0), st.floats(0.0, 2.0), st.floats(0.0, 200.0), st.floats(0.0, 20000.0))
+@settings(max_examples=400, deadline=None)
+def test_host_node_w_number_path_equals_numpy(gpu_w, idle_w, load_factor, gpu_idle_w, rated_w):
+    """:meth:`HostPower.node_w` on a Python float (written out without numpy) gives the very
+    value, sign of zero and NaN included, that its numpy path gives (a numpy scalar)."""
+    import math
+
+    import numpy as np
+
+    from simulator.physics.host import HostPower
+
+    h = HostPower(idle_w, load_factor, 8, gpu_idle_w, rated_w)
+    fast, ref = h.node_w(gpu_w), h.node_w(np.float64(gpu_w))
+    assert type(fast) is float and type(ref) is float
+    if math.isnan(ref):
+        assert math.isnan(fast)
+    else:
+        assert fast == ref and math.copysign(1.0, fast) == math.copysign(1.0, ref)

@@ -356,10 +356,10 @@ class EstimateCache:
     def replica(self, sc: Scenario, pool: PoolSpec) -> ReplicaModel:
         """The replica model of ``pool`` in ``sc``, as ``ReplicaModel(sc, pool, lengths(...))``."""
         mml = pool.serving.max_model_len
-        lkey = (sc.workload.model_dump_json(exclude=_RATE_FIELDS), sc.simulation.seed,
-                str(sc.base_dir), mml)
+        base = str(sc.base_dir)
+        lkey = (sc.workload.model_dump_json(exclude=_RATE_FIELDS), sc.simulation.seed, base, mml)
         pkey = (pool.model_dump_json(), sc.facility.model_dump_json(), sc.simulation.calibration,
-                str(sc.base_dir))
+                base)
 
         def build() -> ReplicaModel:
             lens = self._get(self._lengths, lkey, lambda: lengths(sc, mml))

@@ -42,6 +42,14 @@ class HostPower:
 
     def node_w(self, gpu_w):
         """Host power of a node whose GPUs draw ``gpu_w`` in all, W (scalar or array)."""
+        if type(gpu_w) is float:  # one number (the estimate, the ledger's now): no numpy
+            above = gpu_w - self.gpus_per_node * self.gpu_idle_w
+            room = self.rated_w - gpu_w
+            # np.maximum / np.minimum on numbers: the same values, NaN included
+            host = self.idle_w + self.load_factor * (above if above > 0.0 or above != above
+                                                     else 0.0)
+            room = room if room > 0.0 or room != room else 0.0
+            return room if room < host or room != room else host
         above = np.maximum(np.asarray(gpu_w, dtype=float) - self.gpus_per_node * self.gpu_idle_w, 0.0)
         host = np.minimum(self.idle_w + self.load_factor * above,
                           np.maximum(self.rated_w - np.asarray(gpu_w, dtype=float), 0.0))
