@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulator.calibration.checks import KV_TOLERANCE, memory_checks  # noqa: E402
+from simulator.calibration.checks import KV_TOLERANCE, memory_checks, moe_kernel_checks  # noqa: E402
 from simulator.calibration.generation_checks import section as generations_section  # noqa: E402
 
 PAGE = ROOT / "docs" / "validation.md"
@@ -99,6 +99,34 @@ def serving_section() -> list[str]:
     return lines
 
 
+def moe_kernel_section() -> list[str]:
+    """The fitted expert term per MoE layer against public H100 fused-MoE kernel timings."""
+    df = moe_kernel_checks(ROOT / "calibration" / "checks" / "moe_kernels.csv")
+    lines = ["## Mixture-of-experts kernels: the expert term against kernel timings", "",
+             "Source: `calibration/checks/moe_kernels.csv` (vLLM's `benchmarks/kernels/benchmark_moe.py`"
+             " on an H100, as posted in the cited pull request: one MoE layer's routing, grouped expert"
+             " GEMMs and activation, random gating, kernels only). fleetsim's fitted expert term of"
+             " the same layer (`TimingModel.experts`, H100 calibration) under uniform routing, as the"
+             " benchmark's random gating: the fitted popularity exponent describes real routing. The"
+             " expert term is fitted on whole ML.ENERGY MoE iterations, never on these timings;"
+             " what the differences mean: calibration/README.md (mixtures of experts).", "",
+             "| model (expert precision, TP) | kernel config | tokens | ratio fleetsim / kernel,"
+             " 2-512 tokens | ratio, 1,024 tokens and more | MAPE |",
+             "|---|---|---|---:|---:|---:|"]
+    for (model, prec, tp, cfg, table), g in df.groupby(["model", "precision", "tp", "config", "table"],
+                                                       sort=False):
+        small = g[(g["tokens"] >= 2) & (g["tokens"] <= 512)]["ratio"]
+        large = g[g["tokens"] >= 1024]["ratio"]
+        src = g["source"].iloc[0]
+        lines.append(f"| [{model} ({prec}, TP {tp})]({src}) | {cfg} (`{table}`) | {g['tokens'].min()}-{g['tokens'].max()}"
+                     f" | {small.min():.2f}-{small.max():.2f} | {large.min():.2f}-{large.max():.2f}"
+                     f" | {_mape((g['ratio'] - 1).abs().mean())} |")
+    lines += ["", "| row | model | tokens | kernel us | fleetsim us | ratio |", "|---|---|---:|---:|---:|---:|"]
+    lines += [f"| {r.row} | {r.model} ({r.precision}, TP {r.tp}) | {r.tokens} | {r.kernel_us:.1f} |"
+              f" {r.sim_us:.1f} | {r.ratio:.2f} |" for r in df.itertuples(index=False)]
+    return lines + [""]
+
+
 def _mape(x: float) -> str:
     return f"{100 * x:.1f} %"
 
@@ -151,6 +179,7 @@ def render() -> str:
              ""]
     lines += memory_section()
     lines += serving_section()
+    lines += moe_kernel_section()
     lines += generations_section(ROOT)  # GPU generations (issue 13): KV capacity, MLPerf
     lines += comparisons_section()
     return "\n".join(lines)

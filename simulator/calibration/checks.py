@@ -59,3 +59,44 @@ def memory_checks(path: str | Path, gpu: str = "H100-SXM5-80GB") -> pd.DataFrame
             "kv_tokens_vllm": r.kv_cache_tokens, "kv_tokens_sim": plan.kv_tokens,
             "note": r.note if isinstance(r.note, str) else "", "source": r.source})
     return pd.DataFrame(out)
+
+
+MOE_KERNEL_COLUMNS = ("row", "model", "precision", "tp", "config", "tokens", "kernel_us", "table",
+                      "source")
+
+
+def moe_kernel_checks(path: str | Path, gpu: str = "H100-SXM5-80GB") -> pd.DataFrame:
+    """Public fused-MoE kernel timings (vLLM's ``benchmark_moe.py``: one MoE layer's routing,
+    grouped expert GEMMs and activation, random gating) against the fitted expert term of the
+    timing model per MoE layer, under uniform routing as the benchmark's random gating (the
+    fitted popularity exponent describes real routing, not the benchmark's)."""
+    from simulator.physics.timing import TimingModel
+
+    path = Path(path)
+    try:
+        df = pd.read_csv(path)
+    except OSError as e:
+        raise DataError(f"cannot read: {e.strerror}", file=str(path)) from None
+    missing = [c for c in MOE_KERNEL_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"missing column(s) {', '.join(missing)}", file=str(path))
+    prof = load_profile(gpu)
+    timing = prof.calibration().timing.model_copy(update={"expert_popularity_exponent": 0.0})
+    models: dict[tuple[str, int, str], TimingModel] = {}
+    out = []
+    for i, r in enumerate(df.itertuples(index=False), start=2):
+        m = CATALOG.get(r.model)
+        if m is None or not m.is_moe:
+            raise DataError(f"not a catalog mixture of experts: {r.model!r}", file=str(path), row=i,
+                            column="model")
+        key = (r.model, int(r.tp), r.precision)
+        tm = models.get(key)
+        if tm is None:
+            tm = models[key] = TimingModel(m, int(r.tp), r.precision, timing, "bf16", prof.gpu)
+        sim_s = tm.experts(float(r.tokens)).time_s / m.moe_layers
+        meas_s = float(r.kernel_us) * 1e-6
+        out.append({"row": r.row, "model": r.model, "precision": r.precision, "tp": int(r.tp),
+                    "config": r.config, "tokens": int(r.tokens), "kernel_us": float(r.kernel_us),
+                    "sim_us": sim_s * 1e6, "ratio": sim_s / meas_s, "table": r.table,
+                    "source": r.source})
+    return pd.DataFrame(out)
