@@ -26,16 +26,24 @@ MEMORY_COLUMNS = ("row", "role", "stack", "model", "precision", "kv_precision", 
 KV_TOLERANCE = 0.05  # KV capacity within 5 % of vLLM's own figure
 
 
+def read_check_csv(path: str | Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    """A checks table with at least ``columns``; a file that cannot be read or lacks one is a
+    :class:`DataError` naming it."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path)
+    except OSError as e:
+        raise DataError(f"cannot read: {e.strerror}", file=str(path)) from None
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"missing column(s) {', '.join(missing)}", file=str(path))
+    return df
+
+
 def memory_checks(path: str | Path, gpu: str = "H100-SXM5-80GB") -> pd.DataFrame:
     """vLLM start-up memory figures against the memory plan (one row per log)."""
     path = Path(path)
-    try:
-        df = pd.read_csv(path, keep_default_na=True)
-    except OSError as e:
-        raise DataError(f"cannot read: {e.strerror}", file=str(path)) from None
-    missing = [c for c in MEMORY_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"missing column(s) {', '.join(missing)}", file=str(path))
+    df = read_check_csv(path, MEMORY_COLUMNS)
     prof = load_profile(gpu)
     out = []
     for i, r in enumerate(df.itertuples(index=False), start=2):
@@ -73,13 +81,7 @@ def moe_kernel_checks(path: str | Path, gpu: str = "H100-SXM5-80GB") -> pd.DataF
     from simulator.physics.timing import TimingModel
 
     path = Path(path)
-    try:
-        df = pd.read_csv(path)
-    except OSError as e:
-        raise DataError(f"cannot read: {e.strerror}", file=str(path)) from None
-    missing = [c for c in MOE_KERNEL_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"missing column(s) {', '.join(missing)}", file=str(path))
+    df = read_check_csv(path, MOE_KERNEL_COLUMNS)
     prof = load_profile(gpu)
     timing = prof.calibration().timing.model_copy(update={"expert_popularity_exponent": 0.0})
     models: dict[tuple[str, int, str], TimingModel] = {}

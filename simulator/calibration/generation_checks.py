@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from simulator.calibration.checks import read_check_csv
 from simulator.devices import load_profile
 from simulator.errors import DataError
 from simulator.physics.hardware import GIB
@@ -85,13 +86,7 @@ def kv_capacity() -> pd.DataFrame:
 
 def load_mlperf(path: str | Path) -> pd.DataFrame:
     path = Path(path)
-    try:
-        df = pd.read_csv(path)
-    except OSError as e:
-        raise DataError(f"cannot read: {e.strerror}", file=str(path)) from None
-    missing = [c for c in MLPERF_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"missing column(s) {', '.join(missing)}", file=str(path))
+    df = read_check_csv(path, MLPERF_COLUMNS)
     for i, r in enumerate(df.itertuples(index=False), start=2):
         if r.gpu not in GPUS:
             raise DataError(f"unknown GPU {r.gpu!r}", file=str(path), row=i, column="gpu")
