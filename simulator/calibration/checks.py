@@ -18,6 +18,7 @@ from simulator.devices import load_profile
 from simulator.errors import DataError
 from simulator.physics.hardware import GIB
 from simulator.physics.memory import plan_memory
+from simulator.physics.timing import TimingModel
 
 MEMORY_COLUMNS = ("row", "role", "stack", "model", "precision", "kv_precision", "tp",
                   "gpu_memory_utilization", "max_num_batched_tokens", "max_num_seqs", "block_size",
@@ -78,8 +79,6 @@ def moe_kernel_checks(path: str | Path, gpu: str = "H100-SXM5-80GB") -> pd.DataF
     grouped expert GEMMs and activation, random gating) against the fitted expert term of the
     timing model per MoE layer, under uniform routing as the benchmark's random gating (the
     fitted popularity exponent describes real routing, not the benchmark's)."""
-    from simulator.physics.timing import TimingModel
-
     path = Path(path)
     df = read_check_csv(path, MOE_KERNEL_COLUMNS)
     prof = load_profile(gpu)
@@ -91,6 +90,12 @@ def moe_kernel_checks(path: str | Path, gpu: str = "H100-SXM5-80GB") -> pd.DataF
         if m is None or not m.is_moe:
             raise DataError(f"not a catalog mixture of experts: {r.model!r}", file=str(path), row=i,
                             column="model")
+        if not prof.gpu.supports(r.precision):
+            raise DataError(f"precision {r.precision!r} not on {prof.gpu.name}", file=str(path),
+                            row=i, column="precision")
+        for col in ("tp", "tokens", "kernel_us"):
+            if not getattr(r, col) > 0:
+                raise DataError(f"{col} must be > 0", file=str(path), row=i, column=col)
         key = (r.model, int(r.tp), r.precision)
         tm = models.get(key)
         if tm is None:

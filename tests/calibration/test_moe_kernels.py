@@ -47,3 +47,6 @@ def test_every_row_is_a_catalog_moe_and_timed(tmp_path):
     with pytest.raises(DataError, match="not a catalog mixture of experts") as e:
         moe_kernel_checks(bad)
     assert "k.csv" in str(e.value) and "row 2" in str(e.value)
+    bad.write_text("\n".join([text[0], text[1].replace(",144.03,", ",0,", 1)]) + "\n")
+    with pytest.raises(DataError, match="kernel_us must be > 0"):
+        moe_kernel_checks(bad)
