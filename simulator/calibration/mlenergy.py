@@ -333,6 +333,24 @@ def with_protocol_factors(runs: pd.DataFrame, cond: dict, ref: Calibration) -> p
     return out
 
 
+
+def with_dense_protocol(runs: pd.DataFrame, cond: dict, base: TimingParams, idle_w: float,
+                        dev: DeviceProfile) -> pd.DataFrame:
+    """:func:`with_protocol_factors` of dense runs at the dense fits' data-free starting point
+    (:func:`reference_timing` on ``base``, :func:`reference_power` of ``dev``)."""
+    return with_protocol_factors(runs, cond, Calibration(
+        version="1.0", timing=reference_timing(base), power=reference_power(idle_w, dev)))
+
+
+def with_moe_protocol(runs: pd.DataFrame, cond: dict, dense: TimingParams,
+                      power: PowerParams) -> pd.DataFrame:
+    """:func:`with_protocol_factors` of MoE runs at the MoE fit's starting point on the fitted
+    dense timing and power (:func:`reference_moe_timing`)."""
+    return with_protocol_factors(runs, cond, Calibration(
+        version="1.0", power=power,
+        timing=reference_moe_timing(dense, sorted(runs["precision"].unique()))))
+
+
 # ------------------------------------------------------------------ fits
 #: prior of the custom all-reduce latency (s): Vidur's NCCL table at 2 GPUs for small messages
 #: (8.4 us), with a 4 us spread; the TP 2 runs of the data refine it, TP 4/8 inherit it

@@ -190,9 +190,7 @@ def run(data: str | Path = "calibration/data", out: str | Path = SHIPPED,
 
     # 3. serving stack (ML.ENERGY): the steady-state formula the fits use, scaled to the
     # benchmark's protocol by factors simulated at the fits' data-free starting points
-    ml = mlenergy.with_protocol_factors(ml, cond, Calibration(
-        version=VERSION, timing=mlenergy.reference_timing(base),
-        power=mlenergy.reference_power(IDLE_W, h100())))
+    ml = mlenergy.with_dense_protocol(ml, cond, base, IDLE_W, h100())
     timing = mlenergy.fit_timing(ml, cond, base, max_nfev=40 if opts.fast else 300)
     power = mlenergy.fit_power(ml, cond, timing, IDLE_W)
     cal_core = Calibration(version=VERSION, timing=timing, power=power)
@@ -225,9 +223,7 @@ def run(data: str | Path = "calibration/data", out: str | Path = SHIPPED,
     moe_res = None
     if len(moe):
         dense_timing = timing
-        moe = mlenergy.with_protocol_factors(moe, cond, Calibration(
-            version=VERSION, power=power,
-            timing=mlenergy.reference_moe_timing(dense_timing, sorted(moe["precision"].unique()))))
+        moe = mlenergy.with_moe_protocol(moe, cond, dense_timing, power)
         timing = mlenergy.fit_moe_timing(moe, cond, dense_timing, max_nfev=40 if opts.fast else 200)
         cal_core = Calibration(version=VERSION, timing=timing, power=power)
         tick()

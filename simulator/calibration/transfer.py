@@ -170,9 +170,7 @@ def run(gpu: str, data: str | Path = "calibration/data", out: str | Path | None 
     tick = tick or (lambda n=1: None)
 
     base = transfer_timing(fit_timing_base(ops, ar), src_dev, dev)
-    ml = mlenergy.with_protocol_factors(ml, cond, Calibration(
-        version="1.0", timing=mlenergy.reference_timing(base),
-        power=mlenergy.reference_power(idle_w, dev)))
+    ml = mlenergy.with_dense_protocol(ml, cond, base, idle_w, dev)
     nfev = 40 if fast else 300
     timing = mlenergy.fit_timing(ml, cond, base, max_nfev=nfev, robust=ROBUST)
     power = mlenergy.fit_power(ml, cond, timing, idle_w, robust=ROBUST)
@@ -210,8 +208,7 @@ def run(gpu: str, data: str | Path = "calibration/data", out: str | Path | None 
 
         dense_timing = timing
         precs = sorted(moe["precision"].unique())
-        moe = mlenergy.with_protocol_factors(moe, cond, Calibration(
-            version="1.0", timing=mlenergy.reference_moe_timing(dense_timing, precs), power=power))
+        moe = mlenergy.with_moe_protocol(moe, cond, dense_timing, power)
         timing = mlenergy.fit_moe_timing(moe, cond, dense_timing, max_nfev=40 if fast else 200,
                                          robust=ROBUST)
         cal_core = Calibration(version="1.0", timing=timing, power=power)
