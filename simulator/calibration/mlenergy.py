@@ -333,7 +333,6 @@ def with_protocol_factors(runs: pd.DataFrame, cond: dict, ref: Calibration) -> p
     return out
 
 
-
 def with_dense_protocol(runs: pd.DataFrame, cond: dict, base: TimingParams, idle_w: float,
                         dev: DeviceProfile) -> pd.DataFrame:
     """:func:`with_protocol_factors` of dense runs at the dense fits' data-free starting point
