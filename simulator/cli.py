@@ -141,7 +141,9 @@ def validate(scenario: str, overrides: tuple[str, ...], force: bool) -> None:
             f"    memory per GPU ({p.stack().name}): {g['usable_gib']:.2f} GiB usable ="
             f" weights {g['weights_gib']:.2f} + activations {g['activations_gib']:.2f} +"
             f" overhead {g['overhead_gib']:.2f} + KV cache {g['kv_cache_gib']:.2f}"
-            f" ({g['kv_capacity_tokens']:,} tokens per replica)")
+            + (f" ({g['kv_capacity_tokens']:,} tokens per rank, {g['replica_kv_capacity_tokens']:,}"
+               f" per replica of {g['data_parallel_ranks']} data-parallel ranks)"
+               if "data_parallel_ranks" in g else f" ({g['kv_capacity_tokens']:,} tokens per replica)"))
     click.echo("\n".join(lines))
 
 

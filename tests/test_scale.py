@@ -117,7 +117,8 @@ def test_fleetsim_run_imports_neither_pandas_nor_the_charts(tmp_path):
 
 
 @pytest.mark.parametrize("model", ["Llama-3.1-70B", "Llama-3.1-8B", "Qwen3-30B-A3B",
-                                   "DeepSeek-V2-Lite", "gpt-oss-20b", "Mixtral-8x7B"])
+                                   "DeepSeek-V2-Lite", "gpt-oss-20b", "Mixtral-8x7B",
+                                   "Qwen3-30B-A3B dp", "DeepSeek-V2-Lite dp", "gpt-oss-20b dp"])
 @given(p_tok=st.integers(0, 4096), chunks=st.integers(1, 4), prefix=st.integers(0, 8000),
        n=st.integers(0, 256), ctx_per=st.integers(1, 16000))
 @settings(max_examples=60, deadline=None)
@@ -125,16 +126,18 @@ def test_mixed_iteration_base_plus_decode_line_is_the_iteration_cost(model, p_to
                                                                      prefix, n, ctx_per):
     """The engine prices a mixed iteration as its cost at zero decode context plus the decode
     line times the context (IterationModel.mixed_base): the same as IterationModel.cost on the
-    whole shape, for dense, mixture-of-experts, latent and sliding-window attention models."""
+    whole shape, for dense, mixture-of-experts, latent and sliding-window attention models
+    (" dp": under attention data parallelism over 8 ranks)."""
     from simulator.catalog import CATALOG
     from simulator.devices import load_profile
     from simulator.physics.iteration import IterationModel
     from simulator.physics.shapes import IterationShape
 
     prof = load_profile("H100")
-    shape_m = CATALOG[model]
+    name, _, dp = model.partition(" ")
+    shape_m = CATALOG[name]
     im = IterationModel.build(shape_m, 8, "bf16", "bf16", prof.calibration(), prof.gpu,
-                              prof.dvfs())
+                              prof.dvfs(), expert_parallel=bool(dp), attention_data_parallel=bool(dp))
     seqs = min(chunks, p_tok) if p_tok else 0
     c = p_tok / max(seqs, 1)
     pairs = float(seqs * (c * (prefix / max(seqs, 1)) + c * (c + 1) / 2.0)) if seqs else 0.0

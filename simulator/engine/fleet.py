@@ -122,7 +122,8 @@ def plan_pool_memory(pool: PoolSpec) -> MemoryPlan:
     return plan_memory(pool.model_shape(), d.tp, d.precision, d.kv_precision,
                        s.gpu_memory_fraction, s.max_batched_tokens, s.max_batch_size,
                        s.block_size_tokens, pool.overhead_gib,
-                       pool.stack().sampler_bytes_per_logit, pool.profile().gpu)
+                       pool.stack().sampler_bytes_per_logit, pool.profile().gpu,
+                       d.attention_data_parallel)
 
 
 #: serving fields that change the memory plan, in the order they are blamed, with the advice
@@ -210,7 +211,8 @@ class ModelCache:
 
         d = spec.deployment
         key = pickle.dumps((spec.model_shape(), d.tp, d.precision, d.kv_precision,
-                            d.expert_parallel, cal.timing, cal.power, prof.gpu, prof.dvfs()))
+                            d.expert_parallel, d.attention_data_parallel, cal.timing, cal.power,
+                            prof.gpu, prof.dvfs()))
         model = self._models.pop(key, None)
         if model is None:
             model = _iteration_model(spec, cal, prof)
@@ -223,7 +225,8 @@ class ModelCache:
 def _iteration_model(spec: PoolSpec, cal: Calibration, prof: DeviceProfile) -> IterationModel:
     d = spec.deployment
     return IterationModel.build(spec.model_shape(), d.tp, d.precision, d.kv_precision, cal,
-                                prof.gpu, prof.dvfs(), expert_parallel=d.expert_parallel)
+                                prof.gpu, prof.dvfs(), expert_parallel=d.expert_parallel,
+                                attention_data_parallel=d.attention_data_parallel)
 
 
 def build_fleet(env: simpy.Environment, sc: Scenario, on_finish: Callable[[Request], None],
@@ -248,11 +251,13 @@ def build_fleet(env: simpy.Environment, sc: Scenario, on_finish: Callable[[Reque
         prof = spec.profile()
         model = models.get(spec, cal, prof) if models is not None else \
             _iteration_model(spec, cal, prof)
+        ranks = spec.data_parallel_ranks  # per-rank limits and caches, scheduled as one
         limits = BatchLimits(
-            max_batch_size=s.max_batch_size, max_batched_tokens=s.max_batched_tokens,
-            chunk_tokens=s.chunk_size_tokens or s.max_batched_tokens,
+            max_batch_size=ranks * s.max_batch_size,
+            max_batched_tokens=ranks * s.max_batched_tokens,
+            chunk_tokens=ranks * (s.chunk_size_tokens or s.max_batched_tokens),
             chunked_prefill=s.chunked_prefill)
-        kv = KVCache(mem.kv_tokens, s.block_size_tokens)
+        kv = KVCache(mem.replica_kv_tokens, s.block_size_tokens)
         host = spec.host(sc.facility, cal.power.idle_w)
         pool = Pool(i, spec, prof, cal, model, mem, limits, kv, host, len(node_pool), d.nodes)
         cap_w = spec.gpu_cap_w

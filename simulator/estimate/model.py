@@ -133,8 +133,9 @@ class PoolPhysics:
         d = pool.deployment
         prof = pool.profile()
         model = IterationModel.build(pool.model_shape(), d.tp, d.precision, d.kv_precision, cal,
-                                     prof.gpu, prof.dvfs(), expert_parallel=d.expert_parallel)
-        return cls(model, plan_pool_memory(pool).kv_tokens * (1.0 - WATERMARK_FRACTION),
+                                     prof.gpu, prof.dvfs(), expert_parallel=d.expert_parallel,
+                                     attention_data_parallel=d.attention_data_parallel)
+        return cls(model, plan_pool_memory(pool).replica_kv_tokens * (1.0 - WATERMARK_FRACTION),
                    pool.host(sc.facility, cal.power.idle_w), cal.power.idle_w)
 
 
@@ -184,9 +185,10 @@ class ReplicaModel:
         self.cap_w = pool.gpu_cap_w
         self.tp = d.tp
         self.chunked = s.chunked_prefill
-        self.budget = min(s.max_batched_tokens, s.chunk_size_tokens or s.max_batched_tokens)
-        self.max_batch = s.max_batch_size
-        self.max_batched_tokens = s.max_batched_tokens
+        ranks = pool.data_parallel_ranks  # per-rank limits (attention data parallelism)
+        self.budget = ranks * min(s.max_batched_tokens, s.chunk_size_tokens or s.max_batched_tokens)
+        self.max_batch = ranks * s.max_batch_size
+        self.max_batched_tokens = ranks * s.max_batched_tokens
         self.kv_admit_tokens = phys.kv_admit_tokens
         self.kv_slack = s.block_size_tokens - 1
         self.host = phys.host

@@ -39,9 +39,10 @@ class IterationModel:
     @classmethod
     def build(cls, model: ModelShape, tp: int, precision: str, kv_precision: str,
               calibration: Calibration, gpu: GPUSpec, dvfs: DVFSParams,
-              expert_parallel: bool = False) -> "IterationModel":
+              expert_parallel: bool = False,
+              attention_data_parallel: bool = False) -> "IterationModel":
         timing = TimingModel(model, tp, precision, calibration.timing, kv_precision, gpu,
-                             expert_parallel)
+                             expert_parallel, attention_data_parallel)
         return cls(timing, calibration, dvfs)
 
     def cost(self, shape: IterationShape, cap_w: float) -> Cost:

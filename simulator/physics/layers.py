@@ -10,6 +10,10 @@ One source for the timing model (bytes read, FLOPs) and the memory plan (bytes h
 * a mixture of experts' experts are split over the GPUs either whole (expert parallelism: each
   GPU holds ``experts / tp`` of them) or each one sliced like a dense MLP (tensor parallelism,
   vLLM's default): either way a GPU holds ``1 / tp`` of the expert weights;
+* under attention data parallelism (vLLM ``--data-parallel-size`` with expert parallelism) each
+  GPU is a rank of its own for everything but the routed experts: attention, dense MLPs, shared
+  experts, router, embedding and LM head are whole on every GPU (``attn_tp`` = 1), the experts
+  still spread whole over all of them;
 * a quantized deployment (``fp8``, ``mxfp4``, ``fp4``) runs each GEMM in that precision unless
   the checkpoint keeps it in BF16 (``ModelShape.fp8_bf16_gemms``, and the first and last
   ``fp8_bf16_edge_layers`` layers whole); an FP4 (NVFP4) deployment keeps the same GEMMs and
@@ -119,12 +123,15 @@ def embedding_params_per_gpu(m: ModelShape, tp: int) -> float:
     return m.vocab_size / tp * m.hidden_size * (1 if m.tied_embeddings else 2)
 
 
-def weight_bytes_per_gpu(m: ModelShape, tp: int, precision: str) -> float:
+def weight_bytes_per_gpu(m: ModelShape, tp: int, precision: str, attn_tp: int | None = None) -> float:
     """Bytes of weights one GPU holds: every GEMM in its precision, ``1 / tp`` of the experts,
-    plus the BF16 embedding and LM head shards (norm weights are negligible and left out)."""
-    total = embedding_params_per_gpu(m, tp) * EMBEDDING_BYTES
-    total += (m.vision_params / tp + m.rope_cache_positions * m.head_dim) * EMBEDDING_BYTES
-    total += sum(g.count * g.k * g.n * BYTES_PER_ELEMENT[g.precision] for g in dense_gemms(m, tp, precision))
+    plus the BF16 embedding and LM head shards (norm weights are negligible and left out).
+    ``attn_tp``: the GPUs that split everything but the routed experts (default ``tp``; 1 under
+    attention data parallelism, where each GPU holds all of it)."""
+    a = tp if attn_tp is None else attn_tp
+    total = embedding_params_per_gpu(m, a) * EMBEDDING_BYTES
+    total += (m.vision_params / a + m.rope_cache_positions * m.head_dim) * EMBEDDING_BYTES
+    total += sum(g.count * g.k * g.n * BYTES_PER_ELEMENT[g.precision] for g in dense_gemms(m, a, precision))
     if m.is_moe:
         p = expert_precision(m, precision)
         total += m.moe_layers * m.experts * expert_params(m, precision) / tp * BYTES_PER_ELEMENT[p]

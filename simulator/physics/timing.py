@@ -13,6 +13,14 @@ Per layer and per GPU of a TP group (shapes sharded Megatron-style, :mod:`.layer
   attention: the latent, with the up-projections absorbed; sliding-window layers: the window);
 * two all-reduces of the activations when TP > 1: the stack's custom all-reduce for small
   messages (a latency plus NVLink bandwidth), NCCL (fitted tables) for large ones;
+* under attention data parallelism (a mixture of experts served as vLLM ``--data-parallel-size
+  tp --enable-expert-parallel``), each GPU is a rank with its own sequences, its own attention
+  and dense layers whole (no per-layer all-reduce), and the routed experts of every rank's
+  tokens spread whole over the GPUs, dispatched and combined per MoE layer by an all-gather and
+  a reduce-scatter of the whole batch's activations (vLLM's default ``allgather_reducescatter``
+  backend: an all-reduce's traffic, timed with the fitted NCCL all-reduce). The ranks step
+  together and an iteration lasts as long as the busiest: decodes are shared evenly, each
+  prefill chunk runs on a rank of its own (:meth:`TimingModel.rank_share`);
 
 plus the embedding gather and the LM head (on sampled rows only, always BF16) once per
 iteration, and a fixed CPU cost per iteration and per sequence. Units: seconds, bytes, all per
@@ -119,24 +127,35 @@ class DecodeLine:
 class TimingModel:
     """Timing of one replica (``tp`` GPUs) serving ``model`` in ``precision``.
 
+    ``attention_data_parallel`` (a mixture of experts under expert parallelism only): each GPU is
+    a data-parallel rank for everything but the routed experts. Results are per GPU of the
+    busiest rank, for iteration shapes of the whole replica (every rank's sequences).
+
     Pure: holds only constants derived from its arguments; results are cached by shape.
     """
 
     def __init__(self, model: ModelShape, tp: int, precision: str, params: TimingParams,
-                 kv_precision: str, gpu: GPUSpec, expert_parallel: bool = False):
+                 kv_precision: str, gpu: GPUSpec, expert_parallel: bool = False,
+                 attention_data_parallel: bool = False):
+        if attention_data_parallel and not (model.is_moe and expert_parallel):
+            raise ValueError("attention data parallelism needs a mixture of experts under"
+                             " expert parallelism")
         self.model, self.tp, self.params, self.gpu = model, tp, params, gpu
         self.precision, self.expert_parallel = precision, expert_parallel
+        #: data-parallel ranks (1: attention tensor-parallel over the replica's GPUs)
+        self.ranks = tp if attention_data_parallel else 1
+        at = 1 if attention_data_parallel else tp  # GPUs splitting all but the routed experts
         self.kv_bytes = BYTES_PER_ELEMENT[kv_precision]
         self.peak = gpu.peak_bf16_flops  # attention, the LM head and BF16 GEMMs
         self.bw = gpu.hbm_bw_bytes_per_s
         m = model
-        self.heads_gpu = m.heads / tp
-        self.kv_heads_gpu = kv_heads_per_gpu(m, tp)
+        self.heads_gpu = m.heads / at
+        self.kv_heads_gpu = kv_heads_per_gpu(m, at)
         # every GEMM but the routed experts, grouped by (shape, precision), on one GPU
-        self.gemms = dense_gemms(m, tp, precision)
+        self.gemms = dense_gemms(m, at, precision)
         # element-wise ops over the whole model: (name, count, bytes moved per token)
         d, g = m.hidden_size, (3 if m.gated_mlp else 2)
-        moe_width = (m.experts_per_token * expert_ffn(m, precision) + m.shared_expert_ffn_size) / tp
+        moe_width = (m.experts_per_token * expert_ffn(m, precision) + m.shared_expert_ffn_size) / at
         self.elementwise = [
             ("norm", 2 * m.layers, 2 * d * ACT_BYTES),
             ("rope", m.layers, 2 * (self.heads_gpu + self.kv_heads_gpu) * m.head_dim * ACT_BYTES),
@@ -146,7 +165,7 @@ class TimingModel:
         ]
         # _linear's constants, looked up once: per GEMM group (and the LM head) and per
         # element-wise op, what gemm() and elementwise_op() would look up on every call
-        head_k, head_n = m.hidden_size, m.vocab_size / tp
+        head_k, head_n = m.hidden_size, m.vocab_size / at
         self._gemm_rows = tuple(self._gemm_row(g.op, g.k, g.n, g.precision, g.count)
                                 for g in self.gemms)
         self._head_row = self._gemm_row("lm_head", head_k, head_n, "bf16", 1)
@@ -169,8 +188,8 @@ class TimingModel:
         self.attn_flops_pair_layer = 2.0 * self.heads_gpu * (m.head_dim + m.v_head_dim)
         self._linear_cached = lru_cache(maxsize=8192)(self._linear)
         self._decode_lines: dict[int, DecodeLine] = {}
-        self._decode_att: dict[int, tuple[float, float, float, float]] = {}
-        self._sliding: dict[int, Work] = {}
+        self._decode_att: dict[float, tuple[float, float, float, float]] = {}
+        self._sliding: dict[float, Work] = {}
 
     # ----------------------------------------------------------------- pieces
     def gemm(self, name: str, m_rows: float, k: float, n: float, precision: str = "bf16") -> Work:
@@ -217,14 +236,32 @@ class TimingModel:
         return (count, bytes_per_row, op.eta_compute_max, op.m_half_tokens, op.overhead_s,
                 self.bw * op.eta_memory)
 
-    def _rest(self, m_rows: float) -> Work:
-        """Element-wise ops of every layer and the two all-reduces per layer."""
+    def dispatch_combine_s(self, m_total: float) -> float:
+        """One MoE layer's dispatch and combine under attention data parallelism: an all-gather
+        of every rank's ``m_total`` token rows and a reduce-scatter of the results over the
+        replica's GPUs, an all-reduce's traffic (NCCL, fitted)."""
+        nbytes = m_total * self.model.hidden_size * ACT_BYTES
+        fit = self.params.all_reduce.get(self.tp)
+        if fit is None:
+            return 2 * (self.tp - 1) / self.tp * nbytes / (self.gpu.nvlink_bw_bytes_per_s / 2)
+        return fit.alpha_s + fit.beta_s_per_byte * nbytes
+
+    def _comm_s(self, m_rows: float, m_total: float) -> float:
+        """Collectives of one iteration: two all-reduces per layer (tensor-parallel attention),
+        or one dispatch and combine per MoE layer (attention data parallelism)."""
+        if self.ranks > 1:
+            return self.model.moe_layers * self.dispatch_combine_s(m_total)
+        return 2 * self.model.layers * self.all_reduce_s(m_rows)
+
+    def _rest(self, m_rows: float, m_total: float | None = None) -> Work:
+        """Element-wise ops of every layer and the collectives (``m_total``: the rows of every
+        data-parallel rank, default ``m_rows``)."""
         t = by = 0.0
         for name, count, bpr in self.elementwise:
             if count:
                 w = self.elementwise_op(name, m_rows, bpr)
                 t, by = t + count * w.time_s, by + count * w.hbm_bytes
-        return Work(t + 2 * self.model.layers * self.all_reduce_s(m_rows), 0.0, by)
+        return Work(t + self._comm_s(m_rows, m_rows if m_total is None else m_total), 0.0, by)
 
     def experts(self, m_rows: float) -> Work:
         """The routed experts of every MoE layer for ``m_rows`` tokens, on the busiest GPU.
@@ -279,9 +316,11 @@ class TimingModel:
         k_busy = t / t_busy if t_busy > 0 else 1.0
         return Work(L * t, L * fl_eq, L * nbytes, ((L * t, L * fl_eq * k_busy, L * nbytes * k_busy),))
 
-    def _linear(self, m_rows: int, sampled: int) -> Work:
+    def _linear(self, m_rows: float, sampled: float, m_total: float | None = None) -> Work:
         """Whole-model non-attention work: every GEMM in its precision group, the routed
-        experts, element-wise ops and all-reduces, embedding, LM head, CPU costs.
+        experts, element-wise ops and all-reduces, embedding, LM head, CPU costs. ``m_rows``
+        and ``sampled``: one rank's; ``m_total``: every rank's rows, which the routed experts
+        and their dispatch see (attention data parallelism; default ``m_rows``).
 
         :meth:`gemm`, :meth:`_rest` and :meth:`elementwise_op` written out over constants
         looked up once (``_gemm_rows``, ...), with the same floating-point expressions in the
@@ -302,7 +341,10 @@ class TimingModel:
             eta_c = eta_max * (m / (m + m_half) if m_half > 0 else 1.0)
             w_t = overhead + max(0.0 / (peak_bf16 * eta_c), nbytes / bw_eta)
             rest_t, rest_by = rest_t + count * w_t, rest_by + count * nbytes
-        rest_t = rest_t + 2 * self.model.layers * self.all_reduce_s(m_rows)
+        if self.ranks > 1:
+            rest_t = rest_t + self._comm_s(m_rows, m_total)
+        else:
+            rest_t = rest_t + 2 * self.model.layers * self.all_reduce_s(m_rows)
         _, bpr, eta_max, m_half, overhead, bw_eta = self._emb_row
         emb_by = m * bpr
         eta_c = eta_max * (m / (m + m_half) if m_half > 0 else 1.0)
@@ -322,11 +364,11 @@ class TimingModel:
         fl += head_fl
         by += rest_by + emb_by + head_by
         if self.model.is_moe and m_rows:  # the routed experts: a phase of their own
-            e = self.experts(m_rows)
+            e = self.experts(m_rows if m_total is None else m_total)
             return Work(t + e.time_s, fl + e.flops, by + e.hbm_bytes, ((t, fl, by),) + e.phases)
         return Work(t, fl, by, ((t, fl, by),))
 
-    def decode_attention(self, n_seqs: int) -> tuple[float, float, float, float]:
+    def decode_attention(self, n_seqs: float) -> tuple[float, float, float, float]:
         """(t0_s, t1_s per context token, FLOPs and bytes per context token) of decode attention
         in the full-attention layers (``t0_s``: every layer's kernel overhead).
 
@@ -344,7 +386,7 @@ class TimingModel:
         hit = self._decode_att[n_seqs] = (self.model.layers * op.overhead_s, L * t1, L * f1, L * b1)
         return hit
 
-    def sliding_decode(self, n_seqs: int) -> Work:
+    def sliding_decode(self, n_seqs: float) -> Work:
         """Decode attention of the sliding-window layers: each sequence reads its last
         ``sliding_window_tokens`` tokens (its whole context when shorter: not modelled, a
         small overestimate for windows of a few hundred tokens)."""
@@ -361,12 +403,31 @@ class TimingModel:
                                                Ls * self.kv_bytes_token_layer * ctx)
         return hit
 
+    def rank_share(self, s: IterationShape) -> IterationShape:
+        """The busiest data-parallel rank's part of the replica's iteration ``s``: an even
+        share of the decodes and their context, and the prefill chunks spread one to a rank
+        (a rank takes ``1 / min(ranks, chunks)`` of them, with their own sampled rows).
+        Fractional: an expectation, not a count."""
+        D = self.ranks
+        p = min(D, s.prefill_seqs) if s.prefill_seqs else 1
+        finishing = max(s.sampled_seqs - s.decode_seqs, 0)
+        return IterationShape(s.prefill_tokens / p, s.prefill_attn_pairs / p,
+                              s.prefill_prefix_tokens / p, s.prefill_seqs / p,
+                              finishing / p + s.decode_seqs / D, s.decode_seqs / D,
+                              s.decode_ctx_tokens / D)
+
     # ------------------------------------------------------------------- API
     def work(self, s: IterationShape) -> Work:
         """Time, FLOPs and HBM bytes of one iteration, per GPU of the replica: the cached
         non-attention work of its rows plus the attention of its prefill chunks (causal-pair
-        FLOPs, KV bytes) and of its decodes (:meth:`decode_attention`, linear in context)."""
-        lin = self._linear_cached(s.prefill_tokens + s.decode_seqs, s.sampled_seqs)
+        FLOPs, KV bytes) and of its decodes (:meth:`decode_attention`, linear in context).
+        Under attention data parallelism, of the busiest rank (:meth:`rank_share`)."""
+        if self.ranks > 1:
+            m_total = s.prefill_tokens + s.decode_seqs
+            s = self.rank_share(s)
+            lin = self._linear_cached(s.prefill_tokens + s.decode_seqs, s.sampled_seqs, m_total)
+        else:
+            lin = self._linear_cached(s.prefill_tokens + s.decode_seqs, s.sampled_seqs)
         t = fl = by = 0.0
         phases = lin.phases
         m = self.model
@@ -406,15 +467,21 @@ class TimingModel:
         return self.work(s).time_s
 
     def decode_line(self, n_seqs: int) -> DecodeLine:
-        """Linear coefficients of a decode-only iteration of ``n_seqs`` sequences."""
+        """Linear coefficients of a decode-only iteration of ``n_seqs`` sequences (in the
+        replica's total context; under attention data parallelism a rank holds ``1 / ranks``
+        of the sequences and of the context)."""
         line = self._decode_lines.get(n_seqs)
         if line is None:
-            lin = self._linear_cached(n_seqs, n_seqs)
-            a0, a1, f1, b1 = self.decode_attention(n_seqs)
+            D = self.ranks
+            n = n_seqs / D if D > 1 else n_seqs
+            lin = self._linear_cached(n, n, n_seqs) if D > 1 else self._linear_cached(n_seqs, n_seqs)
+            a0, a1, f1, b1 = self.decode_attention(n)
+            if D > 1:
+                a1, f1, b1 = a1 / D, f1 / D, b1 / D
             const = lin.phases
             t0, f0, b0 = lin.time_s + a0, lin.flops, lin.hbm_bytes
             if self.model.sliding_window_layers:
-                sw = self.sliding_decode(n_seqs)
+                sw = self.sliding_decode(n)
                 const = const + ((sw.time_s, sw.flops, sw.hbm_bytes),)
                 t0, f0, b0 = t0 + sw.time_s, f0 + sw.flops, b0 + sw.hbm_bytes
             line = DecodeLine(n_seqs, t0, a1, f0, f1, b0, b1, const)

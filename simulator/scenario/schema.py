@@ -167,6 +167,13 @@ class DeploymentSpec(Strict):
         False, description="a mixture of experts' experts are spread whole over the replica's"
         " GPUs (vLLM --enable-expert-parallel: experts / tp per GPU) instead of each sliced"
         " over them like a dense MLP (vLLM's default)")
+    attention_data_parallel: bool = Field(
+        False, description="each of the replica's tp GPUs is a data-parallel rank (vLLM"
+        " --data-parallel-size tp --enable-expert-parallel, tensor parallelism 1 per rank): its"
+        " own sequences, KV cache and attention, dense layers and shared experts whole on every"
+        " GPU, the routed experts spread whole over all of them (needs expert_parallel);"
+        " serving.max_batch_size, max_batched_tokens and the KV cache are per rank, as vLLM's"
+        " are per engine; the ranks step together, an iteration as long as the busiest")
     kv_precision: Literal["bf16", "fp8"] = Field("bf16", description="KV-cache element type")
     gpu_cap_w: float | None = Field(
         None, gt=0, description="power cap of every GPU, W; default the GPU's board power"
@@ -260,6 +267,13 @@ class PoolSpec(Strict):
         d = self.deployment
         return d.replicas_per_node or self.gpus_per_node // d.tp
 
+    @property
+    def data_parallel_ranks(self) -> int:
+        """A replica's data-parallel ranks (attention data parallelism: one per GPU), else 1;
+        the serving limits and the KV cache are per rank."""
+        d = self.deployment
+        return d.tp if d.attention_data_parallel else 1
+
     def stack(self):
         """The serving stack of this pool (``serving.stack`` or the profile's default)."""
         return self.profile().stack(self.serving.stack)
@@ -326,7 +340,15 @@ class PoolSpec(Strict):
             if m.experts % d.tp:
                 raise ValueError(f"{at}deployment.expert_parallel: {m.experts} experts do not"
                                  f" divide over tp={d.tp} GPUs")
-        if m.heads % d.tp:
+        if d.attention_data_parallel:
+            if not d.expert_parallel:
+                raise ValueError(f"{at}deployment.attention_data_parallel: needs"
+                                 " deployment.expert_parallel: true (the ranks share the experts;"
+                                 " vLLM --data-parallel-size with --enable-expert-parallel)")
+            if d.tp == 1:
+                raise ValueError(f"{at}deployment.attention_data_parallel: tp=1 is one rank;"
+                                 " give tp the number of data-parallel ranks (GPUs)")
+        elif m.heads % d.tp:
             raise ValueError(f"{at}deployment.tp: {m.name}'s {m.heads} attention heads do not"
                              f" divide over tp={d.tp} GPUs")
 
