@@ -208,3 +208,23 @@ def test_iteration_model_built_from_a_scenario_matches_the_timing_model():
     assert im.timing.ranks == 4
     c = im.cost(decode_shape(64, 64 * 700), 1e9)
     assert c.time_s == pytest.approx(_tm("Qwen3-30B-A3B", 4, True).work(decode_shape(64, 64 * 700)).time_s)
+
+
+def test_readme_kv_capacities_of_the_layout_example_are_the_memory_plans():
+    """The README's DeepSeek-V3 / DGX H200 figures (the sweep-moe-layout example): KV tokens
+    per node as eight data-parallel ranks and tensor-parallel, from the memory plan."""
+    from pathlib import Path
+
+    from simulator.engine.fleet import plan_pool_memory
+    from simulator.scenario.load import load_scenario
+
+    repo = Path(__file__).resolve().parents[1]
+    sc = load_scenario(repo / "scenarios" / "sweep-moe-layout.yaml")
+    tp = plan_pool_memory(sc.pool_specs()[0])
+    dp_sc = load_scenario(repo / "scenarios" / "sweep-moe-layout.yaml",
+                          overrides=["deployment.attention_data_parallel=true"])
+    dp = plan_pool_memory(dp_sc.pool_specs()[0])
+    assert dp.replica_kv_tokens > 4 * tp.replica_kv_tokens  # the latent, once per rank
+    readme = " ".join((repo / "README.md").read_text().split())
+    assert (f"holds {dp.replica_kv_tokens / 1e6:.1f} million KV tokens per node as eight ranks"
+            f" against {tp.replica_kv_tokens / 1e6:.2f} million tensor-parallel") in readme

@@ -26,7 +26,7 @@ runs on the H100 and the B200. For a GPU like the B200 the pipeline is:
    dense fit) fitted on this GPU's MoE runs on top of
    its dense fit (which saw no MoE run), leave-one-model-out over the MoE models; the power
    model is never fitted on an MoE run, so MoE power is a check. Runs with attention data
-   parallelism (``dp`` > 1) cannot be simulated and are skipped by the loader with the reason.
+   parallelism (``dp`` > 1) are skipped by the loader with the reason.
 
 Residuals for Monte Carlo: ``itl``, ``gpu_power``, ``j_per_token`` from the held-out runs;
 ``decode_time`` (the memory-bound side of a projection's timing draw) is this GPU's ``itl``;
@@ -114,8 +114,8 @@ def transfer_timing(base: TimingParams, src: DeviceProfile, dst: DeviceProfile) 
 
 def load_runs(data: Path, gpu: str, moe: bool = False
               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(runs to fit, excluded runs with their reason, runs that cannot be simulated): the dense
-    runs, or with ``moe`` the mixture-of-experts runs."""
+    """(runs to fit, excluded runs with their reason, runs left out of the fit and the checks):
+    the dense runs, or with ``moe`` the mixture-of-experts runs."""
     src = data / "sources" / "mlenergy-v3"
     ml, skipped = S.load_mlenergy(src / "runs.csv", gpu=gpu)
     if len(ml):
@@ -420,7 +420,7 @@ def write_report(res: TransferResults, d: Path, out_yaml: Path) -> Path:
         md += ["", "Why:", ""] + [f"* {k}: {v}" for k, v in
                                   {f"{t} ({m})": r for (_, t, m), r in EXCLUDED.items()}.items()]
     if len(res.ml_skipped):
-        md += ["", "Runs that cannot be simulated (and why):", "", "| model | runs | reason |", "|---|---:|---|"]
+        md += ["", "Runs left out of the fit and the checks (and why):", "", "| model | runs | reason |", "|---|---:|---|"]
         for (mod, reason), g in res.ml_skipped.groupby(["model", "reason"]):
             md.append(f"| {mod} | {len(g)} | {reason} |")
     md += ["", f"![ML.ENERGY]({chart})", "", "## Fitted parameters", "", _params_table(res.cal, load_profile(res.gpu)), ""]

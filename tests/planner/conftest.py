@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = ["sweep-mix-uncertainty", "sweep-power-cap", "sweep-tp-rate", "sweep-projection"]
+EXAMPLES = ["sweep-mix-uncertainty", "sweep-power-cap", "sweep-tp-rate", "sweep-projection",
+            "sweep-moe-layout"]
 #: set to 1 to make a missing browser an error instead of a skip (.ci/run installs it where it
 #: can; a machine without it still runs every other test)
 REQUIRE_BROWSER_ENV = "FLEETSIM_REQUIRE_BROWSER"

@@ -22,6 +22,7 @@ EXPECTED = {
     "sweep-tp-rate": {"efficiency_pareto", "nodes_needed", "energy_per_query_by_class"},
     "sweep-projection": {"energy_per_day_vs_input", "nodes_needed", "facility_power_24h",
                          "energy_per_query_by_class", "cost_per_query"},
+    "sweep-moe-layout": {"efficiency_pareto", "energy_per_query_by_class"},
 }
 
 
