@@ -121,3 +121,21 @@ def test_pareto_front_only_over_feasible_points_of_one_load():
     assert loads["a"] == loads["b"] != loads["c"]  # one load, another load
     assert loads["e"] != loads["f"] and "pue" in loads["e"]  # assumptions never a design choice
     assert set(df.set_index(t["point_id"])["label"][["e", "f"]]) == {""}
+
+
+def test_moe_layout_example_says_what_the_readme_says(examples):
+    """README (mixtures of experts): in sweep-moe-layout, tensor-parallel attention misses the
+    SLO from 8 queries/s per node with its KV cache nearly full, data-parallel attention meets
+    it at 8 and 16; at 2 and 4 queries/s data parallelism has the longer TPOT and the higher
+    GPU energy per output token."""
+    r = load_results(examples["sweep-moe-layout"])
+    col = "deployment.attention_data_parallel"
+    get = {(bool(x[col]), float(x["workload.rate_per_s"])): x for _, x in r.table.iterrows()}
+    for rate in (8.0, 16.0):
+        assert get[(False, rate)]["slo_attainment.chat"] < 0.99
+        assert get[(True, rate)]["slo_attainment.chat"] >= 0.99
+    assert get[(False, 8.0)]["kv_utilisation_mean"] > 0.8
+    for rate in (2.0, 4.0):
+        tp, dp = get[(False, rate)], get[(True, rate)]
+        assert dp["tpot_s_p50"] > tp["tpot_s_p50"]
+        assert dp["energy_per_output_token_j"] > tp["energy_per_output_token_j"]
