@@ -126,6 +126,27 @@ def test_no_did_you_mean_a_word_for_itself(tmp_path):
     assert "valid here: dist, max_tokens, value" in line
 
 
+INLINE = {"name": "x", "layers": 8, "hidden_size": 1024, "heads": 16, "kv_heads": 4,
+          "ffn_size": 2048, "vocab_size": 32000}
+
+
+@pytest.mark.parametrize("over, words", [
+    ({"heads": 12}, "hidden_size must be a multiple of heads"),
+    ({"qk_rope_head_dim": 64}, "multi-head latent attention fields: give kv_lora_rank > 0"),
+    ({"experts": 8}, "experts_per_token must be 1..experts (8)"),
+])
+def test_an_inline_model_says_what_is_wrong_with_it(tmp_path, over, words):
+    """Not "model: Input should be a valid string" (the catalog-name member of the union, which
+    an inline shape never meant): the shape's own complaint, naming the field."""
+    line = bad(tmp_path, "validate", str(write(tmp_path, small(model={**INLINE, **over}))), out=False)
+    assert "model" in line and words in line and "valid string" not in line, line
+
+
+def test_an_unknown_catalog_name_is_still_named_as_one(tmp_path):
+    line = bad(tmp_path, "validate", str(write(tmp_path, small(model="Llama-3.1-7B"))), out=False)
+    assert "unknown model 'Llama-3.1-7B'" in line and "did you mean" in line
+
+
 @pytest.mark.parametrize("value", ["true", "2.5", "2.0", "'2'"])
 def test_integers_must_be_integers(tmp_path, value):
     line = bad(tmp_path, "validate", str(DEFAULT), "--set", f"deployment.nodes={value}",

@@ -142,7 +142,9 @@ def format_validation_error(e: ValidationError, file: str | None, prefix: tuple 
     unknown = [x for x in errs if x["type"] == "extra_forbidden"]
     if unknown:
         errs = unknown
-    err = max(errs, key=lambda x: len(_real_keys(x["loc"], data)))
+    # at equal depth, a member's own complaint ("heads do not divide hidden_size") beats another
+    # member's type mismatch ("should be a valid string": the value was never meant as one)
+    err = max(errs, key=lambda x: (len(_real_keys(x["loc"], data)), not x["type"].endswith("_type")))
     loc = _real_keys(err["loc"], data)
     path = ".".join(str(x) for x in (*prefix, *loc))
     msg = err["msg"].removeprefix("Value error, ")
