@@ -212,14 +212,21 @@ class TimingModel:
         if self.tp == 1:
             return 0.0
         nbytes = m_rows * self.model.hidden_size * ACT_BYTES
-        # bandwidth term of an all-reduce over NVLink: 2 (p - 1) / p of the data each way
-        wire_s = 2 * (self.tp - 1) / self.tp * nbytes / (self.gpu.nvlink_bw_bytes_per_s / 2)
         custom = self.params.custom_all_reduce
         if custom is not None and nbytes <= custom.max_bytes:
-            return custom.latency_s + wire_s / custom.nvlink_efficiency
+            return custom.latency_s + self._wire_s(nbytes) / custom.nvlink_efficiency
+        return self._nccl_s(nbytes)
+
+    def _wire_s(self, nbytes: float) -> float:
+        """Bandwidth term of an all-reduce over NVLink: 2 (p - 1) / p of the data each way."""
+        return 2 * (self.tp - 1) / self.tp * nbytes / (self.gpu.nvlink_bw_bytes_per_s / 2)
+
+    def _nccl_s(self, nbytes: float) -> float:
+        """An NCCL all-reduce of ``nbytes`` over the replica's GPUs (fitted per group size;
+        the wire time where no fit exists)."""
         fit = self.params.all_reduce.get(self.tp)
         if fit is None:
-            return wire_s
+            return self._wire_s(nbytes)
         return fit.alpha_s + fit.beta_s_per_byte * nbytes
 
     def _gemm_row(self, name: str, k: float, n: float, precision: str, count: int) -> tuple:
@@ -240,11 +247,7 @@ class TimingModel:
         """One MoE layer's dispatch and combine under attention data parallelism: an all-gather
         of every rank's ``m_total`` token rows and a reduce-scatter of the results over the
         replica's GPUs, an all-reduce's traffic (NCCL, fitted)."""
-        nbytes = m_total * self.model.hidden_size * ACT_BYTES
-        fit = self.params.all_reduce.get(self.tp)
-        if fit is None:
-            return 2 * (self.tp - 1) / self.tp * nbytes / (self.gpu.nvlink_bw_bytes_per_s / 2)
-        return fit.alpha_s + fit.beta_s_per_byte * nbytes
+        return self._nccl_s(m_total * self.model.hidden_size * ACT_BYTES)
 
     def _comm_s(self, m_rows: float, m_total: float) -> float:
         """Collectives of one iteration: two all-reduces per layer (tensor-parallel attention),
