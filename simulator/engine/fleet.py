@@ -251,12 +251,9 @@ def build_fleet(env: simpy.Environment, sc: Scenario, on_finish: Callable[[Reque
         prof = spec.profile()
         model = models.get(spec, cal, prof) if models is not None else \
             _iteration_model(spec, cal, prof)
-        ranks = spec.data_parallel_ranks  # per-rank limits and caches, scheduled as one
-        limits = BatchLimits(
-            max_batch_size=ranks * s.max_batch_size,
-            max_batched_tokens=ranks * s.max_batched_tokens,
-            chunk_tokens=ranks * (s.chunk_size_tokens or s.max_batched_tokens),
-            chunked_prefill=s.chunked_prefill)
+        max_batch, max_tokens, chunk = spec.replica_limits()  # data-parallel ranks as one
+        limits = BatchLimits(max_batch_size=max_batch, max_batched_tokens=max_tokens,
+                             chunk_tokens=chunk, chunked_prefill=s.chunked_prefill)
         kv = KVCache(mem.replica_kv_tokens, s.block_size_tokens)
         host = spec.host(sc.facility, cal.power.idle_w)
         pool = Pool(i, spec, prof, cal, model, mem, limits, kv, host, len(node_pool), d.nodes)

@@ -185,10 +185,8 @@ class ReplicaModel:
         self.cap_w = pool.gpu_cap_w
         self.tp = d.tp
         self.chunked = s.chunked_prefill
-        ranks = pool.data_parallel_ranks  # per-rank limits (attention data parallelism)
-        self.budget = ranks * min(s.max_batched_tokens, s.chunk_size_tokens or s.max_batched_tokens)
-        self.max_batch = ranks * s.max_batch_size
-        self.max_batched_tokens = ranks * s.max_batched_tokens
+        self.max_batch, self.max_batched_tokens, chunk = pool.replica_limits()
+        self.budget = min(self.max_batched_tokens, chunk)
         self.kv_admit_tokens = phys.kv_admit_tokens
         self.kv_slack = s.block_size_tokens - 1
         self.host = phys.host

@@ -80,8 +80,8 @@ def saturated(sc: Scenario, requests: int) -> Scenario:
     """``sc`` with a closed loop of ``max_batch_size`` clients per replica (batches full)."""
     from simulator.strict import replace
 
-    clients = sum(p.serving.max_batch_size * p.data_parallel_ranks * p.deployment.nodes
-                  * p.replicas_per_node for p in sc.pool_specs())
+    clients = sum(p.replica_limits()[0] * p.deployment.nodes * p.replicas_per_node
+                  for p in sc.pool_specs())
     n = max(requests, 20 * clients)
     wl = replace(sc.workload, arrival="closed_loop", clients=clients, rate_per_s=None,
                  hourly_multipliers=None)

@@ -274,6 +274,13 @@ class PoolSpec(Strict):
         d = self.deployment
         return d.tp if d.attention_data_parallel else 1
 
+    def replica_limits(self) -> tuple[int, int, int]:
+        """One replica's sequences, batched tokens and prefill tokens per iteration: the
+        serving limits (vLLM's, per engine) times its data-parallel ranks."""
+        s, r = self.serving, self.data_parallel_ranks
+        return (r * s.max_batch_size, r * s.max_batched_tokens,
+                r * (s.chunk_size_tokens or s.max_batched_tokens))
+
     def stack(self):
         """The serving stack of this pool (``serving.stack`` or the profile's default)."""
         return self.profile().stack(self.serving.stack)
